@@ -1,0 +1,512 @@
+//! Runs one parsed command against the profile. Every command that changes something
+//! returns only after the change is durable; ids go to stdout, status to stderr.
+
+use std::path::Path;
+
+use alongside_core::crypto::PassphraseKdf;
+use alongside_core::group::GroupSession;
+use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
+use alongside_core::vault::Vault;
+use anyhow::{Context, Result, anyhow, bail};
+use zeroize::Zeroizing;
+
+use crate::cli::{
+    AgreementCommand, Command, ExportFormat, GoalCommand, GroupCommand, HistoryMode, ListArgs, MeetingCommand,
+    MemberCommand, ReachOutArgs, ReachOutCommand, StoryCommand,
+};
+use crate::export;
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The passphrase from `var` or, failing that, a prompt on the terminal.
+fn passphrase(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(Zeroizing::new(p));
+    }
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|_| anyhow!("could not read a passphrase; set {var} or run in a terminal"))
+}
+
+fn new_passphrase(var: &str, what: &str) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(Zeroizing::new(p));
+    }
+    eprintln!("Choose a passphrase. If you lose it, nobody can recover your data — not even us.");
+    let first = passphrase(var, &format!("{what}: "))?;
+    let again = passphrase(var, "Type it again: ")?;
+    if *first != *again {
+        bail!("the two passphrases were different; nothing was changed");
+    }
+    Ok(first)
+}
+
+fn unlock(dir: &Path) -> Result<Vault> {
+    let pass = passphrase("ALONGSIDE_PASSPHRASE", "Passphrase: ")?;
+    Ok(Vault::unlock(dir, pass.as_bytes())?)
+}
+
+/// Runs `command` with the profile in `dir`.
+pub(crate) fn run(dir: &Path, command: Command) -> Result<()> {
+    match command {
+        Command::Init { name } => init(dir, &name),
+        Command::Passwd => {
+            let old = passphrase("ALONGSIDE_PASSPHRASE", "Current passphrase: ")?;
+            // Check the old one first, so a mistake is reported before asking for a new one.
+            alongside_core::profile::unlock(dir, old.as_bytes())?;
+            let new = new_passphrase("ALONGSIDE_NEW_PASSPHRASE", "New passphrase")?;
+            Vault::change_passphrase(dir, old.as_bytes(), new.as_bytes())?;
+            eprintln!("Passphrase changed. Use the new one from now on.");
+            Ok(())
+        }
+        Command::Group(c) => group(&mut unlock(dir)?, c),
+        Command::Story(c) => story(&mut unlock(dir)?, c),
+        Command::Goal(c) => goal(&mut unlock(dir)?, c),
+        Command::Meeting(c) => meeting(&mut unlock(dir)?, c),
+        Command::ReachOut(a) => reach_out(&mut unlock(dir)?, a),
+        Command::Agreement(c) => agreement(&mut unlock(dir)?, c),
+        Command::Member(MemberCommand::List(l)) => {
+            let mut v = unlock(dir)?;
+            let g = v.resolve_group(&l.group.group)?;
+            let members = v.session(&g)?.members();
+            print_list(&l, &members, |m| {
+                format!(
+                    "{}  {}  {}{}",
+                    short(&m.id),
+                    m.name,
+                    m.role,
+                    if m.me { "  (you)" } else { "" }
+                )
+            })
+        }
+        Command::Export { group, format, out } => {
+            let mut v = unlock(dir)?;
+            let g = v.resolve_group(&group)?;
+            export_group(v.session(&g)?, format, &out)
+        }
+    }
+}
+
+fn init(dir: &Path, label: &str) -> Result<()> {
+    if label.trim().is_empty() {
+        bail!("the profile label cannot be empty");
+    }
+    if alongside_core::profile::exists(dir) {
+        bail!("an Alongside profile already exists in {}", dir.display());
+    }
+    let kdf = if std::env::var("ALONGSIDE_TEST_KDF").is_ok_and(|v| v == "1") {
+        PassphraseKdf::TEST
+    } else {
+        PassphraseKdf::STRONG
+    };
+    let pass = new_passphrase("ALONGSIDE_PASSPHRASE", "Passphrase")?;
+    Vault::init(dir, label, pass.as_bytes(), kdf)?;
+    eprintln!("Your profile is ready in {}.", dir.display());
+    if !kdf.is_strong() {
+        eprintln!("This is a test profile with weak passphrase protection. Do not keep real data in it.");
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+fn print_list<T: serde::Serialize>(args: &ListArgs, items: &[T], line: impl Fn(&T) -> String) -> Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+    } else if items.is_empty() {
+        eprintln!("Nothing here yet.");
+    } else {
+        for item in items {
+            println!("{}", line(item));
+        }
+    }
+    Ok(())
+}
+
+fn members(session: &GroupSession, queries: &[String]) -> Result<Vec<MemberId>> {
+    queries
+        .iter()
+        .map(|q| {
+            session
+                .find_member(q)
+                .with_context(|| format!("could not find member '{q}'"))
+        })
+        .collect()
+}
+
+fn group(v: &mut Vault, c: GroupCommand) -> Result<()> {
+    match c {
+        GroupCommand::Create { name, display_name } => {
+            let display = match display_name {
+                Some(d) => d,
+                None => v.label()?,
+            };
+            let id = v.create_group(&name, &display, now_ms())?;
+            println!("{id}");
+            eprintln!("Created the group \"{name}\". You are its first facilitator.");
+        }
+        GroupCommand::List { json } => {
+            let groups = v.groups()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&groups)?);
+            } else if groups.is_empty() {
+                eprintln!("You are not in any group yet. Create one with `alongside group create NAME`.");
+            } else {
+                for g in groups {
+                    println!(
+                        "{}  {}  ({} members; you are {}, {})",
+                        short(&g.id),
+                        g.name,
+                        g.members,
+                        g.me,
+                        g.role
+                    );
+                }
+            }
+        }
+        GroupCommand::Settings { group, history } => {
+            let g = v.resolve_group(&group.group)?;
+            let since_join = matches!(history, HistoryMode::SinceJoin);
+            v.edit(&g, |s| s.set_history_since_join(since_join))?;
+            eprintln!(
+                "{}",
+                if since_join {
+                    "New members will see only what is written after they join."
+                } else {
+                    "New members will see the group's history."
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn story(v: &mut Vault, c: StoryCommand) -> Result<()> {
+    match c {
+        StoryCommand::Add {
+            group,
+            title,
+            body,
+            body_file,
+            warnings,
+            no_replies,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            let body = match (body, body_file) {
+                (Some(b), _) => b,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("could not read the story from {}", path.display()))?,
+                (None, None) => bail!("give the story with --body or --body-file"),
+            };
+            let story = NewStory {
+                title,
+                body,
+                warnings,
+                no_replies,
+            };
+            let id = v.edit(&g, |s| s.add_story(&story, now_ms()))?;
+            println!("{id}");
+            eprintln!("Your story is saved and will be shared with the group.");
+        }
+        StoryCommand::List(l) => {
+            let g = v.resolve_group(&l.group.group)?;
+            let stories = v.session(&g)?.stories();
+            print_list(&l, &stories, |s| {
+                let warn = if s.warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [content warning: {}]", s.warnings.join(", "))
+                };
+                format!("{}  \"{}\" by {}{warn}", short(&s.id), s.title, s.author.name)
+            })?;
+        }
+        StoryCommand::React { group, story, kind } => {
+            let g = v.resolve_group(&group.group)?;
+            let id = v.edit(&g, |s| s.react(&story, &kind, now_ms()))?;
+            println!("{id}");
+        }
+        StoryCommand::Reply { group, story, text } => {
+            let g = v.resolve_group(&group.group)?;
+            let id = v.edit(&g, |s| s.reply(&story, &text, now_ms()))?;
+            println!("{id}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_halt(raw: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let tag = match part.to_ascii_lowercase().as_str() {
+            "h" | "hungry" => "hungry",
+            "a" | "angry" => "angry",
+            "l" | "lonely" => "lonely",
+            "t" | "tired" => "tired",
+            _ => bail!("'{part}' is not a HALT tag; use hungry, angry, lonely, tired (or H, A, L, T)"),
+        };
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn goal(v: &mut Vault, c: GoalCommand) -> Result<()> {
+    match c {
+        GoalCommand::Add {
+            group,
+            title,
+            target,
+            share_with,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            let with = members(v.session(&g)?, &share_with)?;
+            let id = v.edit(&g, |s| s.add_goal(&title, target.as_deref(), &with, now_ms()))?;
+            println!("{id}");
+            if with.is_empty() {
+                eprintln!("Goal added. The whole group can see it.");
+            } else {
+                eprintln!(
+                    "Goal added. Only you and the {} member(s) you chose can see it.",
+                    with.len()
+                );
+            }
+        }
+        GoalCommand::CheckIn {
+            group,
+            goal,
+            progress: _,
+            setback,
+            mood,
+            craving,
+            halt,
+            note,
+            date,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            let now = now_ms();
+            let checkin = NewCheckIn {
+                date: date.unwrap_or_else(|| alongside_core::model::date_of(now)),
+                kind: if setback {
+                    CheckInKind::Setback
+                } else {
+                    CheckInKind::Progress
+                },
+                mood,
+                craving,
+                halt: parse_halt(halt.as_deref().unwrap_or(""))?,
+                note,
+            };
+            let id = v.edit(&g, |s| s.check_in(&goal, &checkin, now))?;
+            println!("{id}");
+            if setback {
+                eprintln!("You logged a setback. The days you have built still count.");
+            }
+        }
+        GoalCommand::List(l) => {
+            let g = v.resolve_group(&l.group.group)?;
+            let goals = v.session(&g)?.goals(now_ms());
+            print_list(&l, &goals, |goal| {
+                format!(
+                    "{}  \"{}\" by {}  ({} days in all, longest run {}, {} check-ins)",
+                    short(&goal.id),
+                    goal.title,
+                    goal.author.name,
+                    goal.streak.total_days,
+                    goal.streak.longest_run,
+                    goal.checkins.len()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn meeting(v: &mut Vault, c: MeetingCommand) -> Result<()> {
+    match c {
+        MeetingCommand::Add {
+            group,
+            title,
+            at,
+            place,
+            facilitator,
+            agenda,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            let session = v.session(&g)?;
+            let facilitator = match facilitator {
+                Some(f) => session.find_member(&f)?,
+                None => session.me(),
+            };
+            let m = NewMeeting {
+                title,
+                at,
+                place,
+                facilitator: Some(facilitator),
+                agenda,
+            };
+            let id = v.edit(&g, |s| s.add_meeting(&m, now_ms()))?;
+            println!("{id}");
+        }
+        MeetingCommand::Notes { group, meeting, append } => {
+            let g = v.resolve_group(&group.group)?;
+            v.edit(&g, |s| s.append_meeting_notes(&meeting, &append))?;
+            eprintln!("Added to the notes.");
+        }
+        MeetingCommand::Attend {
+            group,
+            meeting,
+            member,
+            absent,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            let who = resolve_member_or_me(v, &g, member.as_deref())?;
+            v.edit(&g, |s| s.set_attendance(&meeting, who, !absent))?;
+        }
+        MeetingCommand::Action {
+            group,
+            meeting,
+            text,
+            owner,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            let owner = match owner {
+                Some(o) => Some(v.session(&g)?.find_member(&o)?),
+                None => None,
+            };
+            let id = v.edit(&g, |s| s.add_action_item(&meeting, &text, owner))?;
+            println!("{id}");
+        }
+        MeetingCommand::ActionDone {
+            group,
+            meeting,
+            action,
+            undo,
+        } => {
+            let g = v.resolve_group(&group.group)?;
+            v.edit(&g, |s| s.set_action_done(&meeting, &action, !undo))?;
+        }
+        MeetingCommand::List(l) => {
+            let g = v.resolve_group(&l.group.group)?;
+            let meetings = v.session(&g)?.meetings();
+            print_list(&l, &meetings, |m| {
+                format!(
+                    "{}  \"{}\" at {}{}",
+                    short(&m.id),
+                    m.title,
+                    m.at,
+                    m.place.as_ref().map(|p| format!(", {p}")).unwrap_or_default()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn resolve_member_or_me(v: &mut Vault, g: &GroupId, query: Option<&str>) -> Result<MemberId> {
+    let s = v.session(g)?;
+    Ok(match query {
+        Some(q) => s.find_member(q)?,
+        None => s.me(),
+    })
+}
+
+fn reach_out(v: &mut Vault, a: ReachOutArgs) -> Result<()> {
+    match a.action {
+        Some(ReachOutCommand::List(l)) => {
+            let g = v.resolve_group(&l.group.group)?;
+            let list = v.session(&g)?.reach_outs();
+            print_list(&l, &list, |r| {
+                format!(
+                    "{}  {}: \"{}\"  ({})",
+                    short(&r.id),
+                    r.author.name,
+                    r.message,
+                    if r.answered {
+                        "answered"
+                    } else {
+                        "waiting for a response"
+                    }
+                )
+            })
+        }
+        Some(ReachOutCommand::Respond { group, reach_out, text }) => {
+            let g = v.resolve_group(&group.group)?;
+            let id = v.edit(&g, |s| s.respond(&reach_out, &text, now_ms()))?;
+            println!("{id}");
+            Ok(())
+        }
+        None => {
+            let (Some(group), Some(message)) = (a.group, a.message) else {
+                bail!("reaching out needs --group and --message");
+            };
+            let g = v.resolve_group(&group)?;
+            let to = members(v.session(&g)?, &a.to)?;
+            let id = v.edit(&g, |s| s.reach_out(&message, &to, now_ms()))?;
+            println!("{id}");
+            eprintln!("Your message is saved and will reach the others as soon as their devices connect.");
+            Ok(())
+        }
+    }
+}
+
+fn agreement(v: &mut Vault, c: AgreementCommand) -> Result<()> {
+    match c {
+        AgreementCommand::Set { group, text } => {
+            let g = v.resolve_group(&group.group)?;
+            v.edit(&g, |s| s.set_agreement(&text, now_ms()))?;
+            eprintln!("The agreements are updated. Members will be asked to acknowledge them.");
+        }
+        AgreementCommand::Ack(group) => {
+            let g = v.resolve_group(&group.group)?;
+            v.edit(&g, |s| s.acknowledge_agreement(now_ms()))?;
+            eprintln!("Thank you. You acknowledged the group's agreements.");
+        }
+        AgreementCommand::Show(l) => {
+            let g = v.resolve_group(&l.group.group)?;
+            let a: Vec<_> = v.session(&g)?.agreement().into_iter().collect();
+            print_list(&l, &a, |a| {
+                let names: Vec<&str> = a.acknowledged_by.iter().map(|p| p.name.as_str()).collect();
+                format!(
+                    "{}\n\nAcknowledged by: {}",
+                    a.text,
+                    if names.is_empty() {
+                        "nobody yet".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn export_group(session: &GroupSession, format: ExportFormat, out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!(
+            "{} already exists; choose a new path so nothing is overwritten",
+            out.display()
+        );
+    }
+    let now = now_ms();
+    match format {
+        ExportFormat::Json => export::write_file(out, export::json(session, now)?.as_bytes())?,
+        ExportFormat::Markdown => export::write_file(out, export::markdown(session, now).as_bytes())?,
+        ExportFormat::Automerge => export::automerge_dir(session, out)?,
+    }
+    eprintln!(
+        "Exported to {}. This copy is not encrypted: keep it somewhere safe, or delete it when you are done.",
+        out.display()
+    );
+    Ok(())
+}

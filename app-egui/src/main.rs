@@ -1,0 +1,49 @@
+//! `alongside`: the Alongside desktop app and its command line.
+//!
+//! With a command it runs headless (see `alongside --help`); the desktop window arrives
+//! with the GUI work. All content handling lives in `alongside-core`; this crate parses
+//! arguments, asks for the passphrase, and prints views.
+
+mod cli;
+mod commands;
+mod export;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Alongside", "alongside").map(|d| d.data_dir().to_path_buf())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ALONGSIDE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .without_time()
+        .init();
+    let cli = cli::Cli::parse();
+    let Some(command) = cli.command else {
+        println!(
+            "Alongside keeps your recovery group's stories, goals and meeting notes on your own devices, encrypted.\n\
+             Start with `alongside init --name LABEL`, then `alongside group create NAME`.\n\
+             See `alongside --help` for every command."
+        );
+        return ExitCode::SUCCESS;
+    };
+    let Some(dir) = cli.data_dir.or_else(default_data_dir) else {
+        eprintln!("alongside: could not find a data directory; give one with --data-dir");
+        return ExitCode::FAILURE;
+    };
+    match commands::run(&dir, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("alongside: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! One membership of one group on this device: its keys, the membership log, the epoch and
+//! audience keys it holds, and the replicas of every document it can read.
+//!
+//! A [`GroupSession`] is sans-IO. Every edit produces sealed units in its outbox and marks
+//! documents dirty; the owner (the [`crate::vault::Vault`], or a test) drains both and makes
+//! them durable before reporting success. Units received from others go through
+//! [`GroupSession::receive_unit`], which checks the sender, opens the payload and hands it
+//! to the replica's validation; a unit whose dependencies have not arrived waits in a
+//! bounded queue.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::rngs::StdRng;
+use rand::{CryptoRng, Rng};
+use thiserror::Error;
+
+use crate::audience::AudienceGrant;
+use crate::crypto::{BoxSecret, SigningSecret, SymmetricKey};
+use crate::ids::{DocId, DocKind, GroupId, ItemId, KeyId, MemberId, UnitId};
+use crate::membership::{
+    EPOCH_SEAL_INFO, KeySeal, MemberKeys, MembershipLog, MembershipState, Op, OpError, OpKind, Role, SignedOp,
+};
+use crate::model::EditError;
+use crate::replica::{ACTOR_SUFFIX_LEN, Ingest, Rejection, Replica, WritePolicy, actor_for};
+use crate::unit::{Payload, SealedUnit, UnitError};
+
+/// Most units that may wait for their dependencies, per group.
+pub const MAX_PENDING_UNITS: usize = 4096;
+/// Most bytes that may wait for their dependencies, per group.
+pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+
+/// The secrets of one group membership.
+#[derive(Debug, Clone)]
+pub struct MembershipSecrets {
+    /// Signs changes and membership operations.
+    pub signing: SigningSecret,
+    /// Receives sealed keys.
+    pub boxed: BoxSecret,
+    /// The iroh endpoint key (used from the sync layer on).
+    pub transport: SigningSecret,
+    /// This install's actor suffix.
+    pub actor_suffix: [u8; ACTOR_SUFFIX_LEN],
+}
+
+impl MembershipSecrets {
+    /// Draws fresh keys for a new membership.
+    pub fn generate<R: CryptoRng>(rng: &mut R) -> MembershipSecrets {
+        let mut actor_suffix = [0u8; ACTOR_SUFFIX_LEN];
+        rng.fill_bytes(&mut actor_suffix);
+        MembershipSecrets {
+            signing: SigningSecret::generate(rng),
+            boxed: BoxSecret::generate(rng),
+            transport: SigningSecret::generate(rng),
+            actor_suffix,
+        }
+    }
+
+    /// The membership id.
+    pub fn member(&self) -> MemberId {
+        MemberId(self.signing.public())
+    }
+
+    /// The public keys an add operation records, signed for `group`.
+    pub fn public_keys(&self, group: &GroupId) -> MemberKeys {
+        MemberKeys::new(group, &self.signing, self.boxed.public())
+    }
+}
+
+/// Why something sent to a group was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The unit itself is malformed or its sender signature is bad.
+    #[error(transparent)]
+    Unit(#[from] UnitError),
+    /// The unit is for another group.
+    #[error("the unit belongs to another group")]
+    WrongGroup,
+    /// The sender is not (and never was) a member.
+    #[error("the unit's sender is not a member of this group")]
+    NotAMember,
+    /// This device holds no key for the unit (not in the audience, or an unknown epoch).
+    #[error("this device has no key for that unit")]
+    NoKey,
+    /// The payload's changes failed validation.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The queue of units waiting for dependencies is full.
+    #[error("too many units are waiting for their dependencies")]
+    QueueFull,
+}
+
+/// What became of a received unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Its changes were applied (plus any waiting units it unblocked).
+    Applied {
+        /// Changes applied, waiting units included.
+        changes: usize,
+    },
+    /// Nothing new.
+    Duplicate,
+    /// It waits for dependencies.
+    Queued,
+}
+
+/// Why an edit could not be made.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The input was not acceptable.
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    /// The member has no permission for that.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// No item matches the given id prefix.
+    #[error("nothing matches '{0}'")]
+    NoMatch(String),
+    /// More than one item matches the given id prefix.
+    #[error("'{0}' matches more than one item; give more of the id")]
+    Ambiguous(String),
+    /// A membership operation was refused.
+    #[error(transparent)]
+    Op(#[from] OpError),
+    /// This device holds no key for the current epoch.
+    #[error("this device does not hold the group's current key")]
+    NoEpochKey,
+    /// Sealing a key to a member failed.
+    #[error("a key could not be sealed to a member")]
+    Seal,
+}
+
+/// An audience document this device knows of.
+#[derive(Debug, Clone)]
+pub(crate) struct Audience {
+    pub(crate) grant: AudienceGrant,
+    pub(crate) key: Option<SymmetricKey>,
+}
+
+/// A waiting unit.
+#[derive(Debug, Clone)]
+struct Waiting {
+    unit: SealedUnit,
+}
+
+/// One group membership on this device.
+#[derive(Debug)]
+pub struct GroupSession {
+    pub(crate) group: GroupId,
+    pub(crate) me: MembershipSecrets,
+    pub(crate) log: MembershipLog,
+    pub(crate) epoch_keys: BTreeMap<KeyId, SymmetricKey>,
+    pub(crate) audiences: BTreeMap<DocId, Audience>,
+    pub(crate) docs: BTreeMap<DocId, Replica>,
+    pending: BTreeMap<UnitId, Waiting>,
+    pending_bytes: usize,
+    rejected: u64,
+    outbox: Vec<SealedUnit>,
+    accepted: Vec<SealedUnit>,
+    dirty: BTreeSet<DocId>,
+    pub(crate) rng: StdRng,
+}
+
+struct Policy<'a> {
+    state: &'a MembershipState,
+    doc: DocId,
+    audience: Option<&'a [MemberId]>,
+}
+
+impl WritePolicy for Policy<'_> {
+    fn may_write(&self, author: &MemberId) -> bool {
+        let known = self.state.members.contains_key(author) || self.state.departed.contains_key(author);
+        known
+            && match self.doc.kind {
+                DocKind::Group => self.state.ever_facilitators.contains(author),
+                DocKind::Member => self.doc.owner() == Some(*author),
+                DocKind::Meeting => true,
+                DocKind::Audience => self.audience.is_some_and(|a| a.contains(author)),
+            }
+    }
+}
+
+fn open_seal(me: &MembershipSecrets, group: &GroupId, seal: &KeySeal) -> Option<SymmetricKey> {
+    if seal.recipient != me.member() {
+        return None;
+    }
+    let raw = me
+        .boxed
+        .open(EPOCH_SEAL_INFO, &KeySeal::aad(group, &seal.recipient), &seal.sealed)
+        .ok()?;
+    Some(SymmetricKey::from_bytes(raw.as_slice().try_into().ok()?))
+}
+
+impl GroupSession {
+    /// Founds a group: draws its id, keys and first epoch key, and writes the group name
+    /// and the creator's display name.
+    pub fn create(mut rng: StdRng, name: &str, display_name: &str, now_ms: i64) -> Result<GroupSession, GroupError> {
+        let mut id = [0u8; 32];
+        rng.fill_bytes(&mut id);
+        let group = GroupId(id);
+        let me = MembershipSecrets::generate(&mut rng);
+        let epoch_key = SymmetricKey::generate(&mut rng);
+        let keys = me.public_keys(&group);
+        let seal = seal_key(&mut rng, &group, &keys.member, &keys.box_public, &epoch_key)?;
+        let create = Op {
+            group,
+            author: me.member(),
+            parents: Vec::new(),
+            created_at_ms: now_ms,
+            kind: OpKind::Create { creator: keys, seal },
+        }
+        .sign(&me.signing);
+        let epoch = KeyId(create.hash().0);
+        let log = MembershipLog::new(create)?;
+        let mut session = GroupSession::from_parts(group, me, log, rng);
+        session.epoch_keys.insert(epoch, epoch_key);
+        session.edit_group_doc(|tx| {
+            crate::model::edits::set_group_name(tx, name)?;
+            crate::model::edits::set_history(tx, false)
+        })?;
+        session.set_display_name(display_name)?;
+        Ok(session)
+    }
+
+    /// Joins from the group's membership operations (create first), which must include an
+    /// add of `me`. Used by invitations; tests use it to stand up other members.
+    pub fn join(rng: StdRng, me: MembershipSecrets, ops: &[SignedOp]) -> Result<GroupSession, GroupError> {
+        let create = ops.first().cloned().ok_or(OpError::MissingParent)?;
+        let group = create.op().group;
+        let log = MembershipLog::new(create)?;
+        let mut session = GroupSession::from_parts(group, me, log, rng);
+        session.receive_ops(&ops[1..])?;
+        if !session.log.state().members.contains_key(&session.me.member()) {
+            return Err(GroupError::NotAllowed("those operations do not add this member".into()));
+        }
+        Ok(session)
+    }
+
+    pub(crate) fn from_parts(group: GroupId, me: MembershipSecrets, log: MembershipLog, rng: StdRng) -> GroupSession {
+        let mut session = GroupSession {
+            group,
+            me,
+            log,
+            epoch_keys: BTreeMap::new(),
+            audiences: BTreeMap::new(),
+            docs: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            rejected: 0,
+            outbox: Vec::new(),
+            accepted: Vec::new(),
+            dirty: BTreeSet::new(),
+            rng,
+        };
+        session.collect_epoch_keys();
+        session
+    }
+
+    /// The group id.
+    pub fn id(&self) -> GroupId {
+        self.group
+    }
+
+    /// This device's membership id in the group.
+    pub fn me(&self) -> MemberId {
+        self.me.member()
+    }
+
+    /// This membership's secrets.
+    pub fn secrets(&self) -> &MembershipSecrets {
+        &self.me
+    }
+
+    /// The resolved membership.
+    pub fn membership(&self) -> &MembershipState {
+        self.log.state()
+    }
+
+    /// Every membership operation.
+    pub fn ops(&self) -> Vec<SignedOp> {
+        self.log.ops().cloned().collect()
+    }
+
+    /// Every audience grant known.
+    pub fn grants(&self) -> Vec<AudienceGrant> {
+        self.audiences.values().map(|a| a.grant.clone()).collect()
+    }
+
+    /// Units rejected so far (bad signatures, forbidden writers, forks, ...).
+    pub fn rejected_count(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Units waiting for dependencies.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The replica of `doc`, if this device has it.
+    pub fn replica(&self, doc: &DocId) -> Option<&Replica> {
+        self.docs.get(doc)
+    }
+
+    /// Every document replica.
+    pub fn replicas(&self) -> impl Iterator<Item = &Replica> {
+        self.docs.values()
+    }
+
+    /// Units made here since the last call (to persist, then send).
+    pub fn take_outbox(&mut self) -> Vec<SealedUnit> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Units received and accepted since the last call (to persist).
+    pub fn take_accepted(&mut self) -> Vec<SealedUnit> {
+        std::mem::take(&mut self.accepted)
+    }
+
+    /// Documents changed since the last call (to re-snapshot).
+    pub fn take_dirty(&mut self) -> Vec<DocId> {
+        std::mem::take(&mut self.dirty).into_iter().collect()
+    }
+
+    /// Units waiting for dependencies (to persist the queue).
+    pub fn pending_units(&self) -> Vec<SealedUnit> {
+        self.pending.values().map(|w| w.unit.clone()).collect()
+    }
+
+    fn collect_epoch_keys(&mut self) {
+        let group = self.group;
+        let mut found = Vec::new();
+        for op in self.log.ops() {
+            let (epoch, seals): (KeyId, Vec<&KeySeal>) = match &op.op().kind {
+                OpKind::Create { seal, .. } => (KeyId(op.hash().0), vec![seal]),
+                OpKind::Add { epoch, seal, .. } => (*epoch, vec![seal]),
+                OpKind::Rotate { seals, .. } => (KeyId(op.hash().0), seals.iter().collect()),
+                _ => continue,
+            };
+            if self.epoch_keys.contains_key(&epoch) {
+                continue;
+            }
+            if let Some(key) = seals.into_iter().find_map(|s| open_seal(&self.me, &group, s)) {
+                found.push((epoch, key));
+            }
+        }
+        self.epoch_keys.extend(found);
+    }
+
+    /// Adds membership operations (in any order; unknown parents wait for each other).
+    pub fn receive_ops(&mut self, ops: &[SignedOp]) -> Result<usize, GroupError> {
+        let mut waiting: Vec<&SignedOp> = ops.iter().collect();
+        let mut added = 0;
+        loop {
+            let before = waiting.len();
+            let mut still = Vec::new();
+            for op in waiting {
+                match self.log.insert(op.clone()) {
+                    Ok(true) => added += 1,
+                    Ok(false) => {}
+                    Err(OpError::MissingParent) => still.push(op),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() || waiting.len() == before {
+                break;
+            }
+        }
+        if !waiting.is_empty() {
+            return Err(OpError::MissingParent.into());
+        }
+        self.collect_epoch_keys();
+        Ok(added)
+    }
+
+    /// Records an audience grant; opens its key if this member is in the audience.
+    pub fn receive_grant(&mut self, grant: AudienceGrant) -> Result<(), ReceiveError> {
+        if grant.group != self.group {
+            return Err(ReceiveError::WrongGroup);
+        }
+        let state = self.log.state();
+        if !state.members.contains_key(&grant.owner) && !state.departed.contains_key(&grant.owner) {
+            return Err(ReceiveError::NotAMember);
+        }
+        if self.audiences.contains_key(&grant.doc) {
+            return Ok(());
+        }
+        let key = grant.open(&self.me.member(), &self.me.boxed);
+        self.audiences.insert(grant.doc, Audience { grant, key });
+        Ok(())
+    }
+
+    /// Adds a member (facilitators only), granting the current epoch key.
+    pub fn add_member(&mut self, keys: MemberKeys, role: Role, now_ms: i64) -> Result<SignedOp, GroupError> {
+        if !self.log.state().is_facilitator(&self.me()) {
+            return Err(GroupError::NotAllowed("Only facilitators can add members.".into()));
+        }
+        let (epoch, key) = self.current_epoch_key()?;
+        let key = key.clone();
+        let seal = seal_key(&mut self.rng, &self.group, &keys.member, &keys.box_public, &key)?;
+        let op = Op {
+            group: self.group,
+            author: self.me(),
+            parents: self.log.heads(),
+            created_at_ms: now_ms,
+            kind: OpKind::Add {
+                keys,
+                role,
+                epoch,
+                seal,
+            },
+        }
+        .sign(&self.me.signing);
+        self.log.insert(op.clone())?;
+        Ok(op)
+    }
+
+    pub(crate) fn current_epoch_key(&self) -> Result<(KeyId, &SymmetricKey), GroupError> {
+        let epoch = self.log.state().epoch.ok_or(GroupError::NoEpochKey)?;
+        let key = self.epoch_keys.get(&epoch).ok_or(GroupError::NoEpochKey)?;
+        Ok((epoch, key))
+    }
+
+    /// The key (and its id) that units of `doc` are sealed under.
+    fn doc_key(&self, doc: &DocId) -> Result<(KeyId, SymmetricKey), GroupError> {
+        if doc.kind == DocKind::Audience {
+            let a = self.audiences.get(doc).ok_or(GroupError::NoEpochKey)?;
+            let key = a.key.clone().ok_or(GroupError::NoEpochKey)?;
+            return Ok((a.grant.key_id(), key));
+        }
+        let (id, key) = self.current_epoch_key()?;
+        Ok((id, key.clone()))
+    }
+
+    /// Makes one local change to `doc` with `edit`, signs and seals it into the outbox.
+    pub(crate) fn edit_doc<F>(&mut self, doc: DocId, edit: F) -> Result<(), GroupError>
+    where
+        F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), EditError>,
+    {
+        let (key_id, key) = self.doc_key(&doc)?;
+        let actor = actor_for(&self.me(), &self.me.actor_suffix);
+        let group = self.group;
+        let replica = self.docs.entry(doc).or_insert_with(|| Replica::new(group, doc));
+        let Some(payload) = replica.commit(&self.me.signing, &actor, key_id, edit)? else {
+            return Ok(());
+        };
+        let unit = SealedUnit::seal(&mut self.rng, self.group, doc, key_id, &key, &self.me.signing, &payload);
+        self.outbox.push(unit);
+        self.dirty.insert(doc);
+        Ok(())
+    }
+
+    pub(crate) fn edit_group_doc<F>(&mut self, edit: F) -> Result<(), GroupError>
+    where
+        F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), EditError>,
+    {
+        if !self.log.state().is_facilitator(&self.me()) {
+            return Err(GroupError::NotAllowed(
+                "Only facilitators can change the group's name, agreements or settings.".into(),
+            ));
+        }
+        self.edit_doc(DocId::group_doc(&self.group), edit)
+    }
+
+    pub(crate) fn edit_my_doc<F>(&mut self, edit: F) -> Result<(), GroupError>
+    where
+        F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), EditError>,
+    {
+        self.edit_doc(DocId::member_doc(&self.me()), edit)
+    }
+
+    /// Sets this member's display name in the group.
+    pub fn set_display_name(&mut self, name: &str) -> Result<(), GroupError> {
+        self.edit_my_doc(|tx| crate::model::edits::set_display_name(tx, name))
+    }
+
+    /// Creates an audience document shared with `members` (plus this member) and returns it.
+    pub(crate) fn new_audience(&mut self, members: &[MemberId], now_ms: i64) -> Result<DocId, GroupError> {
+        let state = self.log.state();
+        let mut with_keys = Vec::new();
+        for m in members {
+            let info = state.members.get(m).ok_or_else(|| GroupError::NoMatch(m.to_hex()))?;
+            with_keys.push((*m, info.box_public));
+        }
+        let mut bytes = [0u8; 32];
+        self.rng.fill_bytes(&mut bytes);
+        let doc = DocId {
+            kind: DocKind::Audience,
+            bytes,
+        };
+        let key = SymmetricKey::generate(&mut self.rng);
+        let grant = AudienceGrant::create(
+            &mut self.rng,
+            self.group,
+            doc,
+            &self.me.signing,
+            self.me.boxed.public(),
+            &with_keys,
+            &key,
+            now_ms,
+        )
+        .map_err(|_| GroupError::Seal)?;
+        self.audiences.insert(doc, Audience { grant, key: Some(key) });
+        Ok(doc)
+    }
+
+    /// Validates and applies a unit received from anyone.
+    pub fn receive_unit(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
+        let result = self.receive_unit_inner(bytes);
+        if matches!(
+            result,
+            Err(ReceiveError::Rejected(_)) | Err(ReceiveError::Unit(_)) | Err(ReceiveError::NotAMember)
+        ) {
+            self.rejected += 1;
+            tracing::debug!(group = %crate::ids::short_hex(&self.group.0), error = %result.as_ref().unwrap_err(), "unit rejected");
+        }
+        result
+    }
+
+    fn receive_unit_inner(&mut self, bytes: &[u8]) -> Result<Received, ReceiveError> {
+        let unit = SealedUnit::decode(bytes)?;
+        let h = *unit.header();
+        if h.group != self.group {
+            return Err(ReceiveError::WrongGroup);
+        }
+        let state = self.log.state();
+        if !state.members.contains_key(&h.sender) && !state.departed.contains_key(&h.sender) {
+            return Err(ReceiveError::NotAMember);
+        }
+        match self.apply_unit(&unit)? {
+            Ingest::Duplicate => Ok(Received::Duplicate),
+            Ingest::MissingDeps(_) => {
+                if self.pending.contains_key(&unit.id()) {
+                    return Ok(Received::Queued);
+                }
+                if self.pending.len() >= MAX_PENDING_UNITS || self.pending_bytes + bytes.len() > MAX_PENDING_BYTES {
+                    return Err(ReceiveError::QueueFull);
+                }
+                self.pending_bytes += bytes.len();
+                self.pending.insert(unit.id(), Waiting { unit });
+                Ok(Received::Queued)
+            }
+            Ingest::Applied { changes } => {
+                self.accepted.push(unit);
+                Ok(Received::Applied {
+                    changes: changes + self.drain_pending(h.doc),
+                })
+            }
+        }
+    }
+
+    fn apply_unit(&mut self, unit: &SealedUnit) -> Result<Ingest, ReceiveError> {
+        let h = unit.header();
+        let key = if h.doc.kind == DocKind::Audience {
+            let a = self.audiences.get(&h.doc).ok_or(ReceiveError::NoKey)?;
+            if a.grant.key_id() != h.key_id {
+                return Err(ReceiveError::NoKey);
+            }
+            a.key.clone().ok_or(ReceiveError::NoKey)?
+        } else {
+            self.epoch_keys.get(&h.key_id).cloned().ok_or(ReceiveError::NoKey)?
+        };
+        let payload: Payload = unit.open(&key)?;
+        let policy = Policy {
+            state: self.log.state(),
+            doc: h.doc,
+            audience: self.audiences.get(&h.doc).map(|a| a.grant.members.as_slice()),
+        };
+        let group = self.group;
+        let replica = self.docs.entry(h.doc).or_insert_with(|| Replica::new(group, h.doc));
+        let result = replica.ingest(&payload, &policy);
+        if replica.index().is_empty() {
+            self.docs.remove(&h.doc);
+        }
+        let outcome = result?;
+        if matches!(outcome, Ingest::Applied { .. }) {
+            self.dirty.insert(h.doc);
+        }
+        Ok(outcome)
+    }
+
+    /// Retries waiting units of `doc` until none makes progress; returns changes applied.
+    fn drain_pending(&mut self, doc: DocId) -> usize {
+        let mut applied = 0;
+        loop {
+            let ready: Vec<UnitId> = self
+                .pending
+                .iter()
+                .filter(|(_, w)| w.unit.header().doc == doc)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut progress = false;
+            for id in ready {
+                let Some(w) = self.pending.get(&id).cloned() else {
+                    continue;
+                };
+                match self.apply_unit(&w.unit) {
+                    Ok(Ingest::MissingDeps(_)) => continue,
+                    Ok(Ingest::Applied { changes }) => {
+                        applied += changes;
+                        progress = true;
+                        self.accepted.push(w.unit.clone());
+                    }
+                    Ok(Ingest::Duplicate) => {}
+                    Err(_) => self.rejected += 1,
+                }
+                self.pending_bytes -= w.unit.bytes().len();
+                self.pending.remove(&id);
+            }
+            if !progress {
+                return applied;
+            }
+        }
+    }
+
+    /// Restores a waiting unit from the store (no validation happens until it is retried).
+    pub(crate) fn restore_pending(&mut self, unit: SealedUnit) {
+        self.pending_bytes += unit.bytes().len();
+        self.pending.insert(unit.id(), Waiting { unit });
+    }
+
+    /// Draws a fresh item id.
+    pub(crate) fn new_item_id(&mut self) -> ItemId {
+        ItemId::generate(&mut self.rng)
+    }
+}
+
+fn seal_key<R: CryptoRng>(
+    rng: &mut R,
+    group: &GroupId,
+    recipient: &MemberId,
+    box_public: &[u8; 32],
+    key: &SymmetricKey,
+) -> Result<KeySeal, GroupError> {
+    let sealed = crate::crypto::seal_to(
+        rng,
+        box_public,
+        EPOCH_SEAL_INFO,
+        &KeySeal::aad(group, recipient),
+        key.expose(),
+    )
+    .map_err(|_| GroupError::Seal)?;
+    Ok(KeySeal {
+        recipient: *recipient,
+        sealed,
+    })
+}

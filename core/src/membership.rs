@@ -1,0 +1,687 @@
+//! Signed, causally linked membership operations and the state they resolve to.
+//!
+//! A group's membership is an append-only DAG of [`SignedOp`]s. Every device resolves the
+//! same set of operations to the same [`MembershipState`] by folding them in a deterministic
+//! causal order (ties broken by operation hash), checking each against the state its
+//! predecessors produced. Invalid operations stay in the DAG (others may name them as
+//! parents) but have no effect. The exact byte format is in `docs/FORMAT.md`.
+//!
+//! This module decides *who* is a member and which epoch is current. Which epoch keys this
+//! device holds is the group session's business.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use crate::crypto::{self, SigningSecret};
+use crate::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId, OpHash};
+use crate::wire::{DecodeError, Reader, Writer};
+
+/// Format version of membership operations.
+pub const OP_VERSION: u8 = 1;
+/// Largest encoded operation accepted.
+pub const MAX_OP_LEN: usize = 256 * 1024;
+const MAX_PARENTS: usize = 64;
+const MAX_SEALS: usize = 1024;
+const MAX_SEAL_LEN: usize = 256;
+const MAX_HEAD_DOCS: usize = 4096;
+const MAX_HEADS: usize = 256;
+
+const OP_SIG_CONTEXT: &[u8] = b"alongside/op/v1";
+const BOX_KEY_CONTEXT: &[u8] = b"alongside/box-key/v1";
+/// HPKE `info` for epoch keys sealed to a member.
+pub const EPOCH_SEAL_INFO: &[u8] = b"alongside/epoch-key/v1";
+
+/// What a member may do in the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// May add and remove members and change roles; writes the group document.
+    Facilitator = 1,
+    /// An ordinary member.
+    Member = 2,
+}
+
+impl Role {
+    fn decode(tag: u8) -> Result<Role, DecodeError> {
+        match tag {
+            1 => Ok(Role::Facilitator),
+            2 => Ok(Role::Member),
+            tag => Err(DecodeError::UnknownTag { what: "role", tag }),
+        }
+    }
+
+    /// The lowercase name used in the CLI and JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Facilitator => "facilitator",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// A member's public keys as an add operation records them: the membership key and the
+/// X25519 key, which the membership key signs (bound to the group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberKeys {
+    /// The membership (Ed25519) public key.
+    pub member: MemberId,
+    /// The X25519 public key keys are sealed to.
+    pub box_public: [u8; 32],
+    /// The membership key's signature over the X25519 key.
+    pub box_signature: [u8; 64],
+}
+
+impl MemberKeys {
+    /// Signs `box_public` with `membership` for `group`.
+    pub fn new(group: &GroupId, membership: &SigningSecret, box_public: [u8; 32]) -> MemberKeys {
+        MemberKeys {
+            member: MemberId(membership.public()),
+            box_public,
+            box_signature: membership.sign(&Self::message(group, &box_public)),
+        }
+    }
+
+    fn message(group: &GroupId, box_public: &[u8; 32]) -> Vec<u8> {
+        [BOX_KEY_CONTEXT, &group.0, box_public].concat()
+    }
+
+    /// Whether the X25519 key is really signed by the membership key.
+    pub fn verify(&self, group: &GroupId) -> bool {
+        crypto::verify(
+            &self.member.0,
+            &Self::message(group, &self.box_public),
+            &self.box_signature,
+        )
+        .is_ok()
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.member.0)
+            .bytes(&self.box_public)
+            .bytes(&self.box_signature);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<MemberKeys, DecodeError> {
+        Ok(MemberKeys {
+            member: MemberId(r.array()?),
+            box_public: r.array()?,
+            box_signature: r.array()?,
+        })
+    }
+}
+
+/// A key sealed (HPKE) to one member's X25519 key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySeal {
+    /// The member who can open it.
+    pub recipient: MemberId,
+    /// `encapsulated key ‖ ciphertext`.
+    pub sealed: Vec<u8>,
+}
+
+impl KeySeal {
+    /// The associated data a seal is bound to.
+    pub fn aad(group: &GroupId, recipient: &MemberId) -> Vec<u8> {
+        [&group.0[..], &recipient.0[..]].concat()
+    }
+}
+
+/// Per document, the heads of a departing member's accepted changes as the author saw them.
+pub type RemovalHeads = Vec<(DocId, Vec<ChangeHash>)>;
+
+/// What an operation does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    /// Founds the group. Its author is the first facilitator; its hash is the first epoch id.
+    Create {
+        /// The creator's keys.
+        creator: MemberKeys,
+        /// The first epoch key, sealed to the creator.
+        seal: KeySeal,
+    },
+    /// Adds a member with a role and grants the current epoch key.
+    Add {
+        /// The new member's keys.
+        keys: MemberKeys,
+        /// The role they start with.
+        role: Role,
+        /// The epoch whose key is granted.
+        epoch: KeyId,
+        /// That key, sealed to the new member.
+        seal: KeySeal,
+    },
+    /// Removes a member (facilitators only).
+    Remove {
+        /// Who is removed.
+        member: MemberId,
+        /// Their accepted changes, as the remover saw them.
+        heads: RemovalHeads,
+    },
+    /// Changes a member's role (facilitators only).
+    ChangeRole {
+        /// Whose role.
+        member: MemberId,
+        /// The new role.
+        role: Role,
+    },
+    /// The author leaves.
+    Leave {
+        /// Their own accepted changes.
+        heads: RemovalHeads,
+    },
+    /// Starts a new epoch: a fresh key sealed to every current member individually.
+    Rotate {
+        /// One seal per member of the causal past, exactly.
+        seals: Vec<KeySeal>,
+        /// The previous epoch key encrypted under the new one (absent when new members
+        /// must not read earlier history).
+        previous: Option<Vec<u8>>,
+    },
+}
+
+impl OpKind {
+    fn tag(&self) -> u8 {
+        match self {
+            OpKind::Create { .. } => 1,
+            OpKind::Add { .. } => 2,
+            OpKind::Remove { .. } => 3,
+            OpKind::ChangeRole { .. } => 4,
+            OpKind::Leave { .. } => 5,
+            OpKind::Rotate { .. } => 6,
+        }
+    }
+}
+
+/// An unsigned operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// The group it belongs to.
+    pub group: GroupId,
+    /// Who signs it.
+    pub author: MemberId,
+    /// The operations it causally follows (the author's heads when writing).
+    pub parents: Vec<OpHash>,
+    /// When the author says it was made (Unix milliseconds; claimed, not proven).
+    pub created_at_ms: i64,
+    /// What it does.
+    pub kind: OpKind,
+}
+
+/// A signed operation with its encoding and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedOp {
+    op: Op,
+    bytes: Vec<u8>,
+    hash: OpHash,
+}
+
+/// Why an operation could not be accepted.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// The bytes are not a well-formed operation.
+    #[error("malformed membership operation: {0}")]
+    Decode(#[from] DecodeError),
+    /// The signature does not verify against the author.
+    #[error("membership operation signature is not valid")]
+    Signature,
+    /// The operation belongs to another group.
+    #[error("membership operation belongs to another group")]
+    WrongGroup,
+    /// A parent is not known yet.
+    #[error("membership operation follows one not received yet")]
+    MissingParent,
+    /// A second create, or a create with parents.
+    #[error("a group can be created only once")]
+    SecondCreate,
+}
+
+impl Op {
+    /// Signs the operation with the author's membership key.
+    ///
+    /// # Panics
+    /// If `key` is not the key of `self.author`, or the operation exceeds the format's
+    /// limits (both are programming errors).
+    pub fn sign(self, key: &SigningSecret) -> SignedOp {
+        assert_eq!(MemberId(key.public()), self.author, "operation signed by its author");
+        let mut w = Writer::new();
+        self.encode_body(&mut w);
+        let body = w.finish();
+        let signature = key.sign(&[OP_SIG_CONTEXT, &body].concat());
+        let mut bytes = body;
+        bytes.extend_from_slice(&signature);
+        assert!(bytes.len() <= MAX_OP_LEN, "operation within size limit");
+        let hash = OpHash(*blake3::hash(&bytes).as_bytes());
+        SignedOp { op: self, bytes, hash }
+    }
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.u8(OP_VERSION)
+            .bytes(&self.group.0)
+            .bytes(&self.author.0)
+            .i64(self.created_at_ms);
+        w.count(self.parents.len());
+        for p in &self.parents {
+            w.bytes(&p.0);
+        }
+        w.u8(self.kind.tag());
+        match &self.kind {
+            OpKind::Create { creator, seal } => {
+                creator.encode(w);
+                encode_seal(w, seal);
+            }
+            OpKind::Add {
+                keys,
+                role,
+                epoch,
+                seal,
+            } => {
+                keys.encode(w);
+                w.u8(*role as u8).bytes(&epoch.0);
+                encode_seal(w, seal);
+            }
+            OpKind::Remove { member, heads } => {
+                w.bytes(&member.0);
+                encode_heads(w, heads);
+            }
+            OpKind::ChangeRole { member, role } => {
+                w.bytes(&member.0).u8(*role as u8);
+            }
+            OpKind::Leave { heads } => encode_heads(w, heads),
+            OpKind::Rotate { seals, previous } => {
+                w.count(seals.len());
+                for s in seals {
+                    encode_seal(w, s);
+                }
+                match previous {
+                    None => w.u8(0),
+                    Some(p) => w.u8(1).var_bytes(p),
+                };
+            }
+        }
+    }
+}
+
+fn encode_seal(w: &mut Writer, seal: &KeySeal) {
+    w.bytes(&seal.recipient.0).var_bytes(&seal.sealed);
+}
+
+fn decode_seal(r: &mut Reader<'_>) -> Result<KeySeal, DecodeError> {
+    Ok(KeySeal {
+        recipient: MemberId(r.array()?),
+        sealed: r.var_bytes(MAX_SEAL_LEN)?.to_vec(),
+    })
+}
+
+fn encode_heads(w: &mut Writer, heads: &RemovalHeads) {
+    w.count(heads.len());
+    for (doc, hashes) in heads {
+        doc.encode(w);
+        w.count(hashes.len());
+        for h in hashes {
+            w.bytes(&h.0);
+        }
+    }
+}
+
+fn decode_heads(r: &mut Reader<'_>) -> Result<RemovalHeads, DecodeError> {
+    let n = r.count(MAX_HEAD_DOCS, DocId::LEN + 2)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let doc = DocId::decode(r)?;
+        let m = r.count(MAX_HEADS, 32)?;
+        let mut hashes = Vec::with_capacity(m);
+        for _ in 0..m {
+            hashes.push(ChangeHash(r.array()?));
+        }
+        out.push((doc, hashes));
+    }
+    Ok(out)
+}
+
+impl SignedOp {
+    /// Decodes and verifies the signature of an operation received from anyone.
+    pub fn decode(bytes: &[u8]) -> Result<SignedOp, OpError> {
+        if bytes.len() > MAX_OP_LEN {
+            return Err(DecodeError::TooLong {
+                len: bytes.len() as u64,
+                max: MAX_OP_LEN as u64,
+            }
+            .into());
+        }
+        if bytes.len() < 64 {
+            return Err(DecodeError::Truncated.into());
+        }
+        let (body, sig) = bytes.split_at(bytes.len() - 64);
+        let op = decode_body(body)?;
+        let sig: [u8; 64] = sig.try_into().map_err(|_| DecodeError::Truncated)?;
+        crypto::verify(&op.author.0, &[OP_SIG_CONTEXT, body].concat(), &sig).map_err(|_| OpError::Signature)?;
+        Ok(SignedOp {
+            op,
+            bytes: bytes.to_vec(),
+            hash: OpHash(*blake3::hash(bytes).as_bytes()),
+        })
+    }
+
+    /// The operation.
+    pub fn op(&self) -> &Op {
+        &self.op
+    }
+
+    /// Its hash (and, for create and rotate, the id of the epoch it starts).
+    pub fn hash(&self) -> OpHash {
+        self.hash
+    }
+
+    /// Its encoding, signature included.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+fn decode_body(body: &[u8]) -> Result<Op, DecodeError> {
+    let mut r = Reader::new(body);
+    let version = r.u8()?;
+    if version != OP_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let group = GroupId(r.array()?);
+    let author = MemberId(r.array()?);
+    let created_at_ms = r.i64()?;
+    let n = r.count(MAX_PARENTS, 32)?;
+    let mut parents = Vec::with_capacity(n);
+    for _ in 0..n {
+        parents.push(OpHash(r.array()?));
+    }
+    let kind = match r.u8()? {
+        1 => OpKind::Create {
+            creator: MemberKeys::decode(&mut r)?,
+            seal: decode_seal(&mut r)?,
+        },
+        2 => OpKind::Add {
+            keys: MemberKeys::decode(&mut r)?,
+            role: Role::decode(r.u8()?)?,
+            epoch: KeyId(r.array()?),
+            seal: decode_seal(&mut r)?,
+        },
+        3 => OpKind::Remove {
+            member: MemberId(r.array()?),
+            heads: decode_heads(&mut r)?,
+        },
+        4 => OpKind::ChangeRole {
+            member: MemberId(r.array()?),
+            role: Role::decode(r.u8()?)?,
+        },
+        5 => OpKind::Leave {
+            heads: decode_heads(&mut r)?,
+        },
+        6 => {
+            let n = r.count(MAX_SEALS, 36)?;
+            let mut seals = Vec::with_capacity(n);
+            for _ in 0..n {
+                seals.push(decode_seal(&mut r)?);
+            }
+            let previous = match r.u8()? {
+                0 => None,
+                1 => Some(r.var_bytes(MAX_SEAL_LEN)?.to_vec()),
+                tag => return Err(DecodeError::UnknownTag { what: "option", tag }),
+            };
+            OpKind::Rotate { seals, previous }
+        }
+        tag => return Err(DecodeError::UnknownTag { what: "operation", tag }),
+    };
+    r.finish()?;
+    Ok(Op {
+        group,
+        author,
+        parents,
+        created_at_ms,
+        kind,
+    })
+}
+
+/// One member as the resolved state knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Their membership key.
+    pub id: MemberId,
+    /// Their X25519 key.
+    pub box_public: [u8; 32],
+    /// Their role now.
+    pub role: Role,
+    /// When the operation that added them says it was made.
+    pub joined_at_ms: i64,
+    /// Position of that operation in the resolved order (smaller is longer-standing).
+    pub seniority: usize,
+}
+
+/// The resolved membership of a group.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipState {
+    /// Current members by id.
+    pub members: BTreeMap<MemberId, MemberInfo>,
+    /// Members who were removed or left, with the recorded heads.
+    pub departed: BTreeMap<MemberId, RemovalHeads>,
+    /// Everyone who ever held the facilitator role.
+    pub ever_facilitators: BTreeSet<MemberId>,
+    /// The current epoch.
+    pub epoch: Option<KeyId>,
+    /// Every epoch in resolved order.
+    pub epochs: Vec<KeyId>,
+    /// Operations that were valid, in resolved order.
+    pub valid: Vec<OpHash>,
+}
+
+impl MembershipState {
+    /// Whether `member` is a current facilitator.
+    pub fn is_facilitator(&self, member: &MemberId) -> bool {
+        self.members.get(member).is_some_and(|m| m.role == Role::Facilitator)
+    }
+}
+
+/// A group's membership DAG: every operation received, and the state it resolves to.
+#[derive(Debug, Clone)]
+pub struct MembershipLog {
+    group: GroupId,
+    genesis: OpHash,
+    ops: BTreeMap<OpHash, SignedOp>,
+    state: MembershipState,
+}
+
+impl MembershipLog {
+    /// Starts a log from the group's create operation.
+    pub fn new(create: SignedOp) -> Result<MembershipLog, OpError> {
+        if !matches!(create.op.kind, OpKind::Create { .. }) || !create.op.parents.is_empty() {
+            return Err(OpError::SecondCreate);
+        }
+        let mut log = MembershipLog {
+            group: create.op.group,
+            genesis: create.hash,
+            ops: BTreeMap::new(),
+            state: MembershipState::default(),
+        };
+        log.ops.insert(create.hash, create);
+        log.resolve();
+        Ok(log)
+    }
+
+    /// The group.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// The resolved state.
+    pub fn state(&self) -> &MembershipState {
+        &self.state
+    }
+
+    /// Every operation, by hash.
+    pub fn ops(&self) -> impl Iterator<Item = &SignedOp> {
+        self.ops.values()
+    }
+
+    /// Looks up one operation.
+    pub fn get(&self, hash: &OpHash) -> Option<&SignedOp> {
+        self.ops.get(hash)
+    }
+
+    /// The operations no other operation names as a parent (what a new operation follows).
+    pub fn heads(&self) -> Vec<OpHash> {
+        let mut named = BTreeSet::new();
+        for op in self.ops.values() {
+            named.extend(op.op.parents.iter().copied());
+        }
+        self.ops.keys().filter(|h| !named.contains(h)).copied().collect()
+    }
+
+    /// Adds a verified operation and re-resolves. Returns `false` if it was already known.
+    pub fn insert(&mut self, op: SignedOp) -> Result<bool, OpError> {
+        if op.op.group != self.group {
+            return Err(OpError::WrongGroup);
+        }
+        if self.ops.contains_key(&op.hash) {
+            return Ok(false);
+        }
+        if matches!(op.op.kind, OpKind::Create { .. }) {
+            return Err(OpError::SecondCreate);
+        }
+        if !op.op.parents.iter().all(|p| self.ops.contains_key(p)) || op.op.parents.is_empty() {
+            return Err(OpError::MissingParent);
+        }
+        self.ops.insert(op.hash, op);
+        self.resolve();
+        Ok(true)
+    }
+
+    /// The deterministic causal order: Kahn's algorithm, ready operations taken by hash.
+    fn causal_order(&self) -> Vec<OpHash> {
+        let mut waiting: BTreeMap<OpHash, usize> = BTreeMap::new();
+        let mut children: BTreeMap<OpHash, Vec<OpHash>> = BTreeMap::new();
+        for (h, op) in &self.ops {
+            waiting.insert(*h, op.op.parents.len());
+            for p in &op.op.parents {
+                children.entry(*p).or_default().push(*h);
+            }
+        }
+        let mut ready: BTreeSet<OpHash> = waiting.iter().filter(|(_, n)| **n == 0).map(|(h, _)| *h).collect();
+        let mut order = Vec::with_capacity(self.ops.len());
+        while let Some(h) = ready.pop_first() {
+            order.push(h);
+            for c in children.get(&h).into_iter().flatten() {
+                let n = waiting.get_mut(c).expect("every child is an op");
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(*c);
+                }
+            }
+        }
+        order
+    }
+
+    fn resolve(&mut self) {
+        let mut state = MembershipState::default();
+        for (position, hash) in self.causal_order().into_iter().enumerate() {
+            let op = &self.ops[&hash];
+            if apply(&mut state, &self.group, hash, &op.op, position, hash == self.genesis) {
+                state.valid.push(hash);
+            }
+        }
+        promote_if_no_facilitator(&mut state);
+        self.state = state;
+    }
+}
+
+/// Applies one operation to `state` if it is valid there; returns whether it was.
+fn apply(state: &mut MembershipState, group: &GroupId, hash: OpHash, op: &Op, position: usize, genesis: bool) -> bool {
+    let author_is_member = state.members.contains_key(&op.author);
+    let author_is_facilitator = state.is_facilitator(&op.author);
+    match &op.kind {
+        OpKind::Create { creator, .. } => {
+            if !genesis || creator.member != op.author || !creator.verify(group) {
+                return false;
+            }
+            state.members.insert(
+                op.author,
+                MemberInfo {
+                    id: op.author,
+                    box_public: creator.box_public,
+                    role: Role::Facilitator,
+                    joined_at_ms: op.created_at_ms,
+                    seniority: position,
+                },
+            );
+            state.ever_facilitators.insert(op.author);
+            state.epoch = Some(KeyId(hash.0));
+            state.epochs.push(KeyId(hash.0));
+            true
+        }
+        OpKind::Add { keys, role, .. } => {
+            if !author_is_facilitator
+                || state.members.contains_key(&keys.member)
+                || state.departed.contains_key(&keys.member)
+                || !keys.verify(group)
+            {
+                return false;
+            }
+            state.members.insert(
+                keys.member,
+                MemberInfo {
+                    id: keys.member,
+                    box_public: keys.box_public,
+                    role: *role,
+                    joined_at_ms: op.created_at_ms,
+                    seniority: position,
+                },
+            );
+            if *role == Role::Facilitator {
+                state.ever_facilitators.insert(keys.member);
+            }
+            true
+        }
+        OpKind::Remove { member, heads } => {
+            if !author_is_facilitator || state.members.remove(member).is_none() {
+                return false;
+            }
+            state.departed.insert(*member, heads.clone());
+            true
+        }
+        OpKind::ChangeRole { member, role } => {
+            let Some(info) = state.members.get_mut(member).filter(|_| author_is_facilitator) else {
+                return false;
+            };
+            info.role = *role;
+            if *role == Role::Facilitator {
+                state.ever_facilitators.insert(*member);
+            }
+            true
+        }
+        OpKind::Leave { heads } => {
+            if state.members.remove(&op.author).is_none() {
+                return false;
+            }
+            state.departed.insert(op.author, heads.clone());
+            true
+        }
+        OpKind::Rotate { seals, .. } => {
+            let recipients: BTreeSet<MemberId> = seals.iter().map(|s| s.recipient).collect();
+            let members: BTreeSet<MemberId> = state.members.keys().copied().collect();
+            if !author_is_member || recipients != members || recipients.len() != seals.len() {
+                return false;
+            }
+            state.epoch = Some(KeyId(hash.0));
+            state.epochs.push(KeyId(hash.0));
+            true
+        }
+    }
+}
+
+/// DESIGN.md: if no facilitator remains, the longest-standing member becomes one.
+fn promote_if_no_facilitator(state: &mut MembershipState) {
+    if state.members.values().any(|m| m.role == Role::Facilitator) {
+        return;
+    }
+    if let Some(oldest) = state.members.values_mut().min_by_key(|m| m.seniority) {
+        oldest.role = Role::Facilitator;
+        state.ever_facilitators.insert(oldest.id);
+    }
+}

@@ -1,0 +1,544 @@
+//! Plain view structs (what lists, the GUI and exports show) and how they are read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{ObjId, ROOT, ReadDoc};
+use serde::Serialize;
+
+use super::{creator, get_bool, get_i64, get_obj, get_str, get_str_list, items, items_of, keys};
+use crate::ids::{ItemId, MemberId};
+use crate::replica::Replica;
+
+/// Who a person is, as views show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// Member id (hex).
+    pub id: String,
+    /// Display name in this group.
+    pub name: String,
+}
+
+/// A reaction of support.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReactionView {
+    /// Item id.
+    pub id: String,
+    /// Who reacted.
+    pub author: Person,
+    /// The reaction, e.g. "support".
+    pub kind: String,
+    /// When (Unix ms, as the author's device said).
+    pub created_at_ms: i64,
+}
+
+/// A reply to a story or a response to a reach-out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplyView {
+    /// Item id.
+    pub id: String,
+    /// Who wrote it.
+    pub author: Person,
+    /// What they wrote.
+    pub text: String,
+    /// When (Unix ms).
+    pub created_at_ms: i64,
+}
+
+/// A recovery story.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoryView {
+    /// Item id.
+    pub id: String,
+    /// Who shared it.
+    pub author: Person,
+    /// Title.
+    pub title: String,
+    /// Body text.
+    pub body: String,
+    /// Content warnings; a story with any stays collapsed until opened.
+    pub warnings: Vec<String>,
+    /// The author asked for no replies.
+    pub no_replies: bool,
+    /// When (Unix ms).
+    pub created_at_ms: i64,
+    /// Reactions of support.
+    pub reactions: Vec<ReactionView>,
+    /// Replies (empty when the author chose none).
+    pub replies: Vec<ReplyView>,
+}
+
+/// One daily check-in on a goal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckInView {
+    /// Item id.
+    pub id: String,
+    /// The day it is for, `YYYY-MM-DD`.
+    pub date: String,
+    /// `"progress"` or `"setback"`.
+    pub kind: String,
+    /// Mood 1–5.
+    pub mood: Option<i64>,
+    /// Craving 0–10.
+    pub craving: Option<i64>,
+    /// HALT tags: hungry, angry, lonely, tired.
+    pub halt: Vec<String>,
+    /// A note.
+    pub note: String,
+    /// When it was written (Unix ms).
+    pub created_at_ms: i64,
+}
+
+/// A streak that treats a setback with compassion: days still count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct StreakView {
+    /// Days with a progress check-in, all told. A setback never takes these away.
+    pub total_days: i64,
+    /// Consecutive progress days up to the latest check-in.
+    pub current_run: i64,
+    /// The longest run of consecutive progress days.
+    pub longest_run: i64,
+    /// Days since the last setback, if there was one.
+    pub days_since_setback: Option<i64>,
+    /// How many setbacks were logged.
+    pub setbacks: i64,
+}
+
+/// An accountability goal with its check-ins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GoalView {
+    /// Item id.
+    pub id: String,
+    /// Whose goal.
+    pub author: Person,
+    /// Title.
+    pub title: String,
+    /// Optional target, e.g. "90 days".
+    pub target: Option<String>,
+    /// Who may see it: `None` for the whole group, else these members.
+    pub audience: Option<Vec<Person>>,
+    /// When (Unix ms).
+    pub created_at_ms: i64,
+    /// Check-ins, oldest first.
+    pub checkins: Vec<CheckInView>,
+    /// The streak computed from them.
+    pub streak: StreakView,
+}
+
+/// A request for support.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReachOutView {
+    /// Item id.
+    pub id: String,
+    /// Who reached out.
+    pub author: Person,
+    /// The message.
+    pub message: String,
+    /// Who it went to: `None` for the whole group.
+    pub audience: Option<Vec<Person>>,
+    /// Whether someone has responded.
+    pub answered: bool,
+    /// When (Unix ms).
+    pub created_at_ms: i64,
+    /// Responses.
+    pub responses: Vec<ReplyView>,
+}
+
+/// Whether someone attended a meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttendanceView {
+    /// Who.
+    pub member: Person,
+    /// Present or not.
+    pub present: bool,
+}
+
+/// An action item from a meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionView {
+    /// Item id.
+    pub id: String,
+    /// What is to be done.
+    pub text: String,
+    /// Who took it on, if anyone.
+    pub owner: Option<Person>,
+    /// Done or not.
+    pub done: bool,
+    /// Who wrote it down.
+    pub author: Person,
+}
+
+/// A meeting with its shared notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeetingView {
+    /// Meeting id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// When, as RFC 3339.
+    pub at: String,
+    /// Where, or a link.
+    #[serde(rename = "where")]
+    pub place: Option<String>,
+    /// Who facilitates.
+    pub facilitator: Option<Person>,
+    /// Agenda.
+    pub agenda: String,
+    /// Shared notes.
+    pub notes: String,
+    /// Attendance, by member id.
+    pub attendance: Vec<AttendanceView>,
+    /// Action items.
+    pub actions: Vec<ActionView>,
+    /// Who scheduled it.
+    pub created_by: Person,
+}
+
+/// The group's agreements (norms) and who acknowledged the current version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgreementView {
+    /// The text.
+    pub text: String,
+    /// Version id (changes whenever the text is set).
+    pub version: String,
+    /// When it was last set (Unix ms).
+    pub updated_at_ms: i64,
+    /// Members who acknowledged this version.
+    pub acknowledged_by: Vec<Person>,
+}
+
+/// A member as `member list` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    /// Member id (hex).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `facilitator` or `member`.
+    pub role: String,
+    /// When they joined (Unix ms, as the adding device said).
+    pub joined_at_ms: i64,
+    /// The group's current epoch id (hex).
+    pub epoch: String,
+    /// Whether this is the member using this device.
+    pub me: bool,
+}
+
+/// A document a view reads from: member documents (owner = the member) and audience
+/// documents (owner = who made it, audience = who may read it).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The replica.
+    pub replica: &'a Replica,
+    /// Whose items it holds (authorship of stories, goals and reach-outs).
+    pub owner: MemberId,
+    /// `None` for the whole group.
+    pub audience: Option<&'a [MemberId]>,
+}
+
+/// Reads views across documents, resolving display names.
+pub struct Reader<'a> {
+    sources: Vec<Source<'a>>,
+    names: &'a dyn Fn(&MemberId) -> String,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `sources`, naming people with `names`.
+    pub fn new(sources: Vec<Source<'a>>, names: &'a dyn Fn(&MemberId) -> String) -> Self {
+        Reader { sources, names }
+    }
+
+    /// A person by member id.
+    pub fn person(&self, id: &MemberId) -> Person {
+        Person {
+            id: id.to_hex(),
+            name: (self.names)(id),
+        }
+    }
+
+    fn audience(&self, source: &Source<'_>) -> Option<Vec<Person>> {
+        source.audience.map(|a| a.iter().map(|m| self.person(m)).collect())
+    }
+
+    /// Items in `collection` owned by each source's owner (creator must be the owner).
+    fn owned(&self, collection: &str) -> Vec<(Source<'a>, ItemId, ObjId)> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            for (id, obj) in items(s.replica.doc(), collection) {
+                if creator(&obj) == Some(s.owner) {
+                    out.push((*s, id, obj));
+                }
+            }
+        }
+        out
+    }
+
+    /// Replies-like items (`target`, `text`) by anyone allowed to write their document.
+    fn replies_by_target(&self, collection: &str) -> BTreeMap<String, Vec<ReplyView>> {
+        let mut out: BTreeMap<String, Vec<ReplyView>> = BTreeMap::new();
+        for s in &self.sources {
+            let doc = s.replica.doc();
+            for (id, obj) in items(doc, collection) {
+                let (Some(author), Some(target)) = (creator(&obj), get_str(doc, &obj, "target")) else {
+                    continue;
+                };
+                out.entry(target).or_default().push(ReplyView {
+                    id: id.to_hex(),
+                    author: self.person(&author),
+                    text: get_str(doc, &obj, "text").unwrap_or_default(),
+                    created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+                });
+            }
+        }
+        for list in out.values_mut() {
+            list.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        }
+        out
+    }
+
+    /// Every story, newest first.
+    pub fn stories(&self) -> Vec<StoryView> {
+        let mut reactions: BTreeMap<String, Vec<ReactionView>> = BTreeMap::new();
+        for s in &self.sources {
+            let doc = s.replica.doc();
+            for (id, obj) in items(doc, keys::REACTIONS) {
+                let (Some(author), Some(target)) = (creator(&obj), get_str(doc, &obj, "target")) else {
+                    continue;
+                };
+                reactions.entry(target).or_default().push(ReactionView {
+                    id: id.to_hex(),
+                    author: self.person(&author),
+                    kind: get_str(doc, &obj, "kind").unwrap_or_else(|| "support".into()),
+                    created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+                });
+            }
+        }
+        let mut replies = self.replies_by_target(keys::REPLIES);
+        let mut out: Vec<StoryView> = self
+            .owned(keys::STORIES)
+            .into_iter()
+            .filter(|(s, _, obj)| !get_bool(s.replica.doc(), obj, "deleted").unwrap_or(false))
+            .map(|(s, id, obj)| {
+                let doc = s.replica.doc();
+                let hex = id.to_hex();
+                let no_replies = get_bool(doc, &obj, "no_replies").unwrap_or(false);
+                StoryView {
+                    author: self.person(&s.owner),
+                    title: get_str(doc, &obj, "title").unwrap_or_default(),
+                    body: get_str(doc, &obj, "body").unwrap_or_default(),
+                    warnings: get_str_list(doc, &obj, "warnings"),
+                    no_replies,
+                    created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+                    reactions: reactions.remove(&hex).unwrap_or_default(),
+                    replies: if no_replies {
+                        Vec::new()
+                    } else {
+                        replies.remove(&hex).unwrap_or_default()
+                    },
+                    id: hex,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
+        out
+    }
+
+    /// Every goal this device can read, with check-ins and streaks as of `today_days`
+    /// (days since 1970-01-01).
+    pub fn goals(&self, today_days: i64) -> Vec<GoalView> {
+        let mut out: Vec<GoalView> = self
+            .owned(keys::GOALS)
+            .into_iter()
+            .map(|(s, id, obj)| {
+                let doc = s.replica.doc();
+                let mut checkins: Vec<CheckInView> = get_obj(doc, &obj, keys::CHECKINS)
+                    .map(|m| items_of(doc, &m))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, c)| creator(c) == Some(s.owner))
+                    .map(|(cid, c)| CheckInView {
+                        id: cid.to_hex(),
+                        date: get_str(doc, &c, "date").unwrap_or_default(),
+                        kind: if get_bool(doc, &c, "setback").unwrap_or(false) {
+                            "setback"
+                        } else {
+                            "progress"
+                        }
+                        .into(),
+                        mood: get_i64(doc, &c, "mood"),
+                        craving: get_i64(doc, &c, "craving"),
+                        halt: get_str_list(doc, &c, "halt"),
+                        note: get_str(doc, &c, "note").unwrap_or_default(),
+                        created_at_ms: get_i64(doc, &c, "at").unwrap_or(0),
+                    })
+                    .collect();
+                checkins.sort_by(|a, b| (&a.date, a.created_at_ms, &a.id).cmp(&(&b.date, b.created_at_ms, &b.id)));
+                GoalView {
+                    id: id.to_hex(),
+                    author: self.person(&s.owner),
+                    title: get_str(doc, &obj, "title").unwrap_or_default(),
+                    target: get_str(doc, &obj, "target"),
+                    audience: self.audience(&s),
+                    created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+                    streak: streak(&checkins, today_days),
+                    checkins,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        out
+    }
+
+    /// Every reach-out this device can read, newest first.
+    pub fn reach_outs(&self) -> Vec<ReachOutView> {
+        let mut responses = self.replies_by_target(keys::RESPONSES);
+        let mut out: Vec<ReachOutView> = self
+            .owned(keys::REACH_OUTS)
+            .into_iter()
+            .map(|(s, id, obj)| {
+                let doc = s.replica.doc();
+                let hex = id.to_hex();
+                let responses = responses.remove(&hex).unwrap_or_default();
+                ReachOutView {
+                    author: self.person(&s.owner),
+                    message: get_str(doc, &obj, "message").unwrap_or_default(),
+                    audience: self.audience(&s),
+                    answered: !responses.is_empty(),
+                    created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+                    responses,
+                    id: hex,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
+        out
+    }
+
+    /// The agreement version ids each member acknowledged.
+    pub fn acknowledgements(&self) -> BTreeMap<MemberId, BTreeSet<String>> {
+        let mut out: BTreeMap<MemberId, BTreeSet<String>> = BTreeMap::new();
+        for s in self.sources.iter().filter(|s| s.audience.is_none()) {
+            let doc = s.replica.doc();
+            if let Some(acks) = get_obj(doc, &ROOT, keys::ACKS) {
+                out.entry(s.owner).or_default().extend(doc.keys(&acks));
+            }
+        }
+        out
+    }
+}
+
+/// The display name a member document declares, if any.
+pub fn display_name(replica: &Replica) -> Option<String> {
+    get_str(replica.doc(), &ROOT, keys::NAME)
+}
+
+/// The group's name from the group document.
+pub fn group_name(replica: &Replica) -> Option<String> {
+    get_str(replica.doc(), &ROOT, keys::NAME)
+}
+
+/// Whether the group admits new members to history before they joined.
+pub fn history_since_join(replica: &Replica) -> bool {
+    let doc = replica.doc();
+    get_obj(doc, &ROOT, keys::SETTINGS)
+        .and_then(|s| get_str(doc, &s, "history"))
+        .is_some_and(|h| h == "since-join")
+}
+
+/// The agreement in the group document, with acknowledgements resolved by `reader`.
+pub fn agreement(group_doc: &Replica, reader: &Reader<'_>) -> Option<AgreementView> {
+    let doc = group_doc.doc();
+    let obj = get_obj(doc, &ROOT, keys::AGREEMENT)?;
+    let version = get_str(doc, &obj, "version")?;
+    let acks = reader.acknowledgements();
+    let acknowledged_by = acks
+        .iter()
+        .filter(|(_, versions)| versions.contains(&version))
+        .map(|(m, _)| reader.person(m))
+        .collect();
+    Some(AgreementView {
+        text: get_str(doc, &obj, "text").unwrap_or_default(),
+        version,
+        updated_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+        acknowledged_by,
+    })
+}
+
+/// One meeting document as a view.
+pub fn meeting(replica: &Replica, id: String, reader: &Reader<'_>) -> MeetingView {
+    let doc = replica.doc();
+    let member = |hex: &str| MemberId::from_hex(hex).map(|m| reader.person(&m));
+    let attendance = get_obj(doc, &ROOT, keys::ATTENDANCE)
+        .map(|a| {
+            doc.keys(&a)
+                .filter_map(|k| {
+                    Some(AttendanceView {
+                        member: member(&k)?,
+                        present: get_bool(doc, &a, &k).unwrap_or(false),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut actions: Vec<ActionView> = items(doc, keys::ACTIONS)
+        .into_iter()
+        .filter_map(|(aid, obj)| {
+            Some(ActionView {
+                id: aid.to_hex(),
+                text: get_str(doc, &obj, "text").unwrap_or_default(),
+                owner: get_str(doc, &obj, "owner").and_then(|o| member(&o)),
+                done: get_bool(doc, &obj, "done").unwrap_or(false),
+                author: reader.person(&creator(&obj)?),
+            })
+        })
+        .collect();
+    actions.sort_by(|a, b| a.id.cmp(&b.id));
+    let created_by = get_str(doc, &ROOT, "created_by")
+        .and_then(|c| member(&c))
+        .unwrap_or_else(|| Person {
+            id: String::new(),
+            name: "someone".into(),
+        });
+    MeetingView {
+        id,
+        title: get_str(doc, &ROOT, "title").unwrap_or_default(),
+        at: get_str(doc, &ROOT, "at").unwrap_or_default(),
+        place: get_str(doc, &ROOT, "where"),
+        facilitator: get_str(doc, &ROOT, "facilitator").and_then(|f| member(&f)),
+        agenda: get_str(doc, &ROOT, keys::AGENDA).unwrap_or_default(),
+        notes: get_str(doc, &ROOT, keys::NOTES).unwrap_or_default(),
+        attendance,
+        actions,
+        created_by,
+    }
+}
+
+/// Computes the compassionate streak from check-ins sorted by date.
+pub fn streak(checkins: &[CheckInView], today_days: i64) -> StreakView {
+    let mut days: BTreeMap<i64, bool> = BTreeMap::new(); // day -> had a setback
+    for c in checkins {
+        if let Some(d) = super::days_of(&c.date) {
+            let setback = c.kind == "setback";
+            let e = days.entry(d).or_insert(false);
+            *e |= setback;
+        }
+    }
+    let mut s = StreakView::default();
+    let mut run = 0;
+    let mut prev: Option<i64> = None;
+    let mut last_setback: Option<i64> = None;
+    for (&day, &setback) in &days {
+        if setback {
+            s.setbacks += 1;
+            last_setback = Some(day);
+            run = 0;
+        } else {
+            s.total_days += 1;
+            run = if prev == Some(day - 1) && run > 0 { run + 1 } else { 1 };
+            s.longest_run = s.longest_run.max(run);
+        }
+        prev = Some(day);
+    }
+    s.current_run = run;
+    s.days_since_setback = last_setback.map(|d| (today_days - d).max(0));
+    s
+}

@@ -1,0 +1,436 @@
+//! The unlocked profile: the API the app and the CLI use.
+//!
+//! A [`Vault`] owns the encrypted [`Store`] and the [`GroupSession`]s loaded from it. Every
+//! command is one call to [`Vault::edit`]: it runs the session operation, then writes what
+//! the operation produced — the new sealed units, the refreshed snapshots of changed
+//! documents, the group's keys and membership operations — in one durable transaction.
+//! If the operation or the write fails, the session is dropped and reloaded from disk on
+//! next use, so a failed command leaves no trace in memory or on disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use thiserror::Error;
+
+use crate::audience::AudienceGrant;
+use crate::content::resolve_prefix;
+use crate::crypto::{BoxSecret, PassphraseKdf, SigningSecret, SymmetricKey};
+use crate::group::{Audience, GroupError, GroupSession, MembershipSecrets};
+use crate::ids::{DocId, GroupId, KeyId};
+use crate::membership::{MembershipLog, SignedOp};
+use crate::profile::{self, ProfileError, STORE_FILE};
+use crate::replica::Replica;
+use crate::store::{Batch, Key, Kind, Store, StoreError};
+use crate::unit::{ChangeSignature, SealedUnit};
+use crate::wire::{DecodeError, Reader, Writer};
+
+const RECORD_VERSION: u8 = 1;
+
+/// A vault operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The profile header.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The group operation.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// No group matches.
+    #[error("no group matches '{0}'")]
+    NoGroup(String),
+    /// More than one group matches.
+    #[error("'{0}' matches more than one group; give more of its id")]
+    AmbiguousGroup(String),
+    /// A stored record is not in the expected format.
+    #[error("a stored record is damaged ({0})")]
+    Record(String),
+}
+
+impl From<DecodeError> for VaultError {
+    fn from(e: DecodeError) -> Self {
+        VaultError::Record(e.to_string())
+    }
+}
+
+/// A group as `group list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupSummary {
+    /// Group id (hex).
+    pub id: String,
+    /// Group name.
+    pub name: String,
+    /// This member's display name in it.
+    pub me: String,
+    /// This member's role.
+    pub role: String,
+    /// Number of current members.
+    pub members: usize,
+}
+
+/// An unlocked profile.
+#[derive(Debug)]
+pub struct Vault {
+    dir: PathBuf,
+    store: Store,
+    sessions: BTreeMap<GroupId, GroupSession>,
+    rng: StdRng,
+}
+
+impl Vault {
+    /// Creates a profile in `dir` with a local `label` (never shared).
+    pub fn init(dir: &Path, label: &str, passphrase: &[u8], kdf: PassphraseKdf) -> Result<Vault, VaultError> {
+        let mut rng = crate::store::os_rng();
+        let data_key = profile::create(dir, &mut rng, passphrase, kdf)?;
+        let store = Store::create(&dir.join(STORE_FILE), &data_key, child_rng(&mut rng))?;
+        let mut vault = Vault {
+            dir: dir.to_path_buf(),
+            store,
+            sessions: BTreeMap::new(),
+            rng,
+        };
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::global(b"label"), label.as_bytes().to_vec());
+        vault.store.commit(batch)?;
+        Ok(vault)
+    }
+
+    /// Unlocks the profile in `dir`. A wrong passphrase changes nothing on disk.
+    pub fn unlock(dir: &Path, passphrase: &[u8]) -> Result<Vault, VaultError> {
+        let data_key = profile::unlock(dir, passphrase)?;
+        Self::open_with_key(dir, &data_key)
+    }
+
+    fn open_with_key(dir: &Path, data_key: &SymmetricKey) -> Result<Vault, VaultError> {
+        let mut rng = crate::store::os_rng();
+        let store = Store::open(&dir.join(STORE_FILE), data_key, child_rng(&mut rng))?;
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            store,
+            sessions: BTreeMap::new(),
+            rng,
+        })
+    }
+
+    /// Changes the passphrase of the profile in `dir` (rewraps the data key).
+    pub fn change_passphrase(dir: &Path, old: &[u8], new: &[u8]) -> Result<(), VaultError> {
+        let mut rng = crate::store::os_rng();
+        Ok(profile::change_passphrase(dir, &mut rng, old, new)?)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The local profile label.
+    pub fn label(&self) -> Result<String, VaultError> {
+        let raw = self.store.get(Kind::Meta, &Key::global(b"label"))?.unwrap_or_default();
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    }
+
+    /// Every group this profile is a member of.
+    pub fn group_ids(&self) -> Result<Vec<GroupId>, VaultError> {
+        let mut out = Vec::new();
+        for raw in self.store.all(Kind::Group)? {
+            let mut r = Reader::new(&raw);
+            r.u8()?;
+            out.push(GroupId(r.array()?));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Summaries of every group.
+    pub fn groups(&mut self) -> Result<Vec<GroupSummary>, VaultError> {
+        let mut out = Vec::new();
+        for id in self.group_ids()? {
+            let s = self.session(&id)?;
+            let me = s.me();
+            out.push(GroupSummary {
+                id: id.to_hex(),
+                name: s.name(),
+                me: s.display_name(&me),
+                role: s
+                    .membership()
+                    .members
+                    .get(&me)
+                    .map(|m| m.role.as_str())
+                    .unwrap_or("former member")
+                    .into(),
+                members: s.membership().members.len(),
+            });
+        }
+        out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        Ok(out)
+    }
+
+    /// Finds a group by id prefix or exact name.
+    pub fn resolve_group(&mut self, query: &str) -> Result<GroupId, VaultError> {
+        let ids = self.group_ids()?;
+        let mut by_name = Vec::new();
+        for id in &ids {
+            if self.session(id)?.name().eq_ignore_ascii_case(query.trim()) {
+                by_name.push(*id);
+            }
+        }
+        match by_name.as_slice() {
+            [one] => return Ok(*one),
+            [] => {}
+            _ => return Err(VaultError::AmbiguousGroup(query.into())),
+        }
+        resolve_prefix(query, ids.into_iter().map(|g| (g.to_hex(), g))).map_err(|e| match e {
+            GroupError::Ambiguous(q) => VaultError::AmbiguousGroup(q),
+            _ => VaultError::NoGroup(query.into()),
+        })
+    }
+
+    /// Founds a group; returns its id once it is on disk.
+    pub fn create_group(&mut self, name: &str, display_name: &str, now_ms: i64) -> Result<GroupId, VaultError> {
+        let session = GroupSession::create(child_rng(&mut self.rng), name, display_name, now_ms)?;
+        let id = session.id();
+        self.sessions.insert(id, session);
+        self.persist(&id)?;
+        Ok(id)
+    }
+
+    /// Stores a session made elsewhere (a join) and keeps it loaded.
+    pub fn adopt(&mut self, session: GroupSession) -> Result<GroupId, VaultError> {
+        let id = session.id();
+        self.sessions.insert(id, session);
+        self.persist(&id)?;
+        Ok(id)
+    }
+
+    /// A fresh seeded RNG for a new session (e.g. a join).
+    pub fn session_rng(&mut self) -> StdRng {
+        child_rng(&mut self.rng)
+    }
+
+    /// The session of `group`, loading it if needed.
+    pub fn session(&mut self, group: &GroupId) -> Result<&GroupSession, VaultError> {
+        self.ensure_loaded(group)?;
+        Ok(&self.sessions[group])
+    }
+
+    /// Runs `f` on the session of `group` and makes everything it produced durable before
+    /// returning. On any error nothing is kept.
+    pub fn edit<T, E>(
+        &mut self,
+        group: &GroupId,
+        f: impl FnOnce(&mut GroupSession) -> Result<T, E>,
+    ) -> Result<T, VaultError>
+    where
+        VaultError: From<E>,
+    {
+        self.ensure_loaded(group)?;
+        let session = self.sessions.get_mut(group).expect("loaded above");
+        let result = f(session);
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.sessions.remove(group);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.persist(group) {
+            self.sessions.remove(group);
+            return Err(e);
+        }
+        Ok(value)
+    }
+
+    fn ensure_loaded(&mut self, group: &GroupId) -> Result<(), VaultError> {
+        if !self.sessions.contains_key(group) {
+            let session = self.load(group)?;
+            self.sessions.insert(*group, session);
+        }
+        Ok(())
+    }
+
+    fn persist(&mut self, group: &GroupId) -> Result<(), VaultError> {
+        let session = self.sessions.get_mut(group).expect("persisting a loaded session");
+        let mut batch = Batch::new();
+        batch.put(Kind::Group, Key::in_group(*group, b""), encode_record(session));
+        for op in session.ops() {
+            batch.put(Kind::Op, Key::in_group(*group, &op.hash().0), op.bytes().to_vec());
+        }
+        for grant in session.grants() {
+            batch.put(
+                Kind::Grant,
+                Key::in_group(*group, &grant.doc.to_bytes()),
+                grant.bytes().to_vec(),
+            );
+        }
+        for unit in session.take_outbox().into_iter().chain(session.take_accepted()) {
+            batch.append_unit(*group, unit.bytes().to_vec());
+        }
+        for doc in session.take_dirty() {
+            if let Some(replica) = session.replica(&doc) {
+                batch.put(
+                    Kind::Snapshot,
+                    Key::in_group(*group, &doc.to_bytes()),
+                    encode_snapshot(replica),
+                );
+            }
+        }
+        batch.clear(Kind::Pending, *group);
+        for unit in session.pending_units() {
+            batch.put(
+                Kind::Pending,
+                Key::in_group(*group, &unit.id().0),
+                unit.bytes().to_vec(),
+            );
+        }
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
+    fn load(&mut self, group: &GroupId) -> Result<GroupSession, VaultError> {
+        let record = self
+            .store
+            .get(Kind::Group, &Key::in_group(*group, b""))?
+            .ok_or_else(|| VaultError::NoGroup(group.to_hex()))?;
+        let rec = decode_record(&record)?;
+        let ops: Vec<SignedOp> = self
+            .store
+            .scan_group(Kind::Op, group)?
+            .iter()
+            .map(|b| SignedOp::decode(b).map_err(|e| VaultError::Record(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let create = ops
+            .iter()
+            .find(|o| o.op().parents.is_empty())
+            .cloned()
+            .ok_or_else(|| VaultError::Record("the group has no create operation".into()))?;
+        let log = MembershipLog::new(create).map_err(|e| VaultError::Record(e.to_string()))?;
+        let mut session = GroupSession::from_parts(*group, rec.secrets, log, child_rng(&mut self.rng));
+        session.receive_ops(&ops)?;
+        session.epoch_keys.extend(rec.epoch_keys);
+        for raw in self.store.scan_group(Kind::Grant, group)? {
+            let grant = AudienceGrant::decode(&raw).map_err(|e| VaultError::Record(e.to_string()))?;
+            let key = rec.audience_keys.get(&grant.doc).cloned();
+            session.audiences.insert(grant.doc, Audience { grant, key });
+        }
+        for raw in self.store.scan_group(Kind::Snapshot, group)? {
+            let (doc, replica) = decode_snapshot(*group, &raw)?;
+            session.docs.insert(doc, replica);
+        }
+        for raw in self.store.scan_group(Kind::Pending, group)? {
+            let unit = SealedUnit::decode(&raw).map_err(|e| VaultError::Record(e.to_string()))?;
+            session.restore_pending(unit);
+        }
+        Ok(session)
+    }
+
+    /// Every sealed unit stored for `group`, in arrival order (for sync and tests).
+    pub fn stored_units(&self, group: &GroupId) -> Result<Vec<Vec<u8>>, VaultError> {
+        Ok(self
+            .store
+            .scan_group(Kind::Unit, group)?
+            .into_iter()
+            .map(|z| z.to_vec())
+            .collect())
+    }
+}
+
+fn child_rng(rng: &mut StdRng) -> StdRng {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    StdRng::from_seed(seed)
+}
+
+struct Record {
+    secrets: MembershipSecrets,
+    epoch_keys: BTreeMap<KeyId, SymmetricKey>,
+    audience_keys: BTreeMap<DocId, SymmetricKey>,
+}
+
+fn encode_record(s: &GroupSession) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(RECORD_VERSION).bytes(&s.group.0);
+    w.bytes(&*s.me.signing.seed())
+        .bytes(s.me.boxed.seed())
+        .bytes(&*s.me.transport.seed())
+        .bytes(&s.me.actor_suffix);
+    w.count(s.epoch_keys.len());
+    for (id, key) in &s.epoch_keys {
+        w.bytes(&id.0).bytes(key.expose());
+    }
+    let keyed: Vec<_> = s
+        .audiences
+        .iter()
+        .filter_map(|(d, a)| Some((d, a.key.as_ref()?)))
+        .collect();
+    w.count(keyed.len());
+    for (doc, key) in keyed {
+        doc.encode(&mut w);
+        w.bytes(key.expose());
+    }
+    w.finish()
+}
+
+fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != RECORD_VERSION {
+        return Err(DecodeError::Version(version).into());
+    }
+    let _group: [u8; 32] = r.array()?;
+    let secrets = MembershipSecrets {
+        signing: SigningSecret::from_seed(&r.array()?),
+        boxed: BoxSecret::from_seed(r.array()?),
+        transport: SigningSecret::from_seed(&r.array()?),
+        actor_suffix: r.array()?,
+    };
+    let mut epoch_keys = BTreeMap::new();
+    for _ in 0..r.count(u16::MAX as usize, 64)? {
+        epoch_keys.insert(KeyId(r.array()?), SymmetricKey::from_bytes(r.array()?));
+    }
+    let mut audience_keys = BTreeMap::new();
+    for _ in 0..r.count(u16::MAX as usize, 65)? {
+        audience_keys.insert(DocId::decode(&mut r)?, SymmetricKey::from_bytes(r.array()?));
+    }
+    r.finish()?;
+    Ok(Record {
+        secrets,
+        epoch_keys,
+        audience_keys,
+    })
+}
+
+/// A snapshot: document id, the saved document, and the author-head signatures.
+fn encode_snapshot(replica: &Replica) -> Vec<u8> {
+    let payload = replica.document_payload();
+    let mut w = Writer::new();
+    w.u8(RECORD_VERSION);
+    replica.id().encode(&mut w);
+    w.var_bytes(&payload.data).count(payload.signatures.len());
+    for s in &payload.signatures {
+        s.encode(&mut w);
+    }
+    w.finish()
+}
+
+fn decode_snapshot(group: GroupId, bytes: &[u8]) -> Result<(DocId, Replica), VaultError> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8()?;
+    if version != RECORD_VERSION {
+        return Err(DecodeError::Version(version).into());
+    }
+    let doc = DocId::decode(&mut r)?;
+    let saved = r.var_bytes(crate::unit::MAX_UNIT_LEN)?;
+    let n = r.count(crate::unit::MAX_SIGNATURES, crate::unit::CHANGE_SIGNATURE_LEN)?;
+    let mut sigs = Vec::with_capacity(n);
+    for _ in 0..n {
+        sigs.push(ChangeSignature::decode(&mut r)?);
+    }
+    r.finish()?;
+    let replica = Replica::from_trusted_save(group, doc, saved, sigs).map_err(|e| VaultError::Record(e.to_string()))?;
+    Ok((doc, replica))
+}
