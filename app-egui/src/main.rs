@@ -26,6 +26,16 @@ fn main() -> ExitCode {
         )
         .without_time()
         .init();
+    // Panics that core contains (hostile or damaged bytes in a dependency) become errors;
+    // keep their noise out of the terminal. Any other panic is reported as usual.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if alongside_core::guard::is_catching() {
+            tracing::debug!("contained a dependency panic: {info}");
+        } else {
+            default_hook(info);
+        }
+    }));
     let cli = cli::Cli::parse();
     let Some(command) = cli.command else {
         println!(

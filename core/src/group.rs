@@ -620,6 +620,37 @@ impl GroupSession {
         self.pending.insert(unit.id(), Waiting { unit });
     }
 
+    /// The current epoch id and key. For code that seals units on this member's behalf
+    /// (the sync engine, tests of hostile members); never log or persist it elsewhere.
+    pub fn epoch_key(&self) -> Option<(KeyId, SymmetricKey)> {
+        self.current_epoch_key().ok().map(|(id, k)| (id, k.clone()))
+    }
+
+    /// A unit carrying the whole of `doc` as a saved document (for a peer with nothing).
+    pub fn document_unit(&mut self, doc: &DocId) -> Option<SealedUnit> {
+        let payload = self.docs.get(doc)?.document_payload();
+        self.seal_payload(doc, &payload)
+    }
+
+    /// A unit carrying the changes of `doc` a peer holding `have` lacks, as a bundle.
+    pub fn catch_up_unit(&mut self, doc: &DocId, have: &[crate::ids::ChangeHash]) -> Option<SealedUnit> {
+        let payload = self.docs.get(doc)?.bundle_payload(have);
+        self.seal_payload(doc, &payload)
+    }
+
+    fn seal_payload(&mut self, doc: &DocId, payload: &Payload) -> Option<SealedUnit> {
+        let (key_id, key) = self.doc_key(doc).ok()?;
+        Some(SealedUnit::seal(
+            &mut self.rng,
+            self.group,
+            *doc,
+            key_id,
+            &key,
+            &self.me.signing,
+            payload,
+        ))
+    }
+
     /// Draws a fresh item id.
     pub(crate) fn new_item_id(&mut self) -> ItemId {
         ItemId::generate(&mut self.rng)

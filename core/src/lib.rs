@@ -21,6 +21,7 @@ pub mod audience;
 pub mod content;
 pub mod crypto;
 pub mod group;
+pub mod guard;
 pub mod ids;
 pub mod membership;
 pub mod model;

@@ -18,7 +18,6 @@
 //! A unit with any invalid change is rejected whole and leaves the replica untouched.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::{ActorId, Automerge, Change, ReadDoc};
 use thiserror::Error;
@@ -188,7 +187,7 @@ enum Parsed {
 impl Parsed {
     fn from_payload(kind: PayloadKind, data: &[u8]) -> Result<Parsed, Rejection> {
         // Automerge may panic on hostile bytes: parse only into throwaway values.
-        let result = catch_unwind(AssertUnwindSafe(|| -> Result<Parsed, Rejection> {
+        let result = crate::guard::catch(|| -> Result<Parsed, Rejection> {
             match kind {
                 PayloadKind::Change => Change::from_bytes(data.to_vec())
                     .map(|c| Parsed::Changes(vec![c]))
@@ -209,12 +208,12 @@ impl Parsed {
                         .map_err(|_| Rejection::Malformed)
                 }
             }
-        }));
+        });
         result.unwrap_or(Err(Rejection::Malformed))
     }
 
     fn metas(&self) -> Result<Vec<Meta>, Rejection> {
-        let result = catch_unwind(AssertUnwindSafe(|| match self {
+        let result = crate::guard::catch(|| match self {
             Parsed::Changes(changes) => changes
                 .iter()
                 .map(|c| Meta {
@@ -234,7 +233,7 @@ impl Parsed {
                     deps: c.deps.iter().map(|d| ChangeHash(d.0)).collect(),
                 })
                 .collect(),
-        }));
+        });
         result.map_err(|_| Rejection::Malformed)
     }
 }

@@ -8,7 +8,7 @@
 //! with immediate durability: a command reports success only after its batch is on disk,
 //! and a crash loses at most the batch in flight.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::{CryptoRng, Rng};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -180,9 +180,17 @@ impl Batch {
     }
 }
 
+/// The database handle: read-only until the first commit, so that commands which fail or
+/// only read leave the file byte-for-byte as it was.
+enum Db {
+    Read(redb::ReadOnlyDatabase),
+    Write(Database),
+}
+
 /// The encrypted database of one profile.
 pub struct Store {
-    db: Database,
+    db: Option<Db>,
+    path: Option<PathBuf>,
     values: SymmetricKey,
     key_hash: [u8; 32],
     rng: rand::rngs::StdRng,
@@ -194,6 +202,21 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Runs a redb call that may panic on a file damaged outside redb, turning the panic into
+/// an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    crate::guard::catch(f).unwrap_or_else(|()| Err(StoreError::Damaged("the file could not be read".into())))
+}
+
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    for kind in Kind::ALL {
+        txn.open_table(kind.table())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 impl Store {
     /// Creates a new store file at `path` (which must not exist).
     pub fn create(path: &Path, data_key: &SymmetricKey, rng: rand::rngs::StdRng) -> Result<Store, StoreError> {
@@ -201,39 +224,74 @@ impl Store {
             return Err(StoreError::Damaged("a data file already exists there".into()));
         }
         let db = Database::builder().create(path)?;
-        Self::init(db, data_key, rng)
+        create_tables(&db)?;
+        Ok(Self::wrap(Db::Write(db), Some(path.to_path_buf()), data_key, rng))
     }
 
-    /// Opens an existing store file.
+    /// Opens an existing store file, read-only until something is committed. A file left
+    /// by a crash is recovered (redb's repair) when it is opened.
     pub fn open(path: &Path, data_key: &SymmetricKey, rng: rand::rngs::StdRng) -> Result<Store, StoreError> {
         if !path.is_file() {
             return Err(StoreError::Damaged("the data file is missing".into()));
         }
-        // redb trusts a cleanly closed file and may panic on one damaged from outside;
-        // the integrity check turns that into an error.
-        let db = std::panic::catch_unwind(|| Database::builder().set_check_integrity_on_open(true).open(path))
-            .map_err(|_| StoreError::Damaged("the file could not be read".into()))??;
-        Self::init(db, data_key, rng)
+        let db = guarded(|| match Database::builder().open_read_only(path) {
+            Ok(db) => Ok(Db::Read(db)),
+            // Not shut down cleanly (a crash): open for writing, which recovers it.
+            Err(redb::DatabaseError::RepairAborted) => Ok(Db::Write(Database::builder().open(path)?)),
+            Err(e) => Err(e.into()),
+        })?;
+        let store = Self::wrap(db, Some(path.to_path_buf()), data_key, rng);
+        guarded(|| {
+            let txn = store.read_txn()?;
+            for kind in Kind::ALL {
+                txn.open_table(kind.table())
+                    .map_err(|_| StoreError::Damaged("a table is missing".into()))?;
+            }
+            Ok(())
+        })?;
+        Ok(store)
     }
 
     /// A store in memory (tests and simulations).
     pub fn in_memory(data_key: &SymmetricKey, rng: rand::rngs::StdRng) -> Result<Store, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Self::init(db, data_key, rng)
+        create_tables(&db)?;
+        Ok(Self::wrap(Db::Write(db), None, data_key, rng))
     }
 
-    fn init(db: Database, data_key: &SymmetricKey, rng: rand::rngs::StdRng) -> Result<Store, StoreError> {
-        let txn = db.begin_write()?;
-        for kind in Kind::ALL {
-            txn.open_table(kind.table())?;
-        }
-        txn.commit()?;
-        Ok(Store {
-            db,
+    fn wrap(db: Db, path: Option<PathBuf>, data_key: &SymmetricKey, rng: rand::rngs::StdRng) -> Store {
+        Store {
+            db: Some(db),
+            path,
             values: data_key.derive("alongside store values v1"),
             key_hash: *data_key.derive("alongside store keys v1").expose(),
             rng,
+        }
+    }
+
+    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(match self.db.as_ref().expect("store is open") {
+            Db::Read(db) => db.begin_read()?,
+            Db::Write(db) => db.begin_read()?,
         })
+    }
+
+    /// Reopens the file for writing on first use (releasing the read-only handle first).
+    fn ensure_writable(&mut self) -> Result<(), StoreError> {
+        if let Some(Db::Read(_)) = self.db {
+            self.db = None;
+            let path = self.path.clone().expect("only files are opened read-only");
+            let db = guarded(|| Ok(Database::builder().open(&path)?));
+            // If reopening failed, fall back to reading so the store stays usable.
+            match db {
+                Ok(db) => self.db = Some(Db::Write(db)),
+                Err(e) => {
+                    self.db = Database::builder().open_read_only(&path).ok().map(Db::Read);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn hash(&self, domain: &[u8], bytes: &[u8]) -> [u8; 32] {
@@ -276,43 +334,49 @@ impl Store {
     /// Reads one record.
     pub fn get(&self, kind: Kind, key: &Key) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let physical = self.physical(kind, key);
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(kind.table())?;
-        match table.get(physical.as_slice())? {
-            None => Ok(None),
-            Some(v) => Ok(Some(self.open_value(kind, &physical, v.value())?)),
-        }
+        guarded(|| {
+            let txn = self.read_txn()?;
+            let table = txn.open_table(kind.table())?;
+            match table.get(physical.as_slice())? {
+                None => Ok(None),
+                Some(v) => Ok(Some(self.open_value(kind, &physical, v.value())?)),
+            }
+        })
     }
 
     /// Every record of `kind`, decrypted (for groups: every group record).
     pub fn all(&self, kind: Kind) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(kind.table())?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            out.push(self.open_value(kind, k.value(), v.value())?);
-        }
-        Ok(out)
+        guarded(|| {
+            let txn = self.read_txn()?;
+            let table = txn.open_table(kind.table())?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                out.push(self.open_value(kind, k.value(), v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// Every record of `kind` in `group`, in key order (units: arrival order).
     pub fn scan_group(&self, kind: Kind, group: &GroupId) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
         let prefix = self.group_prefix(group);
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(kind.table())?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix.as_slice()..)? {
-            let (k, v) = entry?;
-            if !k.value().starts_with(&prefix) {
-                break;
+        guarded(|| {
+            let txn = self.read_txn()?;
+            let table = txn.open_table(kind.table())?;
+            let mut out = Vec::new();
+            for entry in table.range(prefix.as_slice()..)? {
+                let (k, v) = entry?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                if k.value().len() == prefix.len() {
+                    continue; // the group's own record, not one of its items
+                }
+                out.push(self.open_value(kind, k.value(), v.value())?);
             }
-            if k.value().len() == prefix.len() {
-                continue; // the group's own record, not one of its items
-            }
-            out.push(self.open_value(kind, k.value(), v.value())?);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Whether `group` already stored a unit with id bytes `unit_id`.
@@ -325,7 +389,15 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
+        self.ensure_writable()?;
+        guarded(|| self.commit_inner(&batch))
+    }
+
+    fn commit_inner(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let Some(Db::Write(db)) = &self.db else {
+            unreachable!("ensure_writable opened the file for writing")
+        };
+        let txn = db.begin_write()?;
         for (kind, group) in &batch.clears {
             let prefix = self.group_prefix(group);
             let mut table = txn.open_table(kind.table())?;

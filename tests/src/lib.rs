@@ -1,1 +1,83 @@
-//! x
+//! Shared helpers for Alongside's multi-member, security and fault tests and benchmarks.
+//!
+//! Until the sync layer lands, "other devices" are [`GroupSession`]s in the same process:
+//! units move between them as bytes, exactly as they would travel.
+
+use alongside_core::group::{GroupSession, MembershipSecrets, Received};
+use alongside_core::membership::Role;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+pub mod trace;
+
+/// A fixed clock for tests: 2026-11-29T12:00:00Z.
+pub const NOW_MS: i64 = 1_795_953_600_000;
+
+/// A seeded RNG.
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// A group of `names.len()` members: the first creates it and adds the others as
+/// members; everyone holds every membership operation and display-name unit.
+pub fn group(seed: u64, names: &[&str]) -> Vec<GroupSession> {
+    let mut creator = GroupSession::create(rng(seed), "Tuesday Circle", names[0], NOW_MS).expect("create group");
+    let mut secrets = Vec::new();
+    for (i, _) in names.iter().enumerate().skip(1) {
+        let s = MembershipSecrets::generate(&mut rng(seed.wrapping_mul(1000).wrapping_add(i as u64)));
+        creator
+            .add_member(s.public_keys(&creator.id()), Role::Member, NOW_MS)
+            .expect("add member");
+        secrets.push(s);
+    }
+    let ops = ordered_ops(&creator);
+    let mut members = vec![creator];
+    for (i, s) in secrets.into_iter().enumerate() {
+        let mut m = GroupSession::join(rng(seed.wrapping_mul(2000).wrapping_add(i as u64)), s, &ops).expect("join");
+        m.set_display_name(names[i + 1]).expect("name");
+        members.push(m);
+    }
+    let units: Vec<Vec<u8>> = members
+        .iter_mut()
+        .flat_map(|m| m.take_outbox())
+        .map(|u| u.bytes().to_vec())
+        .collect();
+    deliver(&mut members, &units);
+    members
+}
+
+/// A session's operations with the create operation first.
+pub fn ordered_ops(s: &GroupSession) -> Vec<alongside_core::membership::SignedOp> {
+    let mut ops = s.ops();
+    ops.sort_by_key(|o| !o.op().parents.is_empty());
+    ops
+}
+
+/// Offers every unit to every member (a member's own units are duplicates to it).
+pub fn deliver(members: &mut [GroupSession], units: &[Vec<u8>]) {
+    for m in members.iter_mut() {
+        for u in units {
+            let _ = m.receive_unit(u);
+        }
+    }
+}
+
+/// Moves every member's outbox to every other member until nothing new happens.
+pub fn sync_all(members: &mut [GroupSession]) {
+    loop {
+        let units: Vec<Vec<u8>> = members
+            .iter_mut()
+            .flat_map(|m| m.take_outbox())
+            .map(|u| u.bytes().to_vec())
+            .collect();
+        if units.is_empty() {
+            return;
+        }
+        deliver(members, &units);
+    }
+}
+
+/// Whether `r` applied something.
+pub fn applied(r: &Received) -> bool {
+    matches!(r, Received::Applied { .. })
+}
