@@ -328,6 +328,18 @@ impl GroupSession {
         self.edit_doc(doc, |tx| edits::splice_notes(tx, pos, delete, insert))
     }
 
+    /// Applies several splices of the shared notes as one change (e.g. a burst of typing):
+    /// each `(pos, delete, insert)` applies to the text as the previous one left it.
+    pub fn edit_meeting_notes(&mut self, meeting: &str, splices: &[(usize, usize, &str)]) -> Result<(), GroupError> {
+        let doc = self.meeting_doc_by_prefix(meeting)?;
+        self.edit_doc(doc, |tx| {
+            for (pos, delete, insert) in splices {
+                edits::splice_notes(tx, *pos, *delete, insert)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Marks a member present or absent at a meeting.
     pub fn set_attendance(&mut self, meeting: &str, member: MemberId, present: bool) -> Result<(), GroupError> {
         let doc = self.meeting_doc_by_prefix(meeting)?;

@@ -135,14 +135,32 @@ impl ChangeIndex {
 
     /// Checks sequence and descent for `m` and records it. Dependencies must be indexed.
     fn check_and_add(&mut self, m: &Meta) -> Result<(), Rejection> {
+        let mut staged = Staged::default();
+        self.stage(&mut staged, m)?;
+        self.commit(staged);
+        Ok(())
+    }
+
+    /// Checks `m` against the index plus what is already staged, and stages it. The index
+    /// itself only learns new actor slots (harmless: a slot with no changes).
+    fn stage(&mut self, staged: &mut Staged, m: &Meta) -> Result<(), Rejection> {
         let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
         let actor = self.actor_slot(&m.actor);
-        if seq != self.max_seq[actor as usize] + 1 {
+        let current = staged
+            .max_seq
+            .get(&actor)
+            .copied()
+            .unwrap_or(self.max_seq[actor as usize]);
+        if seq != current + 1 {
             return Err(Rejection::SequenceGap);
         }
         let mut clock = vec![0u32; self.actors.len()];
         for dep in &m.deps {
-            let entry = self.changes.get(dep).ok_or(Rejection::Inconsistent)?;
+            let entry = staged
+                .changes
+                .get(dep)
+                .or_else(|| self.changes.get(dep))
+                .ok_or(Rejection::Inconsistent)?;
             for (slot, v) in clock.iter_mut().zip(entry.clock.iter()) {
                 *slot = (*slot).max(*v);
             }
@@ -151,8 +169,8 @@ impl ChangeIndex {
             return Err(Rejection::Fork);
         }
         clock[actor as usize] = seq;
-        self.max_seq[actor as usize] = seq;
-        self.changes.insert(
+        staged.max_seq.insert(actor, seq);
+        staged.changes.insert(
             m.hash,
             IndexEntry {
                 actor,
@@ -162,6 +180,20 @@ impl ChangeIndex {
         );
         Ok(())
     }
+
+    fn commit(&mut self, staged: Staged) {
+        for (actor, seq) in staged.max_seq {
+            self.max_seq[actor as usize] = seq;
+        }
+        self.changes.extend(staged.changes);
+    }
+}
+
+/// Index entries checked but not yet committed (a unit is accepted or rejected whole).
+#[derive(Debug, Default)]
+struct Staged {
+    changes: HashMap<ChangeHash, IndexEntry>,
+    max_seq: HashMap<u32, u32>,
 }
 
 /// Derives a member from an actor id (`membership key ‖ install suffix`).
@@ -274,9 +306,11 @@ impl Replica {
             return Err(Rejection::Malformed);
         };
         let mut index = ChangeIndex::default();
+        let mut staged = Staged::default();
         for m in topo_order(&metas, &index)? {
-            index.check_and_add(m)?;
+            index.stage(&mut staged, m)?;
         }
+        index.commit(staged);
         Ok(Replica {
             group,
             id,
@@ -427,14 +461,14 @@ impl Replica {
             }
         }
         let signatures = self.check_coverage(&new_metas, &payload.signatures)?;
-        // Sequence and descent, on a copy of the index so a rejection leaves no trace.
-        let mut index = self.index.clone();
+        // Sequence and descent, staged so a rejection leaves no trace.
+        let mut staged = Staged::default();
         for m in &ordered {
-            index.check_and_add(m)?;
+            self.index.stage(&mut staged, m)?;
         }
         let count = ordered.len();
         self.apply(parsed, &new_hashes, &ordered)?;
-        self.index = index;
+        self.index.commit(staged);
         for s in signatures {
             self.signatures.insert(s.hash, s);
         }
