@@ -17,7 +17,7 @@
 //!
 //! A unit with any invalid change is rejected whole and leaves the replica untouched.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use automerge::{ActorId, Automerge, Change, ReadDoc};
 use thiserror::Error;
@@ -80,7 +80,8 @@ pub enum Ingest {
 }
 
 /// Per change: its actor, sequence number and vector clock (max seq per actor in its
-/// ancestry, itself included). The clock is what makes fork detection O(actors).
+/// ancestry, itself included). The clock is what makes fork detection and signature
+/// coverage O(actors) per change.
 #[derive(Debug, Clone)]
 struct IndexEntry {
     actor: u32,
@@ -97,13 +98,49 @@ pub struct ChangeIndex {
     changes: HashMap<ChangeHash, IndexEntry>,
 }
 
-/// The metadata validation needs from one change.
+/// The metadata validation needs from one change; `actor` indexes [`Metas::actors`].
 #[derive(Debug, Clone)]
 struct Meta {
     hash: ChangeHash,
-    actor: ActorId,
+    actor: u32,
     seq: u64,
     deps: Vec<ChangeHash>,
+}
+
+/// The metadata of a payload's changes, with their actors interned.
+#[derive(Debug, Default)]
+struct Metas {
+    actors: Vec<ActorId>,
+    list: Vec<Meta>,
+}
+
+impl Metas {
+    fn push(
+        &mut self,
+        interned: &mut HashMap<ActorId, u32>,
+        actor: &ActorId,
+        hash: ChangeHash,
+        seq: u64,
+        deps: Vec<ChangeHash>,
+    ) {
+        let actor = match interned.get(actor) {
+            Some(i) => *i,
+            None => {
+                let i = self.actors.len() as u32;
+                self.actors.push(actor.clone());
+                interned.insert(actor.clone(), i);
+                i
+            }
+        };
+        self.list.push(Meta { hash, actor, seq, deps });
+    }
+}
+
+/// Index entries checked but not yet committed (a unit is accepted or rejected whole).
+#[derive(Debug, Default)]
+struct Staged {
+    changes: HashMap<ChangeHash, IndexEntry>,
+    max_seq: HashMap<u32, u32>,
 }
 
 impl ChangeIndex {
@@ -122,6 +159,8 @@ impl ChangeIndex {
         self.changes.contains_key(hash)
     }
 
+    /// The index slot of `actor`, added if new (a slot with no changes is harmless, so a
+    /// rejected unit may leave one behind).
     fn actor_slot(&mut self, actor: &ActorId) -> u32 {
         if let Some(i) = self.actor_index.get(actor) {
             return *i;
@@ -133,47 +172,40 @@ impl ChangeIndex {
         i
     }
 
-    /// Checks sequence and descent for `m` and records it. Dependencies must be indexed.
-    fn check_and_add(&mut self, m: &Meta) -> Result<(), Rejection> {
-        let mut staged = Staged::default();
-        self.stage(&mut staged, m)?;
-        self.commit(staged);
-        Ok(())
+    fn entry<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a IndexEntry> {
+        staged.changes.get(hash).or_else(|| self.changes.get(hash))
     }
 
-    /// Checks `m` against the index plus what is already staged, and stages it. The index
-    /// itself only learns new actor slots (harmless: a slot with no changes).
-    fn stage(&mut self, staged: &mut Staged, m: &Meta) -> Result<(), Rejection> {
+    /// Checks the change `m` of index actor `slot` against the index plus what is already
+    /// staged, and stages it. Dependencies are looked up first, so an out-of-order list
+    /// fails with [`Rejection::Inconsistent`] before any sequence check: the staged set is
+    /// always closed under dependencies, and a sequence or fork error is always real.
+    fn stage(&self, staged: &mut Staged, slot: u32, m: &Meta) -> Result<(), Rejection> {
+        let mut clock = vec![0u32; self.actors.len()];
+        for dep in &m.deps {
+            let entry = self.entry(staged, dep).ok_or(Rejection::Inconsistent)?;
+            for (c, v) in clock.iter_mut().zip(entry.clock.iter()) {
+                *c = (*c).max(*v);
+            }
+        }
         let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
-        let actor = self.actor_slot(&m.actor);
         let current = staged
             .max_seq
-            .get(&actor)
+            .get(&slot)
             .copied()
-            .unwrap_or(self.max_seq[actor as usize]);
+            .unwrap_or(self.max_seq[slot as usize]);
         if seq != current + 1 {
             return Err(Rejection::SequenceGap);
         }
-        let mut clock = vec![0u32; self.actors.len()];
-        for dep in &m.deps {
-            let entry = staged
-                .changes
-                .get(dep)
-                .or_else(|| self.changes.get(dep))
-                .ok_or(Rejection::Inconsistent)?;
-            for (slot, v) in clock.iter_mut().zip(entry.clock.iter()) {
-                *slot = (*slot).max(*v);
-            }
-        }
-        if clock[actor as usize] != seq - 1 {
+        if clock[slot as usize] != seq - 1 {
             return Err(Rejection::Fork);
         }
-        clock[actor as usize] = seq;
-        staged.max_seq.insert(actor, seq);
+        clock[slot as usize] = seq;
+        staged.max_seq.insert(slot, seq);
         staged.changes.insert(
             m.hash,
             IndexEntry {
-                actor,
+                actor: slot,
                 seq,
                 clock: clock.into_boxed_slice(),
             },
@@ -181,19 +213,33 @@ impl ChangeIndex {
         Ok(())
     }
 
+    /// Stages every change of `order`, mapping payload actors through `slots`.
+    fn stage_all<'a>(
+        &self,
+        order: impl IntoIterator<Item = &'a Meta>,
+        slots: &[u32],
+        capacity: usize,
+    ) -> Result<Staged, Rejection> {
+        let mut staged = Staged {
+            changes: HashMap::with_capacity(capacity),
+            max_seq: HashMap::new(),
+        };
+        for m in order {
+            self.stage(&mut staged, slots[m.actor as usize], m)?;
+        }
+        Ok(staged)
+    }
+
     fn commit(&mut self, staged: Staged) {
         for (actor, seq) in staged.max_seq {
             self.max_seq[actor as usize] = seq;
         }
-        self.changes.extend(staged.changes);
+        if self.changes.is_empty() {
+            self.changes = staged.changes;
+        } else {
+            self.changes.extend(staged.changes);
+        }
     }
-}
-
-/// Index entries checked but not yet committed (a unit is accepted or rejected whole).
-#[derive(Debug, Default)]
-struct Staged {
-    changes: HashMap<ChangeHash, IndexEntry>,
-    max_seq: HashMap<u32, u32>,
 }
 
 /// Derives a member from an actor id (`membership key ‖ install suffix`).
@@ -244,27 +290,33 @@ impl Parsed {
         result.unwrap_or(Err(Rejection::Malformed))
     }
 
-    fn metas(&self) -> Result<Vec<Meta>, Rejection> {
-        let result = crate::guard::catch(|| match self {
-            Parsed::Changes(changes) => changes
-                .iter()
-                .map(|c| Meta {
-                    hash: ChangeHash(c.hash().0),
-                    actor: c.actor_id().clone(),
-                    seq: c.seq(),
-                    deps: c.deps().iter().map(|d| ChangeHash(d.0)).collect(),
-                })
-                .collect(),
-            Parsed::Document(doc) => doc
-                .get_changes_meta(&[])
-                .into_iter()
-                .map(|c| Meta {
-                    hash: ChangeHash(c.hash.0),
-                    actor: c.actor.into_owned(),
-                    seq: c.seq,
-                    deps: c.deps.iter().map(|d| ChangeHash(d.0)).collect(),
-                })
-                .collect(),
+    fn metas(&self) -> Result<Metas, Rejection> {
+        let to_hashes = |deps: &[automerge::ChangeHash]| deps.iter().map(|d| ChangeHash(d.0)).collect();
+        let result = crate::guard::catch(|| {
+            let mut out = Metas::default();
+            let mut interned = HashMap::new();
+            match self {
+                Parsed::Changes(changes) => {
+                    out.list.reserve(changes.len());
+                    for c in changes {
+                        out.push(
+                            &mut interned,
+                            c.actor_id(),
+                            ChangeHash(c.hash().0),
+                            c.seq(),
+                            to_hashes(c.deps()),
+                        );
+                    }
+                }
+                Parsed::Document(doc) => {
+                    let metas = doc.get_changes_meta(&[]);
+                    out.list.reserve(metas.len());
+                    for c in &metas {
+                        out.push(&mut interned, &c.actor, ChangeHash(c.hash.0), c.seq, to_hashes(&c.deps));
+                    }
+                }
+            }
+            out
         });
         result.map_err(|_| Rejection::Malformed)
     }
@@ -306,10 +358,11 @@ impl Replica {
             return Err(Rejection::Malformed);
         };
         let mut index = ChangeIndex::default();
-        let mut staged = Staged::default();
-        for m in topo_order(&metas, &index)? {
-            index.stage(&mut staged, m)?;
-        }
+        let slots: Vec<u32> = metas.actors.iter().map(|a| index.actor_slot(a)).collect();
+        let staged = match index.stage_all(&metas.list, &slots, metas.list.len()) {
+            Ok(staged) => staged,
+            Err(_) => index.stage_all(topo_order(&metas.list, &index)?, &slots, metas.list.len())?,
+        };
         index.commit(staged);
         Ok(Replica {
             group,
@@ -414,13 +467,16 @@ impl Replica {
             .expect("a change just committed is in the document");
         let meta = Meta {
             hash: ChangeHash(hash.0),
-            actor: change.actor_id().clone(),
+            actor: 0,
             seq: change.seq(),
             deps: change.deps().iter().map(|d| ChangeHash(d.0)).collect(),
         };
-        self.index
-            .check_and_add(&meta)
+        let slot = self.index.actor_slot(change.actor_id());
+        let staged = self
+            .index
+            .stage_all([&meta], &[slot], 1)
             .expect("our own change follows our own history");
+        self.index.commit(staged);
         let sig = ChangeSignature::sign(author, &self.group, &self.id, meta.hash, key_id);
         self.signatures.insert(meta.hash, sig.clone());
         Ok(Some(Payload {
@@ -436,105 +492,120 @@ impl Replica {
     pub fn ingest(&mut self, payload: &Payload, policy: &dyn WritePolicy) -> Result<Ingest, Rejection> {
         let parsed = Parsed::from_payload(payload.kind, &payload.data)?;
         let metas = parsed.metas()?;
-        let new: Vec<&Meta> = metas.iter().filter(|m| !self.index.contains(&m.hash)).collect();
-        if new.is_empty() {
-            return Ok(Ingest::Duplicate);
-        }
-        let new_hashes: HashSet<ChangeHash> = new.iter().map(|m| m.hash).collect();
-        let mut missing: Vec<ChangeHash> = new
-            .iter()
-            .flat_map(|m| m.deps.iter())
-            .filter(|d| !new_hashes.contains(d) && !self.index.contains(d))
-            .copied()
-            .collect();
-        if !missing.is_empty() {
-            missing.sort();
-            missing.dedup();
-            return Ok(Ingest::MissingDeps(missing));
-        }
-        let new_metas: Vec<Meta> = new.iter().map(|m| (*m).clone()).collect();
-        let ordered = topo_order(&new_metas, &self.index)?;
-        for m in &ordered {
-            let author = actor_member(&m.actor).ok_or(Rejection::BadActor)?;
+        // Who wrote: every actor must be a member allowed to write this document.
+        for actor in &metas.actors {
+            let author = actor_member(actor).ok_or(Rejection::BadActor)?;
             if !policy.may_write(&author) {
                 return Err(Rejection::NotAllowed);
             }
         }
-        let signatures = self.check_coverage(&new_metas, &payload.signatures)?;
-        // Sequence and descent, staged so a rejection leaves no trace.
-        let mut staged = Staged::default();
-        for m in &ordered {
-            self.index.stage(&mut staged, m)?;
+        let all_new = self.index.is_empty() || metas.list.iter().all(|m| !self.index.contains(&m.hash));
+        let new: Vec<&Meta> = if all_new {
+            metas.list.iter().collect()
+        } else {
+            metas.list.iter().filter(|m| !self.index.contains(&m.hash)).collect()
+        };
+        if new.is_empty() {
+            return Ok(Ingest::Duplicate);
         }
-        let count = ordered.len();
-        self.apply(parsed, &new_hashes, &ordered)?;
+        let slots: Vec<u32> = metas.actors.iter().map(|a| self.index.actor_slot(a)).collect();
+        // Changes usually arrive in causal order: stage them as they come, and only sort
+        // (or report missing dependencies) when that fails for lack of a dependency.
+        let staged = match self.index.stage_all(new.iter().copied(), &slots, new.len()) {
+            Ok(staged) => staged,
+            Err(Rejection::Inconsistent) => {
+                let new_hashes: HashSet<ChangeHash> = new.iter().map(|m| m.hash).collect();
+                let mut missing: Vec<ChangeHash> = new
+                    .iter()
+                    .flat_map(|m| m.deps.iter())
+                    .filter(|d| !new_hashes.contains(d) && !self.index.contains(d))
+                    .copied()
+                    .collect();
+                if !missing.is_empty() {
+                    missing.sort();
+                    missing.dedup();
+                    return Ok(Ingest::MissingDeps(missing));
+                }
+                let owned: Vec<Meta> = new.iter().map(|m| (*m).clone()).collect();
+                let order = topo_order(&owned, &self.index)?;
+                self.index.stage_all(order, &slots, new.len())?
+            }
+            Err(e) => return Err(e),
+        };
+        let keep = self.check_coverage(&new, &slots, &staged, &payload.signatures)?;
+        let count = new.len();
+        self.apply(parsed, &new, all_new)?;
         self.index.commit(staged);
-        for s in signatures {
+        for s in keep {
             self.signatures.insert(s.hash, s);
         }
         Ok(Ingest::Applied { changes: count })
     }
 
     /// Every new change must be reachable from a hash its author signed in this payload.
+    /// With per-change vector clocks (and forks already excluded), change `(actor, seq)` is
+    /// an ancestor of signed change `S` exactly when `S`'s clock has `actor ≥ seq`.
     /// Returns the valid signatures worth keeping.
-    fn check_coverage(&self, new: &[Meta], signatures: &[ChangeSignature]) -> Result<Vec<ChangeSignature>, Rejection> {
-        let by_hash: HashMap<ChangeHash, &Meta> = new.iter().map(|m| (m.hash, m)).collect();
-        let mut starts: HashMap<MemberId, Vec<ChangeHash>> = HashMap::new();
+    fn check_coverage(
+        &self,
+        new: &[&Meta],
+        slots: &[u32],
+        staged: &Staged,
+        signatures: &[ChangeSignature],
+    ) -> Result<Vec<ChangeSignature>, Rejection> {
+        // Highest sequence number covered per index actor slot.
+        let mut covered = vec![0u32; self.index.actors.len()];
         let mut keep = Vec::new();
         for s in signatures {
             if !s.verify(&self.group, &self.id) {
                 return Err(Rejection::BadSignature);
             }
-            let Some(m) = by_hash.get(&s.hash) else { continue };
-            if actor_member(&m.actor) != Some(s.author) {
+            let Some(entry) = staged.changes.get(&s.hash) else {
+                continue; // not a change of this payload: it covers nothing new
+            };
+            if actor_member(&self.index.actors[entry.actor as usize]) != Some(s.author) {
                 return Err(Rejection::BadSignature);
             }
-            starts.entry(s.author).or_default().push(s.hash);
-            keep.push(s.clone());
-        }
-        let mut covered: HashSet<(MemberId, ChangeHash)> = HashSet::new();
-        for (author, roots) in starts {
-            let mut queue: VecDeque<ChangeHash> = roots.into();
-            let mut seen: HashSet<ChangeHash> = HashSet::new();
-            while let Some(h) = queue.pop_front() {
-                if !seen.insert(h) {
-                    continue;
-                }
-                if let Some(m) = by_hash.get(&h) {
-                    covered.insert((author, h));
-                    queue.extend(m.deps.iter().copied());
+            for (slot, &seq) in entry.clock.iter().enumerate() {
+                if seq > covered[slot] && actor_member(&self.index.actors[slot]) == Some(s.author) {
+                    covered[slot] = seq;
                 }
             }
+            keep.push(s.clone());
         }
         for m in new {
-            let author = actor_member(&m.actor).ok_or(Rejection::BadActor)?;
-            if !covered.contains(&(author, m.hash)) {
+            let slot = slots[m.actor as usize] as usize;
+            if m.seq > u64::from(covered[slot]) {
                 return Err(Rejection::Unsigned);
             }
         }
         Ok(keep)
     }
 
-    fn apply(&mut self, parsed: Parsed, new: &HashSet<ChangeHash>, ordered: &[&Meta]) -> Result<(), Rejection> {
+    fn apply(&mut self, parsed: Parsed, new: &[&Meta], all_new: bool) -> Result<(), Rejection> {
+        let fresh = |changes: Vec<Change>| -> Vec<Change> {
+            if all_new {
+                return changes;
+            }
+            let wanted: HashSet<ChangeHash> = new.iter().map(|m| m.hash).collect();
+            changes
+                .into_iter()
+                .filter(|c| wanted.contains(&ChangeHash(c.hash().0)))
+                .collect()
+        };
         match parsed {
-            Parsed::Document(scratch) if self.index.is_empty() && new.len() == ordered.len() => {
+            Parsed::Document(scratch) if self.index.is_empty() => {
                 // Nothing here yet and everything validated: adopt the loaded document.
                 self.doc = *scratch;
             }
             Parsed::Document(scratch) => {
-                let changes: Vec<Change> = scratch
-                    .get_changes(&[])
-                    .into_iter()
-                    .filter(|c| new.contains(&ChangeHash(c.hash().0)))
-                    .collect();
+                let changes = fresh(scratch.get_changes(&[]));
                 self.doc.apply_changes(changes).map_err(|_| Rejection::Malformed)?;
             }
             Parsed::Changes(changes) => {
-                let changes: Vec<Change> = changes
-                    .into_iter()
-                    .filter(|c| new.contains(&ChangeHash(c.hash().0)))
-                    .collect();
-                self.doc.apply_changes(changes).map_err(|_| Rejection::Malformed)?;
+                self.doc
+                    .apply_changes(fresh(changes))
+                    .map_err(|_| Rejection::Malformed)?;
             }
         }
         Ok(())
