@@ -17,7 +17,11 @@
 //!
 //! A unit with any invalid change is rejected whole and leaves the replica untouched.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// Change hashes are SHA-256 outputs; foldhash with a per-process random seed hashes them
+// several times faster than SipHash, which matters with a quarter million changes.
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use automerge::{ActorId, Automerge, Change, ReadDoc};
 use thiserror::Error;
