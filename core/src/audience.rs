@@ -45,6 +45,8 @@ pub struct AudienceGrant {
     pub doc: DocId,
     /// Who made it (and owns the goals or reach-outs in it).
     pub owner: MemberId,
+    /// With the owner, determines the document id.
+    pub salt: [u8; 32],
     /// When the owner says it was made (Unix ms).
     pub created_at_ms: i64,
     /// Everyone who may read and write it, owner included, sorted.
@@ -55,13 +57,12 @@ pub struct AudienceGrant {
 }
 
 impl AudienceGrant {
-    /// Makes a grant of a fresh `key` for `doc`, sealed to each of `members` (given with
-    /// their X25519 keys); the owner is added if missing.
-    #[allow(clippy::too_many_arguments)]
+    /// Makes a grant of `key` for a new audience document, sealed to each of `members`
+    /// (given with their X25519 keys); the owner is added if missing. The document id is
+    /// derived from the owner and a fresh salt, so nobody else can claim it.
     pub fn create<R: CryptoRng>(
         rng: &mut R,
         group: GroupId,
-        doc: DocId,
         owner: &SigningSecret,
         owner_box: [u8; 32],
         members: &[(MemberId, [u8; 32])],
@@ -69,6 +70,9 @@ impl AudienceGrant {
         created_at_ms: i64,
     ) -> Result<AudienceGrant, crypto::CryptoError> {
         let owner_id = MemberId(owner.public());
+        let mut salt = [0u8; 32];
+        rng.fill_bytes(&mut salt);
+        let doc = audience_doc(&owner_id, &salt);
         let mut all: Vec<(MemberId, [u8; 32])> = members.to_vec();
         if !all.iter().any(|(m, _)| *m == owner_id) {
             all.push((owner_id, owner_box));
@@ -87,6 +91,7 @@ impl AudienceGrant {
             group,
             doc,
             owner: owner_id,
+            salt,
             created_at_ms,
             members: all.iter().map(|(m, _)| *m).collect(),
             seals,
@@ -102,7 +107,10 @@ impl AudienceGrant {
         let mut w = Writer::new();
         w.u8(GRANT_VERSION).bytes(&self.group.0);
         self.doc.encode(&mut w);
-        w.bytes(&self.owner.0).i64(self.created_at_ms).count(self.seals.len());
+        w.bytes(&self.owner.0)
+            .bytes(&self.salt)
+            .i64(self.created_at_ms)
+            .count(self.seals.len());
         for s in &self.seals {
             w.bytes(&s.recipient.0).var_bytes(&s.sealed);
         }
@@ -123,6 +131,7 @@ impl AudienceGrant {
         let group = GroupId(r.array()?);
         let doc = DocId::decode(&mut r)?;
         let owner = MemberId(r.array()?);
+        let salt: [u8; 32] = r.array()?;
         let created_at_ms = r.i64()?;
         let n = r.count(MAX_AUDIENCE, 36)?;
         let mut seals = Vec::with_capacity(n);
@@ -137,13 +146,14 @@ impl AudienceGrant {
         crypto::verify(&owner.0, &[GRANT_SIG_CONTEXT, body].concat(), &sig).map_err(|_| GrantError::Signature)?;
         let members: Vec<MemberId> = seals.iter().map(|s| s.recipient).collect();
         let sorted = members.windows(2).all(|w| w[0] < w[1]);
-        if doc.kind != DocKind::Audience || !members.contains(&owner) || !sorted {
+        if doc != audience_doc(&owner, &salt) || !members.contains(&owner) || !sorted {
             return Err(GrantError::Inconsistent);
         }
         Ok(AudienceGrant {
             group,
             doc,
             owner,
+            salt,
             created_at_ms,
             members,
             seals,
@@ -169,6 +179,14 @@ impl AudienceGrant {
             .ok()?;
         let bytes: [u8; 32] = raw.as_slice().try_into().ok()?;
         Some(SymmetricKey::from_bytes(bytes))
+    }
+}
+
+/// The id of the audience document `owner` creates with `salt`.
+pub fn audience_doc(owner: &MemberId, salt: &[u8; 32]) -> DocId {
+    DocId {
+        kind: DocKind::Audience,
+        bytes: blake3::derive_key("alongside audience document v1", &[&owner.0[..], &salt[..]].concat()),
     }
 }
 

@@ -26,6 +26,8 @@ use crate::unit::{Payload, SealedUnit, UnitError};
 
 /// Most units that may wait for their dependencies, per group.
 pub const MAX_PENDING_UNITS: usize = 4096;
+/// Most units one sender may have waiting, so one member cannot fill the queue.
+pub const MAX_PENDING_PER_SENDER: usize = 512;
 /// Most bytes that may wait for their dependencies, per group.
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
@@ -145,7 +147,6 @@ struct Waiting {
 }
 
 /// One group membership on this device.
-#[derive(Debug)]
 pub struct GroupSession {
     pub(crate) group: GroupId,
     pub(crate) me: MembershipSecrets,
@@ -160,6 +161,18 @@ pub struct GroupSession {
     accepted: Vec<SealedUnit>,
     dirty: BTreeSet<DocId>,
     pub(crate) rng: StdRng,
+}
+
+impl std::fmt::Debug for GroupSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys and content stay out of logs.
+        f.debug_struct("GroupSession")
+            .field("group", &self.group)
+            .field("me", &self.me.member())
+            .field("documents", &self.docs.len())
+            .field("pending", &self.pending.len())
+            .finish()
+    }
 }
 
 struct Policy<'a> {
@@ -327,20 +340,25 @@ impl GroupSession {
         self.pending.values().map(|w| w.unit.clone()).collect()
     }
 
+    /// Opens every epoch key sealed to this member by a *valid* operation: a create or
+    /// rotate for the epoch it starts, an add for the epoch that was current when it was
+    /// made (resolution checks that). A key already held is never replaced, so an invalid
+    /// or late operation cannot plant one.
     fn collect_epoch_keys(&mut self) {
         let group = self.group;
+        let me = self.me.member();
         let mut found = Vec::new();
-        for op in self.log.ops() {
-            let (epoch, seals): (KeyId, Vec<&KeySeal>) = match &op.op().kind {
-                OpKind::Create { seal, .. } => (KeyId(op.hash().0), vec![seal]),
-                OpKind::Add { epoch, seal, .. } => (*epoch, vec![seal]),
-                OpKind::Rotate { seals, .. } => (KeyId(op.hash().0), seals.iter().collect()),
+        for op in self.log.valid_ops() {
+            let (epoch, seal) = match &op.op().kind {
+                OpKind::Create { seal, .. } => (KeyId(op.hash().0), Some(seal)),
+                OpKind::Add { epoch, seal, .. } => (*epoch, Some(seal)),
+                OpKind::Rotate { seals, .. } => (KeyId(op.hash().0), seals.iter().find(|s| s.recipient == me)),
                 _ => continue,
             };
-            if self.epoch_keys.contains_key(&epoch) {
+            if self.epoch_keys.contains_key(&epoch) || found.iter().any(|(e, _)| *e == epoch) {
                 continue;
             }
-            if let Some(key) = seals.into_iter().find_map(|s| open_seal(&self.me, &group, s)) {
+            if let Some(key) = seal.and_then(|s| open_seal(&self.me, &group, s)) {
                 found.push((epoch, key));
             }
         }
@@ -483,17 +501,10 @@ impl GroupSession {
             let info = state.members.get(m).ok_or_else(|| GroupError::NoMatch(m.to_hex()))?;
             with_keys.push((*m, info.box_public));
         }
-        let mut bytes = [0u8; 32];
-        self.rng.fill_bytes(&mut bytes);
-        let doc = DocId {
-            kind: DocKind::Audience,
-            bytes,
-        };
         let key = SymmetricKey::generate(&mut self.rng);
         let grant = AudienceGrant::create(
             &mut self.rng,
             self.group,
-            doc,
             &self.me.signing,
             self.me.boxed.public(),
             &with_keys,
@@ -501,6 +512,7 @@ impl GroupSession {
             now_ms,
         )
         .map_err(|_| GroupError::Seal)?;
+        let doc = grant.doc;
         self.audiences.insert(doc, Audience { grant, key: Some(key) });
         Ok(doc)
     }
@@ -534,7 +546,15 @@ impl GroupSession {
                 if self.pending.contains_key(&unit.id()) {
                     return Ok(Received::Queued);
                 }
-                if self.pending.len() >= MAX_PENDING_UNITS || self.pending_bytes + bytes.len() > MAX_PENDING_BYTES {
+                let from_sender = self
+                    .pending
+                    .values()
+                    .filter(|w| w.unit.header().sender == h.sender)
+                    .count();
+                if self.pending.len() >= MAX_PENDING_UNITS
+                    || from_sender >= MAX_PENDING_PER_SENDER
+                    || self.pending_bytes + bytes.len() > MAX_PENDING_BYTES
+                {
                     return Err(ReceiveError::QueueFull);
                 }
                 self.pending_bytes += bytes.len();

@@ -234,6 +234,9 @@ pub enum OpError {
     /// A second create, or a create with parents.
     #[error("a group can be created only once")]
     SecondCreate,
+    /// The author never was a member of the group.
+    #[error("membership operation by someone who is not a member")]
+    NotAMember,
 }
 
 impl Op {
@@ -525,6 +528,11 @@ impl MembershipLog {
         self.ops.get(hash)
     }
 
+    /// The operations resolution found valid, in resolved order.
+    pub fn valid_ops(&self) -> impl Iterator<Item = &SignedOp> {
+        self.state.valid.iter().filter_map(|h| self.ops.get(h))
+    }
+
     /// The operations no other operation names as a parent (what a new operation follows).
     pub fn heads(&self) -> Vec<OpHash> {
         let mut named = BTreeSet::new();
@@ -547,6 +555,12 @@ impl MembershipLog {
         }
         if !op.op.parents.iter().all(|p| self.ops.contains_key(p)) || op.op.parents.is_empty() {
             return Err(OpError::MissingParent);
+        }
+        // Someone who was never a member has no business in the log (a member's operations
+        // always follow the add that made them one).
+        let state = &self.state;
+        if !state.members.contains_key(&op.op.author) && !state.departed.contains_key(&op.op.author) {
+            return Err(OpError::NotAMember);
         }
         self.ops.insert(op.hash, op);
         self.resolve();
@@ -615,10 +629,17 @@ fn apply(state: &mut MembershipState, group: &GroupId, hash: OpHash, op: &Op, po
             state.epochs.push(KeyId(hash.0));
             true
         }
-        OpKind::Add { keys, role, .. } => {
+        OpKind::Add {
+            keys,
+            role,
+            epoch,
+            seal,
+        } => {
             if !author_is_facilitator
                 || state.members.contains_key(&keys.member)
                 || state.departed.contains_key(&keys.member)
+                || Some(*epoch) != state.epoch
+                || seal.recipient != keys.member
                 || !keys.verify(group)
             {
                 return false;

@@ -32,6 +32,10 @@ use crate::unit::{ChangeSignature, Payload, PayloadKind};
 
 /// Bytes of an install suffix appended to the membership key in an actor id.
 pub const ACTOR_SUFFIX_LEN: usize = 8;
+/// Most actors one document may have (bounds clocks, signatures per payload and snapshots).
+pub const MAX_ACTORS: usize = 2048;
+/// Most actors (installs) one member may use in one document.
+pub const MAX_ACTORS_PER_AUTHOR: usize = 64;
 
 /// Who may write a document, as the group's membership currently decides.
 pub trait WritePolicy {
@@ -67,6 +71,9 @@ pub enum Rejection {
     /// The unit carries a change whose dependencies are missing and cannot be resolved.
     #[error("the unit's changes are inconsistent")]
     Inconsistent,
+    /// The document would have more actors than allowed (in all, or for one author).
+    #[error("the changes use more actor ids than allowed")]
+    TooManyActors,
 }
 
 /// What happened to a unit offered to [`Replica::ingest`].
@@ -141,10 +148,20 @@ impl Metas {
 }
 
 /// Index entries checked but not yet committed (a unit is accepted or rejected whole).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Staged {
     changes: HashMap<ChangeHash, IndexEntry>,
     max_seq: HashMap<u32, u32>,
+    new_actors: Vec<ActorId>,
+}
+
+impl Staged {
+    fn with_capacity(n: usize) -> Staged {
+        Staged {
+            changes: HashMap::with_capacity(n),
+            ..Staged::default()
+        }
+    }
 }
 
 impl ChangeIndex {
@@ -163,17 +180,45 @@ impl ChangeIndex {
         self.changes.contains_key(hash)
     }
 
-    /// The index slot of `actor`, added if new (a slot with no changes is harmless, so a
-    /// rejected unit may leave one behind).
-    fn actor_slot(&mut self, actor: &ActorId) -> u32 {
-        if let Some(i) = self.actor_index.get(actor) {
-            return *i;
+    /// Index slots for a payload's actors: existing slots, or provisional ones after the
+    /// last (recorded in `staged` and added only if the unit is accepted). Refuses a unit
+    /// that would give the document more than [`MAX_ACTORS`] actors, or one author more
+    /// than [`MAX_ACTORS_PER_AUTHOR`].
+    fn slots_for(&self, actors: &[ActorId], staged: &mut Staged) -> Result<Vec<u32>, Rejection> {
+        let mut slots = Vec::with_capacity(actors.len());
+        for actor in actors {
+            let slot = match self.actor_index.get(actor) {
+                Some(i) => *i,
+                None => {
+                    staged.new_actors.push(actor.clone());
+                    (self.actors.len() + staged.new_actors.len() - 1) as u32
+                }
+            };
+            slots.push(slot);
         }
-        let i = self.actors.len() as u32;
-        self.actors.push(actor.clone());
-        self.actor_index.insert(actor.clone(), i);
-        self.max_seq.push(0);
-        i
+        if !staged.new_actors.is_empty() {
+            if self.actors.len() + staged.new_actors.len() > MAX_ACTORS {
+                return Err(Rejection::TooManyActors);
+            }
+            let mut per_author: HashMap<MemberId, usize> = HashMap::new();
+            for a in self.actors.iter().chain(&staged.new_actors) {
+                if let Some(m) = actor_member(a) {
+                    *per_author.entry(m).or_default() += 1;
+                }
+            }
+            if per_author.values().any(|n| *n > MAX_ACTORS_PER_AUTHOR) {
+                return Err(Rejection::TooManyActors);
+            }
+        }
+        Ok(slots)
+    }
+
+    /// The actor of `slot`, provisional ones included.
+    fn actor_at<'a>(&'a self, staged: &'a Staged, slot: u32) -> &'a ActorId {
+        let slot = slot as usize;
+        self.actors
+            .get(slot)
+            .unwrap_or_else(|| &staged.new_actors[slot - self.actors.len()])
     }
 
     fn entry<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a IndexEntry> {
@@ -185,7 +230,7 @@ impl ChangeIndex {
     /// fails with [`Rejection::Inconsistent`] before any sequence check: the staged set is
     /// always closed under dependencies, and a sequence or fork error is always real.
     fn stage(&self, staged: &mut Staged, slot: u32, m: &Meta) -> Result<(), Rejection> {
-        let mut clock = vec![0u32; self.actors.len()];
+        let mut clock = vec![0u32; self.actors.len() + staged.new_actors.len()];
         for dep in &m.deps {
             let entry = self.entry(staged, dep).ok_or(Rejection::Inconsistent)?;
             for (c, v) in clock.iter_mut().zip(entry.clock.iter()) {
@@ -193,11 +238,8 @@ impl ChangeIndex {
             }
         }
         let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
-        let current = staged
-            .max_seq
-            .get(&slot)
-            .copied()
-            .unwrap_or(self.max_seq[slot as usize]);
+        let recorded = self.max_seq.get(slot as usize).copied().unwrap_or(0);
+        let current = staged.max_seq.get(&slot).copied().unwrap_or(recorded);
         if seq != current + 1 {
             return Err(Rejection::SequenceGap);
         }
@@ -217,17 +259,13 @@ impl ChangeIndex {
         Ok(())
     }
 
-    /// Stages every change of `order`, mapping payload actors through `slots`.
+    /// Stages every change of `order` (payload actors mapped through `slots`) into `staged`.
     fn stage_all<'a>(
         &self,
+        mut staged: Staged,
         order: impl IntoIterator<Item = &'a Meta>,
         slots: &[u32],
-        capacity: usize,
     ) -> Result<Staged, Rejection> {
-        let mut staged = Staged {
-            changes: HashMap::with_capacity(capacity),
-            max_seq: HashMap::new(),
-        };
         for m in order {
             self.stage(&mut staged, slots[m.actor as usize], m)?;
         }
@@ -235,6 +273,11 @@ impl ChangeIndex {
     }
 
     fn commit(&mut self, staged: Staged) {
+        for actor in staged.new_actors {
+            self.actor_index.insert(actor.clone(), self.actors.len() as u32);
+            self.actors.push(actor);
+            self.max_seq.push(0);
+        }
         for (actor, seq) in staged.max_seq {
             self.max_seq[actor as usize] = seq;
         }
@@ -327,13 +370,22 @@ impl Parsed {
 }
 
 /// A live document with its validated index and the author signatures it has received.
-#[derive(Debug)]
 pub struct Replica {
     group: GroupId,
     id: DocId,
     doc: Automerge,
     index: ChangeIndex,
     signatures: BTreeMap<ChangeHash, ChangeSignature>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the content: only what identifies the replica.
+        f.debug_struct("Replica")
+            .field("id", &self.id)
+            .field("changes", &self.index.len())
+            .finish()
+    }
 }
 
 impl Replica {
@@ -362,10 +414,11 @@ impl Replica {
             return Err(Rejection::Malformed);
         };
         let mut index = ChangeIndex::default();
-        let slots: Vec<u32> = metas.actors.iter().map(|a| index.actor_slot(a)).collect();
-        let staged = match index.stage_all(&metas.list, &slots, metas.list.len()) {
+        let mut fresh = Staged::with_capacity(metas.list.len());
+        let slots = index.slots_for(&metas.actors, &mut fresh)?;
+        let staged = match index.stage_all(fresh.clone(), &metas.list, &slots) {
             Ok(staged) => staged,
-            Err(_) => index.stage_all(topo_order(&metas.list, &index)?, &slots, metas.list.len())?,
+            Err(_) => index.stage_all(fresh, topo_order(&metas.list, &index)?, &slots)?,
         };
         index.commit(staged);
         Ok(Replica {
@@ -475,10 +528,14 @@ impl Replica {
             seq: change.seq(),
             deps: change.deps().iter().map(|d| ChangeHash(d.0)).collect(),
         };
-        let slot = self.index.actor_slot(change.actor_id());
+        let mut staged = Staged::with_capacity(1);
+        let slots = self
+            .index
+            .slots_for(std::slice::from_ref(change.actor_id()), &mut staged)
+            .expect("this install is one actor");
         let staged = self
             .index
-            .stage_all([&meta], &[slot], 1)
+            .stage_all(staged, [&meta], &slots)
             .expect("our own change follows our own history");
         self.index.commit(staged);
         let sig = ChangeSignature::sign(author, &self.group, &self.id, meta.hash, key_id);
@@ -492,16 +549,32 @@ impl Replica {
 
     /// Validates a decrypted payload and applies its new changes.
     ///
-    /// On `Err` or [`Ingest::MissingDeps`] the replica is unchanged.
+    /// On `Err` or [`Ingest::MissingDeps`] the replica is unchanged. Everything that can be
+    /// checked without the dependencies (writers, signatures, actor limits) is checked
+    /// before a unit is reported as waiting, so only plausible units occupy the queue.
     pub fn ingest(&mut self, payload: &Payload, policy: &dyn WritePolicy) -> Result<Ingest, Rejection> {
         let parsed = Parsed::from_payload(payload.kind, &payload.data)?;
         let metas = parsed.metas()?;
         // Who wrote: every actor must be a member allowed to write this document.
+        let mut authors = Vec::with_capacity(metas.actors.len());
         for actor in &metas.actors {
             let author = actor_member(actor).ok_or(Rejection::BadActor)?;
             if !policy.may_write(&author) {
                 return Err(Rejection::NotAllowed);
             }
+            authors.push(author);
+        }
+        // Every signature must verify, and every author must have signed something here.
+        for s in &payload.signatures {
+            if !s.verify(&self.group, &self.id) {
+                return Err(Rejection::BadSignature);
+            }
+        }
+        if authors
+            .iter()
+            .any(|a| !payload.signatures.iter().any(|s| s.author == *a))
+        {
+            return Err(Rejection::Unsigned);
         }
         let all_new = self.index.is_empty() || metas.list.iter().all(|m| !self.index.contains(&m.hash));
         let new: Vec<&Meta> = if all_new {
@@ -512,10 +585,11 @@ impl Replica {
         if new.is_empty() {
             return Ok(Ingest::Duplicate);
         }
-        let slots: Vec<u32> = metas.actors.iter().map(|a| self.index.actor_slot(a)).collect();
+        let mut fresh = Staged::with_capacity(new.len());
+        let slots = self.index.slots_for(&metas.actors, &mut fresh)?;
         // Changes usually arrive in causal order: stage them as they come, and only sort
         // (or report missing dependencies) when that fails for lack of a dependency.
-        let staged = match self.index.stage_all(new.iter().copied(), &slots, new.len()) {
+        let staged = match self.index.stage_all(fresh.clone(), new.iter().copied(), &slots) {
             Ok(staged) => staged,
             Err(Rejection::Inconsistent) => {
                 let new_hashes: HashSet<ChangeHash> = new.iter().map(|m| m.hash).collect();
@@ -532,7 +606,7 @@ impl Replica {
                 }
                 let owned: Vec<Meta> = new.iter().map(|m| (*m).clone()).collect();
                 let order = topo_order(&owned, &self.index)?;
-                self.index.stage_all(order, &slots, new.len())?
+                self.index.stage_all(fresh, order, &slots)?
             }
             Err(e) => return Err(e),
         };
@@ -549,7 +623,7 @@ impl Replica {
     /// Every new change must be reachable from a hash its author signed in this payload.
     /// With per-change vector clocks (and forks already excluded), change `(actor, seq)` is
     /// an ancestor of signed change `S` exactly when `S`'s clock has `actor ≥ seq`.
-    /// Returns the valid signatures worth keeping.
+    /// Returns the signatures worth keeping (signatures were verified by the caller).
     fn check_coverage(
         &self,
         new: &[&Meta],
@@ -557,21 +631,18 @@ impl Replica {
         staged: &Staged,
         signatures: &[ChangeSignature],
     ) -> Result<Vec<ChangeSignature>, Rejection> {
-        // Highest sequence number covered per index actor slot.
-        let mut covered = vec![0u32; self.index.actors.len()];
+        // Highest sequence number covered per actor slot.
+        let mut covered = vec![0u32; self.actors_len(staged)];
         let mut keep = Vec::new();
         for s in signatures {
-            if !s.verify(&self.group, &self.id) {
-                return Err(Rejection::BadSignature);
-            }
             let Some(entry) = staged.changes.get(&s.hash) else {
                 continue; // not a change of this payload: it covers nothing new
             };
-            if actor_member(&self.index.actors[entry.actor as usize]) != Some(s.author) {
+            if actor_member(self.index.actor_at(staged, entry.actor)) != Some(s.author) {
                 return Err(Rejection::BadSignature);
             }
             for (slot, &seq) in entry.clock.iter().enumerate() {
-                if seq > covered[slot] && actor_member(&self.index.actors[slot]) == Some(s.author) {
+                if seq > covered[slot] && actor_member(self.index.actor_at(staged, slot as u32)) == Some(s.author) {
                     covered[slot] = seq;
                 }
             }
@@ -586,6 +657,14 @@ impl Replica {
         Ok(keep)
     }
 
+    fn actors_len(&self, staged: &Staged) -> usize {
+        self.index.actors.len() + staged.new_actors.len()
+    }
+
+    /// Applies validated changes. Automerge can still panic on a change whose operations are
+    /// nonsense (e.g. naming an object that does not exist), which metadata cannot show; so
+    /// the changes go into a copy of the document inside the panic guard, and the copy
+    /// replaces the live document only if that succeeds.
     fn apply(&mut self, parsed: Parsed, new: &[&Meta], all_new: bool) -> Result<(), Rejection> {
         let fresh = |changes: Vec<Change>| -> Vec<Change> {
             if all_new {
@@ -597,22 +676,27 @@ impl Replica {
                 .filter(|c| wanted.contains(&ChangeHash(c.hash().0)))
                 .collect()
         };
-        match parsed {
+        let changes = match parsed {
             Parsed::Document(scratch) if self.index.is_empty() => {
-                // Nothing here yet and everything validated: adopt the loaded document.
+                // Nothing here yet and everything validated (and loaded without a panic):
+                // adopt the loaded document.
                 self.doc = *scratch;
+                return Ok(());
             }
             Parsed::Document(scratch) => {
-                let changes = fresh(scratch.get_changes(&[]));
-                self.doc.apply_changes(changes).map_err(|_| Rejection::Malformed)?;
+                crate::guard::catch(|| fresh(scratch.get_changes(&[]))).map_err(|()| Rejection::Malformed)?
             }
-            Parsed::Changes(changes) => {
-                self.doc
-                    .apply_changes(fresh(changes))
-                    .map_err(|_| Rejection::Malformed)?;
+            Parsed::Changes(changes) => fresh(changes),
+        };
+        let mut next = self.doc.clone();
+        let applied = crate::guard::catch(move || next.apply_changes(changes).map(|()| next));
+        match applied {
+            Ok(Ok(doc)) => {
+                self.doc = doc;
+                Ok(())
             }
+            _ => Err(Rejection::Malformed),
         }
-        Ok(())
     }
 }
 

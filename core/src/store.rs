@@ -192,7 +192,7 @@ pub struct Store {
     db: Option<Db>,
     path: Option<PathBuf>,
     values: SymmetricKey,
-    key_hash: [u8; 32],
+    key_hash: Zeroizing<[u8; 32]>,
     rng: rand::rngs::StdRng,
 }
 
@@ -264,7 +264,7 @@ impl Store {
             db: Some(db),
             path,
             values: data_key.derive("alongside store values v1"),
-            key_hash: *data_key.derive("alongside store keys v1").expose(),
+            key_hash: Zeroizing::new(*data_key.derive("alongside store keys v1").expose()),
             rng,
         }
     }

@@ -147,8 +147,9 @@ pub enum PayloadKind {
     Bundle = 3,
 }
 
-/// The decrypted content of a unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The decrypted content of a unit. Its bytes are wiped when it is dropped and kept out
+/// of `Debug`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Payload {
     /// The form of `data`.
     pub kind: PayloadKind,
@@ -156,6 +157,22 @@ pub struct Payload {
     pub data: Vec<u8>,
     /// Author signatures: at least one per author-head of the changes in `data`.
     pub signatures: Vec<ChangeSignature>,
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.data);
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("kind", &self.kind)
+            .field("bytes", &self.data.len())
+            .field("signatures", &self.signatures.len())
+            .finish()
+    }
 }
 
 impl Payload {

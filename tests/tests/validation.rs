@@ -179,7 +179,8 @@ fn a_change_whose_actor_is_alice_but_signed_only_by_bob_is_rejected() {
         &change,
         &bob.secrets().signing,
     );
-    assert_eq!(rejected(alice.receive_unit(&unit)), Rejection::BadSignature);
+    // Alice signed nothing in it, so her (alleged) change is not covered.
+    assert_eq!(rejected(alice.receive_unit(&unit)), Rejection::Unsigned);
     // Without any signature it is not covered either.
     let payload = Payload {
         kind: PayloadKind::Change,

@@ -151,7 +151,13 @@ fn measure(label: &str, t: &trace::Trace, per: usize, runs: usize) {
     }
     // Where (b) spends its time: decoding the bundle into changes is work plain
     // apply_changes (handed ready Change values) does not do.
-    let bundle_bytes = h.alice.replica(&h.doc).unwrap().bundle_payload(&h.half_heads).data;
+    let bundle_bytes = h
+        .alice
+        .replica(&h.doc)
+        .unwrap()
+        .bundle_payload(&h.half_heads)
+        .data
+        .clone();
     let mut decode = Vec::new();
     for _ in 0..runs {
         let t0 = Instant::now();

@@ -1,0 +1,304 @@
+//! A hostile member against the other members' devices: operations and units crafted to
+//! crash a device, plant a key, fill its queue, exhaust it with actors or squat a document.
+//! Each must fail cleanly and leave every document and key as it was.
+
+use alongside_core::crypto::{SigningSecret, SymmetricKey};
+use alongside_core::group::{GroupSession, MAX_PENDING_PER_SENDER, MembershipSecrets, ReceiveError, Received};
+use alongside_core::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId, OpHash};
+use alongside_core::membership::{EPOCH_SEAL_INFO, KeySeal, Op, OpKind, Role};
+use alongside_core::model::edits::NewStory;
+use alongside_core::replica::{MAX_ACTORS_PER_AUTHOR, Rejection, actor_for};
+use alongside_core::unit::{ChangeSignature, Payload, PayloadKind, SealedUnit};
+use alongside_core::wire::Writer;
+use alongside_tests::{NOW_MS, group, rng};
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge, Change, ObjType, ROOT};
+
+/// Seals one change as `by`, signed by `by` (or unsigned).
+fn unit_of(by: &GroupSession, doc: DocId, change: &Change, signed: bool) -> Vec<u8> {
+    let (kid, key) = by.epoch_key().unwrap();
+    let signatures = if signed {
+        vec![ChangeSignature::sign(
+            &by.secrets().signing,
+            &by.id(),
+            &doc,
+            ChangeHash(change.hash().0),
+            kid,
+        )]
+    } else {
+        vec![]
+    };
+    let payload = Payload {
+        kind: PayloadKind::Change,
+        data: change.raw_bytes().to_vec(),
+        signatures,
+    };
+    SealedUnit::seal(&mut rng(5), by.id(), doc, kid, &key, &by.secrets().signing, &payload)
+        .bytes()
+        .to_vec()
+}
+
+fn heads(s: &GroupSession) -> Vec<OpHash> {
+    let ops = s.ops();
+    ops.iter()
+        .map(|o| o.hash())
+        .filter(|h| !ops.iter().any(|o| o.op().parents.contains(h)))
+        .collect()
+}
+
+fn op(
+    s: &GroupSession,
+    key: &SigningSecret,
+    parents: Vec<OpHash>,
+    kind: OpKind,
+) -> alongside_core::membership::SignedOp {
+    Op {
+        group: s.id(),
+        author: MemberId(key.public()),
+        parents,
+        created_at_ms: NOW_MS,
+        kind,
+    }
+    .sign(key)
+}
+
+#[test]
+fn a_change_whose_operations_name_a_missing_object_cannot_crash_a_device() {
+    let mut g = group(21, &["Alice", "Bob"]);
+    let doc = DocId::member_doc(&g[1].me());
+    // Bob's second change refers to a map created by his first; renumbered as a first
+    // change without that dependency, its operation names an object that does not exist.
+    let mut scratch = Automerge::new();
+    scratch.set_actor(actor_for(&g[1].me(), &[9; 8]));
+    let mut tx = scratch.transaction();
+    let map = tx.put_object(ROOT, "m", ObjType::Map).unwrap();
+    tx.commit();
+    let mut tx = scratch.transaction();
+    tx.put(&map, "k", "v").unwrap();
+    tx.commit();
+    let mut poison = scratch.get_last_local_change().unwrap().decode();
+    poison.seq = 1;
+    poison.start_op = std::num::NonZeroU64::new(1).unwrap();
+    poison.deps = vec![];
+    poison.hash = None;
+    let poison = Change::from(poison);
+    let unit = unit_of(&g[1], doc, &poison, true);
+    let before = g[0].replica(&doc).unwrap().heads();
+    assert!(matches!(
+        g[0].receive_unit(&unit),
+        Err(ReceiveError::Rejected(Rejection::Malformed))
+    ));
+    assert_eq!(g[0].replica(&doc).unwrap().heads(), before);
+    assert_eq!(g[0].display_name(&g[1].me()), "Bob", "the document still reads");
+    // And the device goes on working.
+    g[1].add_story(
+        &NewStory {
+            title: "t".into(),
+            body: "b".into(),
+            ..Default::default()
+        },
+        NOW_MS,
+    )
+    .unwrap();
+    let story = g[1].take_outbox().pop().unwrap();
+    assert!(matches!(g[0].receive_unit(story.bytes()), Ok(Received::Applied { .. })));
+}
+
+#[test]
+fn unsigned_or_foreign_junk_never_occupies_the_queue_and_one_sender_cannot_fill_it() {
+    let mut g = group(22, &["Alice", "Bob", "Carol"]);
+    let doc = DocId::member_doc(&g[1].me());
+    let junk = |n: i64, actor: ActorId| {
+        let mut d = Automerge::new();
+        d.set_actor(actor);
+        let mut tx = d.transaction();
+        tx.put(ROOT, "x", n).unwrap();
+        tx.commit();
+        let mut e = d.get_last_local_change().unwrap().decode();
+        e.deps = vec![automerge::ChangeHash([7; 32])]; // never arrives
+        e.hash = None;
+        Change::from(e)
+    };
+    // A non-member actor, unsigned: rejected before it could wait.
+    let unit = unit_of(&g[1], doc, &junk(0, ActorId::from(vec![1u8, 2, 3])), false);
+    assert!(matches!(
+        g[0].receive_unit(&unit),
+        Err(ReceiveError::Rejected(Rejection::BadActor))
+    ));
+    // Bob's own actor but unsigned: rejected too.
+    let bob_actor = actor_for(&g[1].me(), &g[1].secrets().actor_suffix);
+    let unit = unit_of(&g[1], doc, &junk(0, bob_actor.clone()), false);
+    assert!(matches!(
+        g[0].receive_unit(&unit),
+        Err(ReceiveError::Rejected(Rejection::Unsigned))
+    ));
+    // Signed, plausible, but waiting forever: Bob gets only his share of the queue.
+    let mut queued = 0;
+    for n in 0..(MAX_PENDING_PER_SENDER as i64 + 10) {
+        let unit = unit_of(&g[1], doc, &junk(n, bob_actor.clone()), true);
+        match g[0].receive_unit(&unit) {
+            Ok(Received::Queued) => queued += 1,
+            Err(ReceiveError::QueueFull) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(queued, MAX_PENDING_PER_SENDER);
+    // Carol's honest out-of-order units still find room.
+    g[2].add_story(
+        &NewStory {
+            title: "one".into(),
+            body: "b".into(),
+            ..Default::default()
+        },
+        NOW_MS,
+    )
+    .unwrap();
+    g[2].add_story(
+        &NewStory {
+            title: "two".into(),
+            body: "b".into(),
+            ..Default::default()
+        },
+        NOW_MS,
+    )
+    .unwrap();
+    let units = g[2].take_outbox();
+    assert_eq!(g[0].receive_unit(units[1].bytes()).unwrap(), Received::Queued);
+    assert!(matches!(
+        g[0].receive_unit(units[0].bytes()).unwrap(),
+        Received::Applied { changes: 2 }
+    ));
+}
+
+#[test]
+fn a_member_cannot_flood_a_document_with_actor_ids() {
+    let mut g = group(23, &["Alice", "Bob"]);
+    let doc = DocId::member_doc(&g[1].me());
+    let mut accepted = 0;
+    for i in 0..(MAX_ACTORS_PER_AUTHOR as u32 + 5) {
+        let mut suffix = [0xee; 8];
+        suffix[..4].copy_from_slice(&i.to_le_bytes());
+        let mut d = Automerge::new();
+        d.set_actor(actor_for(&g[1].me(), &suffix));
+        let mut tx = d.transaction();
+        tx.put(ROOT, format!("k{i}"), 1).unwrap();
+        tx.commit();
+        let unit = unit_of(&g[1], doc, &d.get_last_local_change().unwrap(), true);
+        match g[0].receive_unit(&unit) {
+            Ok(Received::Applied { .. }) => accepted += 1,
+            Err(ReceiveError::Rejected(Rejection::TooManyActors)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Bob already used one actor (his display name): 63 more fit, the rest are refused.
+    assert_eq!(accepted, MAX_ACTORS_PER_AUTHOR - 1);
+    // The document still travels whole to a new device.
+    let unit = g[0].document_unit(&doc).unwrap();
+    let mut fresh = group(23, &["Alice", "Bob"]).remove(0);
+    assert!(matches!(
+        fresh.receive_unit(unit.bytes()),
+        Ok(Received::Applied { .. }) | Ok(Received::Duplicate)
+    ));
+}
+
+#[test]
+fn an_invalid_operation_cannot_plant_an_epoch_key() {
+    let mut g = group(24, &["Alice", "Bob", "Carol"]);
+    let gid = g[0].id();
+    let alice_key = g[0].secrets().signing.clone();
+    let (alice, bob, carol) = (g[0].me(), g[1].me(), g[2].me());
+    let box_of = |m: MemberId| g[0].membership().members[&m].box_public;
+    let (alice_box, bob_box) = (box_of(alice), box_of(bob));
+    let seal = |m: MemberId, b: [u8; 32], k: &SymmetricKey, r: u64| KeySeal {
+        recipient: m,
+        sealed: alongside_core::crypto::seal_to(&mut rng(r), &b, EPOCH_SEAL_INFO, &KeySeal::aad(&gid, &m), k.expose())
+            .unwrap(),
+    };
+    // Alice removes Carol and rotates to a fresh key for Alice and Bob.
+    let remove = op(
+        &g[0],
+        &alice_key,
+        heads(&g[0]),
+        OpKind::Remove {
+            member: carol,
+            heads: vec![],
+        },
+    );
+    g[0].receive_ops(std::slice::from_ref(&remove)).unwrap();
+    let genuine = SymmetricKey::generate(&mut rng(50));
+    let mut seals = vec![seal(alice, alice_box, &genuine, 1), seal(bob, bob_box, &genuine, 2)];
+    seals.sort_by_key(|s| s.recipient);
+    let rotate = op(
+        &g[0],
+        &alice_key,
+        heads(&g[0]),
+        OpKind::Rotate { seals, previous: None },
+    );
+    g[0].receive_ops(std::slice::from_ref(&rotate)).unwrap();
+    let epoch = KeyId(rotate.hash().0);
+    // Carol, removed, "adds" Bob again, sealing her own key to him for the new epoch.
+    let planted = SymmetricKey::generate(&mut rng(66));
+    let carol_key = g[2].secrets().signing.clone();
+    let bob_keys = g[1].secrets().public_keys(&gid);
+    // (Its hash is ground to sort before the rotation's, where a naive reader meets it first.)
+    let evil = (0..)
+        .map(|t| {
+            Op {
+                group: gid,
+                author: carol,
+                parents: vec![rotate.hash()],
+                created_at_ms: NOW_MS + t,
+                kind: OpKind::Add {
+                    keys: bob_keys.clone(),
+                    role: Role::Member,
+                    epoch,
+                    seal: seal(bob, bob_box, &planted, 3),
+                },
+            }
+            .sign(&carol_key)
+        })
+        .find(|o| o.hash() < rotate.hash())
+        .unwrap();
+    g[1].receive_ops(&[remove, rotate, evil]).unwrap();
+    let (current, key) = g[1].epoch_key().unwrap();
+    assert_eq!(current, epoch);
+    assert!(key == genuine, "Bob holds the key Alice sealed, not Carol's");
+    // An outsider's operation is not even stored.
+    let outsider = MembershipSecrets::generate(&mut rng(67));
+    let stray = op(&g[0], &outsider.signing, heads(&g[0]), OpKind::Leave { heads: vec![] });
+    assert!(g[0].receive_ops(&[stray]).is_err());
+}
+
+#[test]
+fn an_audience_document_cannot_be_claimed_by_someone_else() {
+    let mut g = group(25, &["Alice", "Bob", "Carol"]);
+    let bob = g[1].me();
+    g[0].add_goal("Ninety meetings", None, &[bob], NOW_MS).unwrap();
+    let units = g[0].take_outbox();
+    let doc = units[0].header().doc;
+    // Carol signs a grant naming Alice's document id with herself as owner.
+    let carol = g[2].secrets().signing.clone();
+    let forged = forged_grant(&g[2].id(), doc, &carol);
+    assert!(alongside_core::audience::AudienceGrant::decode(&forged).is_err());
+    for grant in g[0].grants() {
+        g[1].receive_grant(grant).unwrap();
+    }
+    assert!(matches!(
+        g[1].receive_unit(units[0].bytes()),
+        Ok(Received::Applied { .. })
+    ));
+    assert_eq!(g[1].goals(NOW_MS).len(), 1);
+}
+
+/// A grant body in the documented format, signed by `owner`, for a document id of the
+/// forger's choosing.
+fn forged_grant(group: &GroupId, doc: DocId, owner: &SigningSecret) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(1).bytes(&group.0);
+    doc.encode(&mut w);
+    w.bytes(&owner.public()).bytes(&[0u8; 32]).i64(NOW_MS).count(1);
+    w.bytes(&owner.public()).var_bytes(&[0u8; 48]);
+    let body = w.finish();
+    let sig = owner.sign(&[b"alongside/audience-grant/v1".as_slice(), &body].concat());
+    [body, sig.to_vec()].concat()
+}
