@@ -93,11 +93,15 @@ pub enum Ingest {
 /// Per change: its actor, sequence number and vector clock (max seq per actor in its
 /// ancestry, itself included). The clock is what makes fork detection and signature
 /// coverage O(actors) per change.
+///
+/// Clocks live in one arena per index (and per staged unit): a quarter million changes
+/// mean a quarter million clocks, and one allocation each would dominate validation.
 #[derive(Debug, Clone)]
 struct IndexEntry {
     actor: u32,
     seq: u32,
-    clock: Box<[u32]>,
+    clock_at: usize,
+    clock_len: u32,
 }
 
 /// The validated change DAG of one document.
@@ -107,6 +111,7 @@ pub struct ChangeIndex {
     actor_index: HashMap<ActorId, u32>,
     max_seq: Vec<u32>,
     changes: HashMap<ChangeHash, IndexEntry>,
+    clocks: Vec<u32>,
 }
 
 /// The metadata validation needs from one change; `actor` indexes [`Metas::actors`].
@@ -153,6 +158,8 @@ struct Staged {
     changes: HashMap<ChangeHash, IndexEntry>,
     max_seq: HashMap<u32, u32>,
     new_actors: Vec<ActorId>,
+    clocks: Vec<u32>,
+    buf: Vec<u32>,
 }
 
 impl Staged {
@@ -221,8 +228,13 @@ impl ChangeIndex {
             .unwrap_or_else(|| &staged.new_actors[slot - self.actors.len()])
     }
 
-    fn entry<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a IndexEntry> {
-        staged.changes.get(hash).or_else(|| self.changes.get(hash))
+    /// The clock of `hash`, staged or committed.
+    fn clock<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a [u32]> {
+        let slice = |arena: &'a [u32], e: &IndexEntry| &arena[e.clock_at..e.clock_at + e.clock_len as usize];
+        match staged.changes.get(hash) {
+            Some(e) => Some(slice(&staged.clocks, e)),
+            None => self.changes.get(hash).map(|e| slice(&self.clocks, e)),
+        }
     }
 
     /// Checks the change `m` of index actor `slot` against the index plus what is already
@@ -230,10 +242,12 @@ impl ChangeIndex {
     /// fails with [`Rejection::Inconsistent`] before any sequence check: the staged set is
     /// always closed under dependencies, and a sequence or fork error is always real.
     fn stage(&self, staged: &mut Staged, slot: u32, m: &Meta) -> Result<(), Rejection> {
-        let mut clock = vec![0u32; self.actors.len() + staged.new_actors.len()];
+        let mut clock = std::mem::take(&mut staged.buf);
+        clock.clear();
+        clock.resize(self.actors.len() + staged.new_actors.len(), 0);
         for dep in &m.deps {
-            let entry = self.entry(staged, dep).ok_or(Rejection::Inconsistent)?;
-            for (c, v) in clock.iter_mut().zip(entry.clock.iter()) {
+            let dep_clock = self.clock(staged, dep).ok_or(Rejection::Inconsistent)?;
+            for (c, v) in clock.iter_mut().zip(dep_clock) {
                 *c = (*c).max(*v);
             }
         }
@@ -248,14 +262,18 @@ impl ChangeIndex {
         }
         clock[slot as usize] = seq;
         staged.max_seq.insert(slot, seq);
+        let clock_at = staged.clocks.len();
+        staged.clocks.extend_from_slice(&clock);
         staged.changes.insert(
             m.hash,
             IndexEntry {
                 actor: slot,
                 seq,
-                clock: clock.into_boxed_slice(),
+                clock_at,
+                clock_len: clock.len() as u32,
             },
         );
+        staged.buf = clock;
         Ok(())
     }
 
@@ -281,10 +299,18 @@ impl ChangeIndex {
         for (actor, seq) in staged.max_seq {
             self.max_seq[actor as usize] = seq;
         }
+        let offset = self.clocks.len();
+        self.clocks.extend_from_slice(&staged.clocks);
+        let mut changes = staged.changes;
+        if offset > 0 {
+            for e in changes.values_mut() {
+                e.clock_at += offset;
+            }
+        }
         if self.changes.is_empty() {
-            self.changes = staged.changes;
+            self.changes = changes;
         } else {
-            self.changes.extend(staged.changes);
+            self.changes.extend(changes);
         }
     }
 }
@@ -641,7 +667,8 @@ impl Replica {
             if actor_member(self.index.actor_at(staged, entry.actor)) != Some(s.author) {
                 return Err(Rejection::BadSignature);
             }
-            for (slot, &seq) in entry.clock.iter().enumerate() {
+            let clock = self.index.clock(staged, &s.hash).expect("staged above");
+            for (slot, &seq) in clock.iter().enumerate() {
                 if seq > covered[slot] && actor_member(self.index.actor_at(staged, slot as u32)) == Some(s.author) {
                     covered[slot] = seq;
                 }
