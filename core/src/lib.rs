@@ -28,6 +28,7 @@ pub mod model;
 pub mod profile;
 pub mod replica;
 pub mod store;
+pub mod sync;
 pub mod unit;
 pub mod vault;
 pub mod wire;

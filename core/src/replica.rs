@@ -481,6 +481,19 @@ impl Replica {
         self.doc.get_heads().into_iter().map(|h| ChangeHash(h.0)).collect()
     }
 
+    /// Every change hash in the document.
+    pub fn change_hashes(&self) -> Vec<ChangeHash> {
+        self.index.changes.keys().copied().collect()
+    }
+
+    /// The dependencies of change `hash`, if it is here.
+    pub fn deps_of(&self, hash: &ChangeHash) -> Vec<ChangeHash> {
+        self.doc
+            .get_change_meta_by_hash(&automerge::ChangeHash(hash.0))
+            .map(|m| m.deps.iter().map(|d| ChangeHash(d.0)).collect())
+            .unwrap_or_default()
+    }
+
     /// A saved copy of the whole document.
     pub fn save(&self) -> Vec<u8> {
         self.doc.save()

@@ -1,0 +1,283 @@
+//! The sans-IO sync engine between two in-process devices: frames are passed as bytes,
+//! exactly as the transport will carry them.
+
+use alongside_core::group::GroupSession;
+use alongside_core::ids::{DocId, DocKind};
+use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
+use alongside_core::sync::{FrameReader, Message, PeerSync, ProtocolError, SyncStats};
+use alongside_tests::{NOW_MS, group, ordered_ops, rng};
+
+fn story(title: &str) -> NewStory {
+    NewStory {
+        title: title.into(),
+        body: format!("{title}, in my own words."),
+        ..Default::default()
+    }
+}
+
+fn meeting() -> NewMeeting {
+    NewMeeting {
+        title: "Weekly".into(),
+        at: "2026-12-01T19:00:00Z".into(),
+        place: Some("Room 4".into()),
+        facilitator: None,
+        agenda: String::new(),
+    }
+}
+
+/// Runs one sync between `a` (dialer) and `b` until neither has anything to send.
+/// Returns both sides' stats and every message each side sent.
+fn sync_pair(a: &mut GroupSession, b: &mut GroupSession) -> (SyncStats, SyncStats, Vec<Message>, Vec<Message>) {
+    let (mut sa, step_a) = PeerSync::start(a, b.me(), true);
+    let (mut sb, step_b) = PeerSync::start(b, a.me(), false);
+    let (mut to_b, mut to_a) = (step_a.frames, step_b.frames);
+    let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
+    let mut rounds = 0;
+    while !to_a.is_empty() || !to_b.is_empty() {
+        rounds += 1;
+        assert!(rounds < 1000, "sync does not settle");
+        for frame in std::mem::take(&mut to_b) {
+            sent_a.push(Message::decode(&frame[4..]).unwrap());
+            let step = sb.handle_frame(b, &frame[4..]).expect("honest frame");
+            to_a.extend(step.frames);
+        }
+        for frame in std::mem::take(&mut to_a) {
+            sent_b.push(Message::decode(&frame[4..]).unwrap());
+            let step = sa.handle_frame(a, &frame[4..]).expect("honest frame");
+            to_b.extend(step.frames);
+        }
+    }
+    assert!(sa.is_caught_up() && sb.is_caught_up(), "both sides caught up");
+    // Drain what the sessions produced (a vault would persist it here).
+    a.take_outbox();
+    b.take_outbox();
+    (sa.stats(), sb.stats(), sent_a, sent_b)
+}
+
+fn same(a: &GroupSession, b: &GroupSession) {
+    assert_eq!(a.stories(), b.stories());
+    assert_eq!(a.goals(NOW_MS), b.goals(NOW_MS));
+    assert_eq!(a.meetings(), b.meetings());
+    assert_eq!(a.reach_outs(), b.reach_outs());
+    assert_eq!(
+        a.members(),
+        b.members()
+            .into_iter()
+            .map(|mut m| {
+                m.me = m.id == a.me().to_hex();
+                m
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+fn units(sent: &[Message]) -> usize {
+    sent.iter().filter(|m| matches!(m, Message::Unit { .. })).count()
+}
+
+#[test]
+fn alice_and_bob_write_offline_then_meet_and_agree() {
+    let mut g = group(31, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    // Offline, both write.
+    alice.add_story(&story("Ninety days"), NOW_MS).unwrap();
+    let m = alice.add_meeting(&meeting(), NOW_MS).unwrap().to_hex();
+    alice.append_meeting_notes(&m, "We opened with quiet.").unwrap();
+    let goal = bob.add_goal("Walk daily", None, &[], NOW_MS).unwrap().to_hex();
+    let c = NewCheckIn {
+        date: "2026-11-29".into(),
+        kind: CheckInKind::Setback,
+        mood: Some(2),
+        craving: Some(6),
+        halt: vec!["tired".into()],
+        note: String::new(),
+    };
+    bob.check_in(&goal, &c, NOW_MS).unwrap();
+    bob.add_story(&story("A hard week"), NOW_MS).unwrap();
+    let _ = sync_pair(&mut alice, &mut bob);
+    same(&alice, &bob);
+    assert_eq!(bob.meetings()[0].notes, "We opened with quiet.");
+
+    // Now both type into the same notes while apart, and meet again.
+    alice
+        .append_meeting_notes(&m, "Alice: two members shared milestones.")
+        .unwrap();
+    bob.append_meeting_notes(&m, "Bob: we read the agreements.").unwrap();
+    let (sa, _, sent_a, sent_b) = sync_pair(&mut alice, &mut bob);
+    same(&alice, &bob);
+    let notes = alice.meetings()[0].notes.clone();
+    assert!(notes.contains("Alice: two members") && notes.contains("Bob: we read"));
+    assert!(
+        sa.reconcile_rounds >= 1,
+        "the shared document was reconciled, not resent"
+    );
+    assert_eq!(units(&sent_a) + units(&sent_b), 2, "one bundle each way");
+}
+
+#[test]
+fn a_member_who_has_nothing_receives_everything_they_may_read() {
+    let mut g = group(32, &["Alice", "Bob", "Carol"]);
+    let carol_id = g[2].me();
+    g[0].add_story(&story("Welcome"), NOW_MS).unwrap();
+    let bob_id = g[1].me();
+    g[0].add_goal("Just for Bob", None, &[bob_id], NOW_MS).unwrap();
+    g[0].reach_out("Anyone up?", &[], NOW_MS).unwrap();
+    g[0].take_outbox();
+    // Carol's new device knows only the operations up to her own add.
+    let secrets = g[2].secrets().clone();
+    let mut carol = GroupSession::join(rng(320), secrets, &ordered_ops(&g[0])).unwrap();
+    assert_eq!(carol.me(), carol_id);
+    let (_, _, sent_a, _) = sync_pair(&mut g[0], &mut carol);
+    assert_eq!(carol.stories().len(), 1);
+    assert_eq!(carol.reach_outs().len(), 1);
+    assert!(
+        carol.goals(NOW_MS).is_empty(),
+        "the goal shared with Bob only is not sent to Carol"
+    );
+    assert!(!carol.replicas().any(|r| r.id().kind == DocKind::Audience));
+    let audience_units = sent_a.iter().filter(|m| match m {
+        Message::Unit { bytes } => {
+            alongside_core::unit::SealedUnit::decode(bytes)
+                .unwrap()
+                .header()
+                .doc
+                .kind
+                == DocKind::Audience
+        }
+        _ => false,
+    });
+    assert_eq!(audience_units.count(), 0);
+    assert_eq!(carol.display_name(&g[1].me()), "Bob");
+}
+
+#[test]
+fn a_second_sync_with_nothing_new_sends_no_content() {
+    let mut g = group(33, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    alice.add_story(&story("One"), NOW_MS).unwrap();
+    let _ = sync_pair(&mut alice, &mut bob);
+    let (sa, sb, sent_a, sent_b) = sync_pair(&mut alice, &mut bob);
+    assert_eq!(units(&sent_a) + units(&sent_b), 0);
+    assert_eq!(sa.reconcile_rounds + sb.reconcile_rounds, 0);
+    // Hello, Membership, Digest, Caught up: four small frames each way.
+    assert_eq!((sa.frames_sent, sb.frames_sent), (4, 4));
+}
+
+#[test]
+fn reconciliation_costs_grow_with_the_difference_not_the_history() {
+    let mut g = group(34, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    let m = alice.add_meeting(&meeting(), NOW_MS).unwrap().to_hex();
+    for i in 0..1000 {
+        alice
+            .splice_meeting_notes(&m, 0, 0, if i % 2 == 0 { "a" } else { "b" })
+            .unwrap();
+    }
+    let _ = sync_pair(&mut alice, &mut bob);
+    for i in 0..5 {
+        alice.splice_meeting_notes(&m, i, 0, "x").unwrap();
+        bob.splice_meeting_notes(&m, 0, 0, "y").unwrap();
+    }
+    let (_, _, sent_a, sent_b) = sync_pair(&mut alice, &mut bob);
+    let reconcile_bytes: usize = sent_a
+        .iter()
+        .chain(&sent_b)
+        .map(|m| match m {
+            Message::Reconcile { msg, .. } => msg.len(),
+            Message::Need { heads, .. } => heads.len() * 32,
+            _ => 0,
+        })
+        .sum();
+    let all_hashes = 1011 * 32;
+    assert!(
+        reconcile_bytes * 4 < all_hashes,
+        "reconciling 10 differences among 1011 changes took {reconcile_bytes} bytes"
+    );
+    same(&alice, &bob);
+}
+
+#[test]
+fn malformed_or_out_of_order_frames_are_protocol_errors_and_change_nothing() {
+    let mut g = group(35, &["Alice", "Bob"]);
+    let bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    alice.add_story(&story("Kept"), NOW_MS).unwrap();
+    alice.take_outbox();
+    let before: Vec<(DocId, _)> = alice.replicas().map(|r| (r.id(), r.heads())).collect();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", vec![0xde, 0xad, 0xbe, 0xef]),
+        ("empty", vec![]),
+        ("unknown version", vec![2, 1]),
+        ("unknown type", vec![1, 42]),
+        (
+            "truncated hello",
+            Message::Hello {
+                group: alice.id(),
+                ops: vec![],
+            }
+            .to_frame()[4..20]
+                .to_vec(),
+        ),
+        (
+            "digest before hello",
+            Message::Digest { docs: vec![] }.to_frame()[4..].to_vec(),
+        ),
+        (
+            "unit before membership",
+            Message::Unit { bytes: vec![1, 2, 3] }.to_frame()[4..].to_vec(),
+        ),
+        (
+            "need out of nowhere",
+            Message::Need {
+                doc: DocId::group_doc(&alice.id()),
+                heads: vec![],
+            }
+            .to_frame()[4..]
+                .to_vec(),
+        ),
+    ];
+    for (what, frame) in bad {
+        let (mut s, _) = PeerSync::start(&alice, bob.me(), false);
+        assert!(s.handle_frame(&mut alice, &frame).is_err(), "{what} was accepted");
+    }
+    // Another group's hello, and a second hello.
+    let (mut s, _) = PeerSync::start(&alice, bob.me(), false);
+    let other = Message::Hello {
+        group: alongside_core::ids::GroupId([9; 32]),
+        ops: vec![],
+    }
+    .to_frame();
+    assert!(matches!(
+        s.handle_frame(&mut alice, &other[4..]),
+        Err(ProtocolError::WrongGroup)
+    ));
+    let (mut s, _) = PeerSync::start(&alice, bob.me(), false);
+    let hello = Message::Hello {
+        group: alice.id(),
+        ops: bob.op_hashes(),
+    }
+    .to_frame();
+    s.handle_frame(&mut alice, &hello[4..]).unwrap();
+    assert!(s.handle_frame(&mut alice, &hello[4..]).is_err());
+    // A unit that fails validation closes the session.
+    let membership = Message::Membership {
+        ops: vec![],
+        grants: vec![],
+    }
+    .to_frame();
+    s.handle_frame(&mut alice, &membership[4..]).unwrap();
+    let junk_unit = Message::Unit { bytes: vec![1; 300] }.to_frame();
+    assert!(matches!(
+        s.handle_frame(&mut alice, &junk_unit[4..]),
+        Err(ProtocolError::BadUnit(_))
+    ));
+    let after: Vec<(DocId, _)> = alice.replicas().map(|r| (r.id(), r.heads())).collect();
+    assert_eq!(before, after);
+    // An oversized length prefix is refused before it is buffered.
+    let mut reader = FrameReader::new();
+    reader.push(&(200u32 * 1024 * 1024).to_le_bytes());
+    assert!(reader.next_frame().is_err());
+}
