@@ -68,6 +68,38 @@ impl MembershipSecrets {
     }
 }
 
+/// A member's transport key (its iroh endpoint id for the group), signed by its
+/// membership key so that nobody can claim another member's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportBinding {
+    /// The transport public key.
+    pub key: [u8; 32],
+    /// The membership key's signature over `"alongside/transport/v1" ‖ group ‖ key`.
+    pub signature: [u8; 64],
+}
+
+const TRANSPORT_CONTEXT: &[u8] = b"alongside/transport/v1";
+
+impl TransportBinding {
+    /// Binds `transport` to `membership` in `group`.
+    pub fn new(group: &GroupId, membership: &SigningSecret, transport: [u8; 32]) -> TransportBinding {
+        TransportBinding {
+            key: transport,
+            signature: membership.sign(&[TRANSPORT_CONTEXT, &group.0, &transport].concat()),
+        }
+    }
+
+    /// Whether `member` really bound this key in `group`.
+    pub fn verify(&self, group: &GroupId, member: &MemberId) -> bool {
+        crate::crypto::verify(
+            &member.0,
+            &[TRANSPORT_CONTEXT, &group.0, &self.key].concat(),
+            &self.signature,
+        )
+        .is_ok()
+    }
+}
+
 /// Why something sent to a group was refused.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -233,6 +265,7 @@ impl GroupSession {
             crate::model::edits::set_history(tx, false)
         })?;
         session.set_display_name(display_name)?;
+        session.announce_transport()?;
         Ok(session)
     }
 
@@ -486,6 +519,35 @@ impl GroupSession {
         F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), EditError>,
     {
         self.edit_doc(DocId::member_doc(&self.me()), edit)
+    }
+
+    /// This member's transport binding (its endpoint key for the group, signed).
+    pub fn transport_binding(&self) -> TransportBinding {
+        TransportBinding::new(&self.group, &self.me.signing, self.me.transport.public())
+    }
+
+    /// Announces this member's transport key in its member document (encrypted under the
+    /// epoch key like everything else), if it is not announced already.
+    pub fn announce_transport(&mut self) -> Result<(), GroupError> {
+        let binding = self.transport_binding();
+        let current = self
+            .docs
+            .get(&DocId::member_doc(&self.me()))
+            .and_then(crate::model::views::transport);
+        if current == Some(binding) {
+            return Ok(());
+        }
+        self.edit_my_doc(|tx| crate::model::edits::set_transport(tx, &binding.key, &binding.signature))
+    }
+
+    /// The current member whose announced, verified transport key is `endpoint`.
+    pub fn member_for_endpoint(&self, endpoint: &[u8; 32]) -> Option<MemberId> {
+        self.log.state().members.keys().copied().find(|m| {
+            self.docs
+                .get(&DocId::member_doc(m))
+                .and_then(crate::model::views::transport)
+                .is_some_and(|b| b.key == *endpoint && b.verify(&self.group, m))
+        })
     }
 
     /// Sets this member's display name in the group.

@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod group;
 pub mod guard;
 pub mod ids;
+pub mod invite;
 pub mod membership;
 pub mod model;
 pub mod profile;

@@ -95,13 +95,13 @@ impl MemberKeys {
         .is_ok()
     }
 
-    fn encode(&self, w: &mut Writer) {
+    pub(crate) fn encode(&self, w: &mut Writer) {
         w.bytes(&self.member.0)
             .bytes(&self.box_public)
             .bytes(&self.box_signature);
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<MemberKeys, DecodeError> {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<MemberKeys, DecodeError> {
         Ok(MemberKeys {
             member: MemberId(r.array()?),
             box_public: r.array()?,

@@ -39,6 +39,8 @@ pub enum Kind {
     Snapshot,
     /// Units waiting for their dependencies.
     Pending,
+    /// Invitations this device issued (public half, expiry, used flag).
+    Invite,
 }
 
 impl Kind {
@@ -56,10 +58,11 @@ impl Kind {
             Kind::UnitSeen => "unit_seen",
             Kind::Snapshot => "snapshots",
             Kind::Pending => "pending",
+            Kind::Invite => "invites",
         }
     }
 
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::Meta,
         Kind::Group,
         Kind::Op,
@@ -68,6 +71,7 @@ impl Kind {
         Kind::UnitSeen,
         Kind::Snapshot,
         Kind::Pending,
+        Kind::Invite,
     ];
 }
 

@@ -19,6 +19,7 @@ use crate::content::resolve_prefix;
 use crate::crypto::{BoxSecret, PassphraseKdf, SigningSecret, SymmetricKey};
 use crate::group::{Audience, GroupError, GroupSession, MembershipSecrets};
 use crate::ids::{DocId, GroupId, KeyId};
+use crate::invite::InviteRecord;
 use crate::membership::{MembershipLog, SignedOp};
 use crate::profile::{self, ProfileError, STORE_FILE};
 use crate::replica::Replica;
@@ -50,6 +51,27 @@ pub enum VaultError {
     /// A stored record is not in the expected format.
     #[error("a stored record is damaged ({0})")]
     Record(String),
+    /// An invitation cannot be used.
+    #[error(transparent)]
+    Invite(#[from] InviteError),
+    /// A peer broke the sync protocol.
+    #[error(transparent)]
+    Protocol(#[from] crate::sync::ProtocolError),
+}
+
+/// Why an invitation was refused.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InviteError {
+    /// This device never issued it.
+    #[error("that invitation is not known here")]
+    Unknown,
+    /// It was used already.
+    #[error("that invitation was already used")]
+    Used,
+    /// It expired.
+    #[error("that invitation has expired")]
+    Expired,
 }
 
 impl From<DecodeError> for VaultError {
@@ -326,6 +348,46 @@ impl Vault {
             session.restore_pending(unit);
         }
         Ok(session)
+    }
+
+    /// Records a new invitation to `group` and returns the invite key's secret half (for the
+    /// ticket). Only facilitators may invite.
+    pub fn create_invite(&mut self, group: &GroupId, expires_at_ms: i64) -> Result<[u8; 32], VaultError> {
+        let session = self.session(group)?;
+        if !session.membership().is_facilitator(&session.me()) {
+            return Err(GroupError::NotAllowed("Only facilitators can invite new members.".into()).into());
+        }
+        let mut secret = [0u8; 32];
+        self.rng.fill_bytes(&mut secret);
+        let public = SigningSecret::from_seed(&secret).public();
+        let record = InviteRecord {
+            public,
+            expires_at_ms,
+            used: false,
+        };
+        let mut batch = Batch::new();
+        batch.put(Kind::Invite, Key::in_group(*group, &public), record.encode());
+        self.store.commit(batch)?;
+        Ok(secret)
+    }
+
+    /// Marks the invitation with public key `public` used, durably, if it exists, is unused
+    /// and has not expired at `now_ms`.
+    pub fn redeem_invite(&mut self, group: &GroupId, public: &[u8; 32], now_ms: i64) -> Result<(), VaultError> {
+        let key = Key::in_group(*group, public);
+        let raw = self.store.get(Kind::Invite, &key)?.ok_or(InviteError::Unknown)?;
+        let mut record = InviteRecord::decode(&raw)?;
+        if record.used {
+            return Err(InviteError::Used.into());
+        }
+        if record.expires_at_ms <= now_ms {
+            return Err(InviteError::Expired.into());
+        }
+        record.used = true;
+        let mut batch = Batch::new();
+        batch.put(Kind::Invite, key, record.encode());
+        self.store.commit(batch)?;
+        Ok(())
     }
 
     /// Every sealed unit stored for `group`, in arrival order (for sync and tests).

@@ -1,20 +1,39 @@
 //! # alongside-net
 //!
-//! The network layer of Alongside: it will own the iroh endpoints (one per group
-//! membership, keyed by that membership's transport key), accept and dial connections on
-//! one ALPN, and drive `alongside-core`'s sans-IO sync engine with real time and real
-//! sockets. It moves bytes; every decision about what those bytes mean is made in core.
+//! The network layer of Alongside. It owns one iroh endpoint per group membership (keyed
+//! by that membership's transport key), accepts and dials connections on one ALPN, and
+//! drives `alongside-core`'s sans-IO sync engine ([`alongside_core::sync::PeerSync`]) with
+//! real sockets. It moves bytes; every decision about what they mean is made in core.
 //!
-//! Until the sync work lands, this crate only fixes the protocol identifier, so that the
-//! workspace layout and the layer rules are in place from the start.
+//! - [`Node`]: the endpoints of an unlocked profile, serving every group.
+//! - [`join`]: the joiner's side of an invitation.
+//! - [`NetConfig`]: what the node may reach. Relays, address publishing and port mapping
+//!   are off; a node reaches only the addresses it is given.
+//!
+//! The vault (store and sessions) is shared behind a mutex; every frame is handled in a
+//! blocking task that locks it, applies the frame through `Vault::edit` (so what a frame
+//! changed is durable before the answer is sent) and releases it.
+
+mod conn;
+mod node;
+
+pub use node::{NetConfig, NetError, Node, SyncReport, join};
 
 /// The one ALPN Alongside speaks: version 1 of the sync protocol (`docs/PROTOCOL.md`).
 pub const ALPN: &[u8] = b"alongside/1";
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn alpn_names_the_protocol_version() {
-        assert_eq!(super::ALPN, b"alongside/1");
-    }
+/// Close codes sent with a refused or failed connection.
+pub mod close_code {
+    /// Everything went well.
+    pub const DONE: u32 = 0;
+    /// The peer broke the protocol (malformed, unexpected or invalid data).
+    pub const PROTOCOL: u32 = 1;
+    /// The peer is not a member and presented no valid invitation.
+    pub const REFUSED: u32 = 2;
+    /// The invitation was already used.
+    pub const INVITE_USED: u32 = 3;
+    /// The invitation expired.
+    pub const INVITE_EXPIRED: u32 = 4;
+    /// The invitation is not known to this node.
+    pub const INVITE_UNKNOWN: u32 = 5;
 }

@@ -169,6 +169,13 @@ pub(crate) fn set_display_name(tx: &mut Transaction<'_>, name: &str) -> Result<(
     Ok(())
 }
 
+pub(crate) fn set_transport(tx: &mut Transaction<'_>, key: &[u8; 32], signature: &[u8; 64]) -> Result<(), EditError> {
+    let obj = tx.put_object(ROOT, "transport", ObjType::Map)?;
+    tx.put(&obj, "key", crate::ids::hex(key))?;
+    tx.put(&obj, "sig", crate::ids::hex(signature))?;
+    Ok(())
+}
+
 pub(crate) fn add_story(tx: &mut Transaction<'_>, id: ItemId, s: &NewStory, now_ms: i64) -> Result<(), EditError> {
     let obj = new_item(tx, keys::STORIES, id)?;
     tx.put(&obj, "title", s.title.as_str())?;

@@ -431,6 +431,16 @@ pub fn display_name(replica: &Replica) -> Option<String> {
     get_str(replica.doc(), &ROOT, keys::NAME)
 }
 
+/// The transport key a member document announces (unverified: check the binding).
+pub fn transport(replica: &Replica) -> Option<crate::group::TransportBinding> {
+    let doc = replica.doc();
+    let obj = get_obj(doc, &ROOT, "transport")?;
+    Some(crate::group::TransportBinding {
+        key: crate::ids::parse_hex::<32>(&get_str(doc, &obj, "key")?)?,
+        signature: crate::ids::parse_hex::<64>(&get_str(doc, &obj, "sig")?)?,
+    })
+}
+
 /// The group's name from the group document.
 pub fn group_name(replica: &Replica) -> Option<String> {
     get_str(replica.doc(), &ROOT, keys::NAME)

@@ -24,6 +24,7 @@ pub struct DigestEntry {
 
 /// A protocol message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one message at a time; boxing would only add noise
 pub enum Message {
     /// Opens the exchange: the group and every membership operation the sender holds.
     Hello {
@@ -65,6 +66,24 @@ pub enum Message {
     },
     /// The sender has sent everything the receiver lacked.
     CaughtUp,
+    /// A joiner's first message: proof of an invite, and the keys to add.
+    JoinRequest {
+        /// The group.
+        group: GroupId,
+        /// The invite key's public half.
+        invite: [u8; 32],
+        /// The invite key's signature over group ‖ inviter endpoint ‖ joiner endpoint.
+        proof: [u8; 64],
+        /// The joiner's membership and X25519 keys.
+        keys: crate::membership::MemberKeys,
+        /// The joiner's transport key and the membership key's signature binding it.
+        transport: crate::group::TransportBinding,
+    },
+    /// The inviter's answer: every membership operation, the joiner's add included.
+    JoinAccepted {
+        /// Encoded membership operations.
+        ops: Vec<Vec<u8>>,
+    },
 }
 
 impl Message {
@@ -77,6 +96,8 @@ impl Message {
             Message::Need { .. } => 5,
             Message::Unit { .. } => 6,
             Message::CaughtUp => 7,
+            Message::JoinRequest { .. } => 8,
+            Message::JoinAccepted { .. } => 9,
         }
     }
 
@@ -121,6 +142,23 @@ impl Message {
                 w.var_bytes(bytes);
             }
             Message::CaughtUp => {}
+            Message::JoinRequest {
+                group,
+                invite,
+                proof,
+                keys,
+                transport,
+            } => {
+                w.bytes(&group.0).bytes(invite).bytes(proof);
+                keys.encode(&mut w);
+                w.bytes(&transport.key).bytes(&transport.signature);
+            }
+            Message::JoinAccepted { ops } => {
+                w.count(ops.len());
+                for op in ops {
+                    w.var_bytes(op);
+                }
+            }
         }
         let body = w.finish();
         let mut frame = Vec::with_capacity(body.len() + 4);
@@ -192,6 +230,24 @@ impl Message {
                 bytes: r.var_bytes(crate::unit::MAX_UNIT_LEN)?.to_vec(),
             },
             7 => Message::CaughtUp,
+            8 => Message::JoinRequest {
+                group: GroupId(r.array()?),
+                invite: r.array()?,
+                proof: r.array()?,
+                keys: crate::membership::MemberKeys::decode(&mut r)?,
+                transport: crate::group::TransportBinding {
+                    key: r.array()?,
+                    signature: r.array()?,
+                },
+            },
+            9 => {
+                let n = r.count(MAX_OPS, 4)?;
+                let mut ops = Vec::with_capacity(n);
+                for _ in 0..n {
+                    ops.push(r.var_bytes(crate::membership::MAX_OP_LEN)?.to_vec());
+                }
+                Message::JoinAccepted { ops }
+            }
             tag => return Err(DecodeError::UnknownTag { what: "message", tag }),
         };
         r.finish()?;

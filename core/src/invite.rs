@@ -1,0 +1,251 @@
+//! Invitations: tickets, the joiner's proof, and the inviter's record of an invite.
+//!
+//! A ticket holds the group id, the inviter's endpoint (id and direct addresses), the
+//! secret half of a one-time Ed25519 invite key, and an expiry. The inviter stores only the
+//! public half (with the expiry and a used flag) and marks it used, durably, before it
+//! answers. The joiner proves it holds the secret by signing `group ‖ inviter endpoint id ‖
+//! joiner endpoint id`: bound to both endpoints, the proof can be neither replayed to the
+//! inviter by someone else nor relayed to another member. A ticket is like a key to the
+//! group's history, and the app says so.
+
+use std::net::{IpAddr, SocketAddr};
+
+use thiserror::Error;
+
+use crate::crypto::{self, SigningSecret};
+use crate::ids::GroupId;
+use crate::wire::{DecodeError, Reader, Writer};
+
+/// Text prefix of a ticket.
+pub const TICKET_PREFIX: &str = "alongside1";
+const TICKET_VERSION: u8 = 1;
+const MAX_ADDRS: usize = 16;
+const PROOF_CONTEXT: &[u8] = b"alongside/join-proof/v1";
+
+/// A ticket could not be read or used.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// Not a ticket at all (wrong prefix or characters).
+    #[error("that is not an Alongside invitation ticket")]
+    NotATicket,
+    /// The bytes inside are malformed.
+    #[error("the invitation ticket is damaged ({0})")]
+    Damaged(DecodeError),
+}
+
+/// An invitation ticket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The group.
+    pub group: GroupId,
+    /// The inviter's endpoint id (its transport public key for the group).
+    pub inviter: [u8; 32],
+    /// Where the inviter's node listens.
+    pub addrs: Vec<SocketAddr>,
+    /// The one-time invite key (secret half).
+    pub invite_secret: [u8; 32],
+    /// When it stops working (Unix ms).
+    pub expires_at_ms: i64,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("group", &self.group)
+            .field("addrs", &self.addrs)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ticket {
+    /// The invite key's public half (what the inviter stores).
+    pub fn invite_public(&self) -> [u8; 32] {
+        SigningSecret::from_seed(&self.invite_secret).public()
+    }
+
+    /// The ticket as text: the prefix and lowercase base32.
+    pub fn to_text(&self) -> String {
+        let mut w = Writer::new();
+        w.u8(TICKET_VERSION).bytes(&self.group.0).bytes(&self.inviter);
+        w.count(self.addrs.len());
+        for a in &self.addrs {
+            match a.ip() {
+                IpAddr::V4(ip) => w.u8(4).bytes(&ip.octets()),
+                IpAddr::V6(ip) => w.u8(6).bytes(&ip.octets()),
+            };
+            w.u16(a.port());
+        }
+        w.bytes(&self.invite_secret).i64(self.expires_at_ms);
+        let bytes = w.finish();
+        format!(
+            "{TICKET_PREFIX}{}",
+            data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
+        )
+    }
+
+    /// Parses ticket text (surrounding whitespace is ignored).
+    pub fn from_text(text: &str) -> Result<Ticket, TicketError> {
+        let body = text.trim().strip_prefix(TICKET_PREFIX).ok_or(TicketError::NotATicket)?;
+        if body.len() > 1024 {
+            return Err(TicketError::NotATicket);
+        }
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(body.to_ascii_uppercase().as_bytes())
+            .map_err(|_| TicketError::NotATicket)?;
+        Self::decode(&bytes).map_err(TicketError::Damaged)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Ticket, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != TICKET_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let group = GroupId(r.array()?);
+        let inviter = r.array()?;
+        let n = r.count(MAX_ADDRS, 7)?;
+        let mut addrs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ip = match r.u8()? {
+                4 => IpAddr::from(r.array::<4>()?),
+                6 => IpAddr::from(r.array::<16>()?),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "address family",
+                        tag,
+                    });
+                }
+            };
+            addrs.push(SocketAddr::new(ip, r.u16()?));
+        }
+        let invite_secret = r.array()?;
+        let expires_at_ms = r.i64()?;
+        r.finish()?;
+        Ok(Ticket {
+            group,
+            inviter,
+            addrs,
+            invite_secret,
+            expires_at_ms,
+        })
+    }
+
+    /// The joiner's proof for joining from endpoint `joiner`.
+    pub fn prove(&self, joiner: &[u8; 32]) -> [u8; 64] {
+        SigningSecret::from_seed(&self.invite_secret).sign(&proof_message(&self.group, &self.inviter, joiner))
+    }
+}
+
+fn proof_message(group: &GroupId, inviter: &[u8; 32], joiner: &[u8; 32]) -> Vec<u8> {
+    [PROOF_CONTEXT, &group.0, inviter, joiner].concat()
+}
+
+/// Checks a join proof against the invite's public key and both endpoints.
+pub fn verify_proof(
+    invite_public: &[u8; 32],
+    group: &GroupId,
+    inviter: &[u8; 32],
+    joiner: &[u8; 32],
+    proof: &[u8; 64],
+) -> bool {
+    crypto::verify(invite_public, &proof_message(group, inviter, joiner), proof).is_ok()
+}
+
+/// What the inviter keeps of an invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// The invite key's public half.
+    pub public: [u8; 32],
+    /// Expiry (Unix ms).
+    pub expires_at_ms: i64,
+    /// Whether it was used.
+    pub used: bool,
+}
+
+impl InviteRecord {
+    /// Encoded record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(1)
+            .bytes(&self.public)
+            .i64(self.expires_at_ms)
+            .u8(u8::from(self.used));
+        w.finish()
+    }
+
+    /// Decodes a record.
+    pub fn decode(bytes: &[u8]) -> Result<InviteRecord, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != 1 {
+            return Err(DecodeError::Version(version));
+        }
+        let rec = InviteRecord {
+            public: r.array()?,
+            expires_at_ms: r.i64()?,
+            used: match r.u8()? {
+                0 => false,
+                1 => true,
+                tag => return Err(DecodeError::UnknownTag { what: "used flag", tag }),
+            },
+        };
+        r.finish()?;
+        Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket() -> Ticket {
+        Ticket {
+            group: GroupId([3; 32]),
+            inviter: [4; 32],
+            addrs: vec!["127.0.0.1:4567".parse().unwrap(), "[::1]:4567".parse().unwrap()],
+            invite_secret: [5; 32],
+            expires_at_ms: 1_800_000_000_000,
+        }
+    }
+
+    #[test]
+    fn tickets_round_trip_as_text() {
+        let t = ticket();
+        let text = t.to_text();
+        assert!(text.starts_with(TICKET_PREFIX));
+        assert!(text.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(Ticket::from_text(&format!("  {text}\n")).unwrap(), t);
+        assert!(
+            !format!("{t:?}").contains("invite_secret"),
+            "the secret stays out of Debug"
+        );
+    }
+
+    #[test]
+    fn bad_tickets_are_clear_errors() {
+        assert_eq!(Ticket::from_text("hello"), Err(TicketError::NotATicket));
+        assert_eq!(Ticket::from_text("alongside1!!!"), Err(TicketError::NotATicket));
+        let text = ticket().to_text();
+        assert!(matches!(
+            Ticket::from_text(&text[..text.len() - 8]),
+            Err(TicketError::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn proofs_bind_both_endpoints() {
+        let t = ticket();
+        let proof = t.prove(&[9; 32]);
+        assert!(verify_proof(&t.invite_public(), &t.group, &t.inviter, &[9; 32], &proof));
+        assert!(!verify_proof(
+            &t.invite_public(),
+            &t.group,
+            &t.inviter,
+            &[8; 32],
+            &proof
+        ));
+        assert!(!verify_proof(&t.invite_public(), &t.group, &[1; 32], &[9; 32], &proof));
+    }
+}

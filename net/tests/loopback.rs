@@ -1,0 +1,272 @@
+//! Real iroh endpoints on loopback (relays, lookup and port mapping off), real stores on
+//! disk: invitations, joining, offline edits and reconciliation between two nodes.
+
+use std::time::Duration;
+
+use alongside_core::crypto::PassphraseKdf;
+use alongside_core::invite::Ticket;
+use alongside_core::model::edits::NewStory;
+use alongside_core::vault::Vault;
+use alongside_net::{NetConfig, NetError, Node};
+
+const NOW: i64 = 1_795_953_600_000;
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn far_future() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000
+}
+
+async fn node(dir: &std::path::Path, label: &str) -> Node {
+    let vault = Vault::init(&dir.join(label), label, b"pw", PassphraseKdf::TEST).unwrap();
+    Node::start(vault, NetConfig::loopback()).await.unwrap()
+}
+
+fn story(title: &str) -> NewStory {
+    NewStory {
+        title: title.into(),
+        body: format!("{title}: in my own words."),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_offline() {
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    let bob = node(root.path(), "bob").await;
+    let group = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        let g = v.create_group("Tuesday Circle", "Alice", NOW).unwrap();
+        v.edit(&g, |s| s.add_story(&story("Ninety days"), NOW)).unwrap();
+        g
+    };
+    let ticket = alice.invite(group, far_future()).await.unwrap();
+    let text = ticket.to_text();
+    let parsed = Ticket::from_text(&text).unwrap();
+
+    // Bob joins: he gets the group's history, and Alice sees him by name at once.
+    let joined = tokio::time::timeout(LIMIT, bob.join(&parsed, "Bob"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(joined, group);
+    {
+        let v = bob.vault();
+        let mut v = v.lock().unwrap();
+        let s = v.session(&group).unwrap();
+        assert_eq!(s.name(), "Tuesday Circle");
+        assert_eq!(s.stories().len(), 1);
+    }
+    {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        let names: Vec<String> = v
+            .session(&group)
+            .unwrap()
+            .members()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, vec!["Alice".to_string(), "Bob".to_string()]);
+    }
+
+    // The ticket cannot be used twice.
+    let carol = node(root.path(), "carol").await;
+    let again = tokio::time::timeout(LIMIT, carol.join(&parsed, "Carol")).await.unwrap();
+    assert!(
+        matches!(again, Err(NetError::Refused(r)) if r.contains("already used")),
+        "{again:?}"
+    );
+
+    // Both write while apart, then Bob dials Alice.
+    for (n, who) in [(&alice, "Alice"), (&bob, "Bob")] {
+        let v = n.vault();
+        let mut v = v.lock().unwrap();
+        v.edit(&group, |s| s.add_story(&story(&format!("{who} offline")), NOW + 1))
+            .unwrap();
+    }
+    let (alice_id, alice_addrs) = alice.address(&group).unwrap();
+    let report = tokio::time::timeout(LIMIT, bob.sync_with(group, alice_id, &alice_addrs))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.stats.reconcile_rounds >= 1);
+    let views = |n: &Node| {
+        let v = n.vault();
+        let mut v = v.lock().unwrap();
+        let s = v.session(&group).unwrap();
+        (s.stories(), s.members().into_iter().map(|m| m.name).collect::<Vec<_>>())
+    };
+    let (a, b) = (views(&alice), views(&bob));
+    assert_eq!(a, b);
+    assert_eq!(a.0.len(), 3);
+
+    alice.shutdown().await;
+    bob.shutdown().await;
+    carol.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tickets_and_strangers_are_refused_before_any_group_data() {
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    let eve = node(root.path(), "eve").await;
+    let group = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        v.create_group("Circle", "Alice", NOW).unwrap()
+    };
+    // An expired ticket is refused by the joiner itself and by the inviter.
+    let mut expired = alice.invite(group, far_future()).await.unwrap();
+    expired.expires_at_ms = 1;
+    let r = tokio::time::timeout(LIMIT, eve.join(&expired, "Eve")).await.unwrap();
+    assert!(matches!(r, Err(NetError::Refused(_))), "{r:?}");
+    let short = alice.invite(group, 1).await.unwrap();
+    let mut forged_expiry = short.clone();
+    forged_expiry.expires_at_ms = far_future();
+    let r = tokio::time::timeout(LIMIT, eve.join(&forged_expiry, "Eve"))
+        .await
+        .unwrap();
+    assert!(matches!(r, Err(NetError::Refused(m)) if m.contains("expired")), "{r:?}");
+    // A made-up invite key is unknown to the inviter.
+    let mut unknown = alice.invite(group, far_future()).await.unwrap();
+    unknown.invite_secret = [7; 32];
+    let r = tokio::time::timeout(LIMIT, eve.join(&unknown, "Eve")).await.unwrap();
+    assert!(matches!(r, Err(NetError::Refused(_))), "{r:?}");
+    // A stranger dialing without a ticket gets nothing: it is not even a member to sync.
+    let (alice_id, alice_addrs) = alice.address(&group).unwrap();
+    let r = tokio::time::timeout(LIMIT, eve.sync_with(group, alice_id, &alice_addrs))
+        .await
+        .unwrap();
+    assert!(r.is_err());
+    {
+        let v = eve.vault();
+        let v = v.lock().unwrap();
+        assert!(v.group_ids().unwrap().is_empty(), "Eve learned nothing");
+    }
+    {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        assert_eq!(v.session(&group).unwrap().members().len(), 1);
+    }
+    alice.shutdown().await;
+    eve.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_endpoint_is_refused_with_a_protocol_error_and_gets_no_frame() {
+    use alongside_core::sync::Message;
+    use iroh::endpoint::{PortmapperConfig, presets};
+    use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
+
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    let group = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        v.create_group("Circle", "Alice", NOW).unwrap()
+    };
+    alice.serve_group(group).await.unwrap();
+    let (alice_id, alice_addrs) = alice.address(&group).unwrap();
+    let stranger = Endpoint::builder(presets::Minimal)
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .portmapper_config(PortmapperConfig::Disabled)
+        .secret_key(SecretKey::from_bytes(&[42; 32]))
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let mut addr = EndpointAddr::new(EndpointId::from_bytes(&alice_id).unwrap());
+    for a in alice_addrs {
+        addr = addr.with_ip_addr(a);
+    }
+    let conn = tokio::time::timeout(LIMIT, stranger.connect(addr, alongside_net::ALPN))
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    // It pretends to be a member and says hello.
+    let hello = Message::Hello { group, ops: vec![] }.to_frame();
+    send.write_all(&hello).await.unwrap();
+    let reason = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    match reason {
+        iroh::endpoint::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(u64::from(c.error_code), u64::from(alongside_net::close_code::REFUSED));
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    let got = recv.read_to_end(1 << 20).await;
+    assert!(got.map(|b| b.is_empty()).unwrap_or(true), "no group data was sent");
+    stranger.close().await;
+    alice.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_stays_usable() {
+    use alongside_core::group::{MembershipSecrets, TransportBinding};
+    use alongside_core::sync::Message;
+    use iroh::endpoint::{PortmapperConfig, presets};
+    use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
+
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    let bob = node(root.path(), "bob").await;
+    let group = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        v.create_group("Circle", "Alice", NOW).unwrap()
+    };
+    let ticket = alice.invite(group, far_future()).await.unwrap();
+    // Mallory saw a proof made for Bob's endpoint [9; 32] and replays it from her own.
+    let proof_for_someone_else = ticket.prove(&[9; 32]);
+    let mallory_key = [43u8; 32];
+    let mallory = Endpoint::builder(presets::Minimal)
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .portmapper_config(PortmapperConfig::Disabled)
+        .secret_key(SecretKey::from_bytes(&mallory_key))
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let secrets = MembershipSecrets::generate(&mut alongside_tests_rng());
+    let request = Message::JoinRequest {
+        group,
+        invite: ticket.invite_public(),
+        proof: proof_for_someone_else,
+        keys: secrets.public_keys(&group),
+        transport: TransportBinding::new(&group, &secrets.signing, *mallory.id().as_bytes()),
+    };
+    let mut addr = EndpointAddr::new(EndpointId::from_bytes(&ticket.inviter).unwrap());
+    for a in &ticket.addrs {
+        addr = addr.with_ip_addr(*a);
+    }
+    let conn = mallory.connect(addr, alongside_net::ALPN).await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&request.to_frame()).await.unwrap();
+    match tokio::time::timeout(LIMIT, conn.closed()).await.unwrap() {
+        iroh::endpoint::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(u64::from(c.error_code), u64::from(alongside_net::close_code::REFUSED));
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    mallory.close().await;
+    // The refused attempt did not burn the ticket: Bob can still use it.
+    let joined = tokio::time::timeout(LIMIT, bob.join(&ticket, "Bob")).await.unwrap();
+    assert_eq!(joined.unwrap(), group);
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+fn alongside_tests_rng() -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    rand::rngs::StdRng::seed_from_u64(99)
+}
