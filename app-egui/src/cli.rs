@@ -46,6 +46,38 @@ pub(crate) enum Command {
     /// Members and roles.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Invite someone: prints a ticket (like a key to the group's history) and a QR code.
+    Invite {
+        /// The group (id prefix or name).
+        #[arg(long)]
+        group: String,
+        /// How long the ticket works, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
+    /// Join a group with a ticket someone gave you; pulls the group and exits.
+    Join {
+        /// The ticket.
+        ticket: String,
+        /// Your display name in this group (default: the profile label).
+        #[arg(long = "as", value_name = "DISPLAY_NAME")]
+        display_name: Option<String>,
+    },
+    /// Reconcile once with every member this device can reach, then exit.
+    Sync {
+        /// The group (id prefix or name).
+        #[arg(long)]
+        group: String,
+        /// Give up after this long, e.g. 30s.
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
+    /// Run this profile's node until interrupted: accept members and invitations.
+    Serve {
+        /// The address to listen on (default: every interface).
+        #[arg(long, env = "ALONGSIDE_BIND")]
+        bind: Option<std::net::IpAddr>,
+    },
     /// Write what you can read in a group to a file or folder.
     Export {
         /// The group (id prefix or name).

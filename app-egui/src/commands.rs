@@ -1,6 +1,7 @@
 //! Runs one parsed command against the profile. Every command that changes something
 //! returns only after the change is durable; ids go to stdout, status to stderr.
 
+use std::io::Write;
 use std::path::Path;
 
 use alongside_core::crypto::PassphraseKdf;
@@ -9,6 +10,17 @@ use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
 use alongside_core::vault::Vault;
 use anyhow::{Context, Result, anyhow, bail};
+
+macro_rules! say {
+    ($o:expr, $($t:tt)*) => {{
+        let _ = writeln!($o.out, $($t)*);
+    }};
+}
+macro_rules! note {
+    ($o:expr, $($t:tt)*) => {{
+        let _ = writeln!($o.err, $($t)*);
+    }};
+}
 use zeroize::Zeroizing;
 
 use crate::cli::{
@@ -35,11 +47,14 @@ fn passphrase(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
         .map_err(|_| anyhow!("could not read a passphrase; set {var} or run in a terminal"))
 }
 
-fn new_passphrase(var: &str, what: &str) -> Result<Zeroizing<String>> {
+fn new_passphrase(var: &str, what: &str, o: &mut Out<'_>) -> Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var(var) {
         return Ok(Zeroizing::new(p));
     }
-    eprintln!("Choose a passphrase. If you lose it, nobody can recover your data — not even us.");
+    note!(
+        o,
+        "Choose a passphrase. If you lose it, nobody can recover your data — not even us."
+    );
     let first = passphrase(var, &format!("{what}: "))?;
     let again = passphrase(var, "Type it again: ")?;
     if *first != *again {
@@ -53,30 +68,42 @@ fn unlock(dir: &Path) -> Result<Vault> {
     Ok(Vault::unlock(dir, pass.as_bytes())?)
 }
 
-/// Runs `command` with the profile in `dir`.
-pub(crate) fn run(dir: &Path, command: Command) -> Result<()> {
+/// Where a command writes: what scripts read (ids, lists) and status for people.
+pub(crate) struct Out<'a> {
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) err: &'a mut dyn Write,
+}
+
+/// Runs a command that needs only the profile itself (not the network) in `dir`.
+pub(crate) fn run_local(dir: &Path, command: Command, o: &mut Out<'_>) -> Result<()> {
     match command {
-        Command::Init { name } => init(dir, &name),
+        Command::Init { name } => init(dir, &name, o),
         Command::Passwd => {
             let old = passphrase("ALONGSIDE_PASSPHRASE", "Current passphrase: ")?;
             // Check the old one first, so a mistake is reported before asking for a new one.
             alongside_core::profile::unlock(dir, old.as_bytes())?;
-            let new = new_passphrase("ALONGSIDE_NEW_PASSPHRASE", "New passphrase")?;
+            let new = new_passphrase("ALONGSIDE_NEW_PASSPHRASE", "New passphrase", o)?;
             Vault::change_passphrase(dir, old.as_bytes(), new.as_bytes())?;
-            eprintln!("Passphrase changed. Use the new one from now on.");
+            note!(o, "Passphrase changed. Use the new one from now on.");
             Ok(())
         }
-        Command::Group(c) => group(&mut unlock(dir)?, c),
-        Command::Story(c) => story(&mut unlock(dir)?, c),
-        Command::Goal(c) => goal(&mut unlock(dir)?, c),
-        Command::Meeting(c) => meeting(&mut unlock(dir)?, c),
-        Command::ReachOut(a) => reach_out(&mut unlock(dir)?, a),
-        Command::Agreement(c) => agreement(&mut unlock(dir)?, c),
+        other => execute(&mut unlock(dir)?, other, o),
+    }
+}
+
+/// Runs a content command against an unlocked vault (locally, or inside a running node).
+pub(crate) fn execute(v: &mut Vault, command: Command, o: &mut Out<'_>) -> Result<()> {
+    match command {
+        Command::Group(c) => group(v, c, o),
+        Command::Story(c) => story(v, c, o),
+        Command::Goal(c) => goal(v, c, o),
+        Command::Meeting(c) => meeting(v, c, o),
+        Command::ReachOut(a) => reach_out(v, a, o),
+        Command::Agreement(c) => agreement(v, c, o),
         Command::Member(MemberCommand::List(l)) => {
-            let mut v = unlock(dir)?;
             let g = v.resolve_group(&l.group.group)?;
             let members = v.session(&g)?.members();
-            print_list(&l, &members, |m| {
+            print_list(o, &l, &members, |m| {
                 format!(
                     "{}  {}  {}{}",
                     short(&m.id),
@@ -87,14 +114,14 @@ pub(crate) fn run(dir: &Path, command: Command) -> Result<()> {
             })
         }
         Command::Export { group, format, out } => {
-            let mut v = unlock(dir)?;
             let g = v.resolve_group(&group)?;
-            export_group(v.session(&g)?, format, &out)
+            export_group(v.session(&g)?, format, &out, o)
         }
+        _ => bail!("that command cannot run here"),
     }
 }
 
-fn init(dir: &Path, label: &str) -> Result<()> {
+fn init(dir: &Path, label: &str, o: &mut Out<'_>) -> Result<()> {
     if label.trim().is_empty() {
         bail!("the profile label cannot be empty");
     }
@@ -106,11 +133,14 @@ fn init(dir: &Path, label: &str) -> Result<()> {
     } else {
         PassphraseKdf::STRONG
     };
-    let pass = new_passphrase("ALONGSIDE_PASSPHRASE", "Passphrase")?;
+    let pass = new_passphrase("ALONGSIDE_PASSPHRASE", "Passphrase", o)?;
     Vault::init(dir, label, pass.as_bytes(), kdf)?;
-    eprintln!("Your profile is ready in {}.", dir.display());
+    note!(o, "Your profile is ready in {}.", dir.display());
     if !kdf.is_strong() {
-        eprintln!("This is a test profile with weak passphrase protection. Do not keep real data in it.");
+        note!(
+            o,
+            "This is a test profile with weak passphrase protection. Do not keep real data in it."
+        );
     }
     Ok(())
 }
@@ -119,14 +149,19 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn print_list<T: serde::Serialize>(args: &ListArgs, items: &[T], line: impl Fn(&T) -> String) -> Result<()> {
+fn print_list<T: serde::Serialize>(
+    o: &mut Out<'_>,
+    args: &ListArgs,
+    items: &[T],
+    line: impl Fn(&T) -> String,
+) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(items)?);
+        say!(o, "{}", serde_json::to_string_pretty(items)?);
     } else if items.is_empty() {
-        eprintln!("Nothing here yet.");
+        note!(o, "Nothing here yet.");
     } else {
         for item in items {
-            println!("{}", line(item));
+            say!(o, "{}", line(item));
         }
     }
     Ok(())
@@ -143,7 +178,7 @@ fn members(session: &GroupSession, queries: &[String]) -> Result<Vec<MemberId>> 
         .collect()
 }
 
-fn group(v: &mut Vault, c: GroupCommand) -> Result<()> {
+fn group(v: &mut Vault, c: GroupCommand, o: &mut Out<'_>) -> Result<()> {
     match c {
         GroupCommand::Create { name, display_name } => {
             let display = match display_name {
@@ -151,18 +186,22 @@ fn group(v: &mut Vault, c: GroupCommand) -> Result<()> {
                 None => v.label()?,
             };
             let id = v.create_group(&name, &display, now_ms())?;
-            println!("{id}");
-            eprintln!("Created the group \"{name}\". You are its first facilitator.");
+            say!(o, "{id}");
+            note!(o, "Created the group \"{name}\". You are its first facilitator.");
         }
         GroupCommand::List { json } => {
             let groups = v.groups()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&groups)?);
+                say!(o, "{}", serde_json::to_string_pretty(&groups)?);
             } else if groups.is_empty() {
-                eprintln!("You are not in any group yet. Create one with `alongside group create NAME`.");
+                note!(
+                    o,
+                    "You are not in any group yet. Create one with `alongside group create NAME`."
+                );
             } else {
                 for g in groups {
-                    println!(
+                    say!(
+                        o,
                         "{}  {}  ({} members; you are {}, {})",
                         short(&g.id),
                         g.name,
@@ -177,7 +216,8 @@ fn group(v: &mut Vault, c: GroupCommand) -> Result<()> {
             let g = v.resolve_group(&group.group)?;
             let since_join = matches!(history, HistoryMode::SinceJoin);
             v.edit(&g, |s| s.set_history_since_join(since_join))?;
-            eprintln!(
+            note!(
+                o,
                 "{}",
                 if since_join {
                     "New members will see only what is written after they join."
@@ -190,7 +230,7 @@ fn group(v: &mut Vault, c: GroupCommand) -> Result<()> {
     Ok(())
 }
 
-fn story(v: &mut Vault, c: StoryCommand) -> Result<()> {
+fn story(v: &mut Vault, c: StoryCommand, o: &mut Out<'_>) -> Result<()> {
     match c {
         StoryCommand::Add {
             group,
@@ -214,13 +254,13 @@ fn story(v: &mut Vault, c: StoryCommand) -> Result<()> {
                 no_replies,
             };
             let id = v.edit(&g, |s| s.add_story(&story, now_ms()))?;
-            println!("{id}");
-            eprintln!("Your story is saved and will be shared with the group.");
+            say!(o, "{id}");
+            note!(o, "Your story is saved and will be shared with the group.");
         }
         StoryCommand::List(l) => {
             let g = v.resolve_group(&l.group.group)?;
             let stories = v.session(&g)?.stories();
-            print_list(&l, &stories, |s| {
+            print_list(o, &l, &stories, |s| {
                 let warn = if s.warnings.is_empty() {
                     String::new()
                 } else {
@@ -232,12 +272,12 @@ fn story(v: &mut Vault, c: StoryCommand) -> Result<()> {
         StoryCommand::React { group, story, kind } => {
             let g = v.resolve_group(&group.group)?;
             let id = v.edit(&g, |s| s.react(&story, &kind, now_ms()))?;
-            println!("{id}");
+            say!(o, "{id}");
         }
         StoryCommand::Reply { group, story, text } => {
             let g = v.resolve_group(&group.group)?;
             let id = v.edit(&g, |s| s.reply(&story, &text, now_ms()))?;
-            println!("{id}");
+            say!(o, "{id}");
         }
     }
     Ok(())
@@ -260,7 +300,7 @@ fn parse_halt(raw: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn goal(v: &mut Vault, c: GoalCommand) -> Result<()> {
+fn goal(v: &mut Vault, c: GoalCommand, o: &mut Out<'_>) -> Result<()> {
     match c {
         GoalCommand::Add {
             group,
@@ -271,11 +311,12 @@ fn goal(v: &mut Vault, c: GoalCommand) -> Result<()> {
             let g = v.resolve_group(&group.group)?;
             let with = members(v.session(&g)?, &share_with)?;
             let id = v.edit(&g, |s| s.add_goal(&title, target.as_deref(), &with, now_ms()))?;
-            println!("{id}");
+            say!(o, "{id}");
             if with.is_empty() {
-                eprintln!("Goal added. The whole group can see it.");
+                note!(o, "Goal added. The whole group can see it.");
             } else {
-                eprintln!(
+                note!(
+                    o,
                     "Goal added. Only you and the {} member(s) you chose can see it.",
                     with.len()
                 );
@@ -307,15 +348,15 @@ fn goal(v: &mut Vault, c: GoalCommand) -> Result<()> {
                 note,
             };
             let id = v.edit(&g, |s| s.check_in(&goal, &checkin, now))?;
-            println!("{id}");
+            say!(o, "{id}");
             if setback {
-                eprintln!("You logged a setback. The days you have built still count.");
+                note!(o, "You logged a setback. The days you have built still count.");
             }
         }
         GoalCommand::List(l) => {
             let g = v.resolve_group(&l.group.group)?;
             let goals = v.session(&g)?.goals(now_ms());
-            print_list(&l, &goals, |goal| {
+            print_list(o, &l, &goals, |goal| {
                 format!(
                     "{}  \"{}\" by {}  ({} days in all, longest run {}, {} check-ins)",
                     short(&goal.id),
@@ -331,7 +372,7 @@ fn goal(v: &mut Vault, c: GoalCommand) -> Result<()> {
     Ok(())
 }
 
-fn meeting(v: &mut Vault, c: MeetingCommand) -> Result<()> {
+fn meeting(v: &mut Vault, c: MeetingCommand, o: &mut Out<'_>) -> Result<()> {
     match c {
         MeetingCommand::Add {
             group,
@@ -355,12 +396,12 @@ fn meeting(v: &mut Vault, c: MeetingCommand) -> Result<()> {
                 agenda,
             };
             let id = v.edit(&g, |s| s.add_meeting(&m, now_ms()))?;
-            println!("{id}");
+            say!(o, "{id}");
         }
         MeetingCommand::Notes { group, meeting, append } => {
             let g = v.resolve_group(&group.group)?;
             v.edit(&g, |s| s.append_meeting_notes(&meeting, &append))?;
-            eprintln!("Added to the notes.");
+            note!(o, "Added to the notes.");
         }
         MeetingCommand::Attend {
             group,
@@ -384,7 +425,7 @@ fn meeting(v: &mut Vault, c: MeetingCommand) -> Result<()> {
                 None => None,
             };
             let id = v.edit(&g, |s| s.add_action_item(&meeting, &text, owner))?;
-            println!("{id}");
+            say!(o, "{id}");
         }
         MeetingCommand::ActionDone {
             group,
@@ -398,7 +439,7 @@ fn meeting(v: &mut Vault, c: MeetingCommand) -> Result<()> {
         MeetingCommand::List(l) => {
             let g = v.resolve_group(&l.group.group)?;
             let meetings = v.session(&g)?.meetings();
-            print_list(&l, &meetings, |m| {
+            print_list(o, &l, &meetings, |m| {
                 format!(
                     "{}  \"{}\" at {}{}",
                     short(&m.id),
@@ -420,12 +461,12 @@ fn resolve_member_or_me(v: &mut Vault, g: &GroupId, query: Option<&str>) -> Resu
     })
 }
 
-fn reach_out(v: &mut Vault, a: ReachOutArgs) -> Result<()> {
+fn reach_out(v: &mut Vault, a: ReachOutArgs, o: &mut Out<'_>) -> Result<()> {
     match a.action {
         Some(ReachOutCommand::List(l)) => {
             let g = v.resolve_group(&l.group.group)?;
             let list = v.session(&g)?.reach_outs();
-            print_list(&l, &list, |r| {
+            print_list(o, &l, &list, |r| {
                 format!(
                     "{}  {}: \"{}\"  ({})",
                     short(&r.id),
@@ -442,7 +483,7 @@ fn reach_out(v: &mut Vault, a: ReachOutArgs) -> Result<()> {
         Some(ReachOutCommand::Respond { group, reach_out, text }) => {
             let g = v.resolve_group(&group.group)?;
             let id = v.edit(&g, |s| s.respond(&reach_out, &text, now_ms()))?;
-            println!("{id}");
+            say!(o, "{id}");
             Ok(())
         }
         None => {
@@ -452,29 +493,35 @@ fn reach_out(v: &mut Vault, a: ReachOutArgs) -> Result<()> {
             let g = v.resolve_group(&group)?;
             let to = members(v.session(&g)?, &a.to)?;
             let id = v.edit(&g, |s| s.reach_out(&message, &to, now_ms()))?;
-            println!("{id}");
-            eprintln!("Your message is saved and will reach the others as soon as their devices connect.");
+            say!(o, "{id}");
+            note!(
+                o,
+                "Your message is saved and will reach the others as soon as their devices connect."
+            );
             Ok(())
         }
     }
 }
 
-fn agreement(v: &mut Vault, c: AgreementCommand) -> Result<()> {
+fn agreement(v: &mut Vault, c: AgreementCommand, o: &mut Out<'_>) -> Result<()> {
     match c {
         AgreementCommand::Set { group, text } => {
             let g = v.resolve_group(&group.group)?;
             v.edit(&g, |s| s.set_agreement(&text, now_ms()))?;
-            eprintln!("The agreements are updated. Members will be asked to acknowledge them.");
+            note!(
+                o,
+                "The agreements are updated. Members will be asked to acknowledge them."
+            );
         }
         AgreementCommand::Ack(group) => {
             let g = v.resolve_group(&group.group)?;
             v.edit(&g, |s| s.acknowledge_agreement(now_ms()))?;
-            eprintln!("Thank you. You acknowledged the group's agreements.");
+            note!(o, "Thank you. You acknowledged the group's agreements.");
         }
         AgreementCommand::Show(l) => {
             let g = v.resolve_group(&l.group.group)?;
             let a: Vec<_> = v.session(&g)?.agreement().into_iter().collect();
-            print_list(&l, &a, |a| {
+            print_list(o, &l, &a, |a| {
                 let names: Vec<&str> = a.acknowledged_by.iter().map(|p| p.name.as_str()).collect();
                 format!(
                     "{}\n\nAcknowledged by: {}",
@@ -491,7 +538,7 @@ fn agreement(v: &mut Vault, c: AgreementCommand) -> Result<()> {
     Ok(())
 }
 
-fn export_group(session: &GroupSession, format: ExportFormat, out: &Path) -> Result<()> {
+fn export_group(session: &GroupSession, format: ExportFormat, out: &Path, o: &mut Out<'_>) -> Result<()> {
     if out.exists() {
         bail!(
             "{} already exists; choose a new path so nothing is overwritten",
@@ -504,7 +551,8 @@ fn export_group(session: &GroupSession, format: ExportFormat, out: &Path) -> Res
         ExportFormat::Markdown => export::write_file(out, export::markdown(session, now).as_bytes())?,
         ExportFormat::Automerge => export::automerge_dir(session, out)?,
     }
-    eprintln!(
+    note!(
+        o,
         "Exported to {}. This copy is not encrypted: keep it somewhere safe, or delete it when you are done.",
         out.display()
     );

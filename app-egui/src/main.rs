@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod export;
+mod netcmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,11 +50,41 @@ fn main() -> ExitCode {
         eprintln!("alongside: could not find a data directory; give one with --data-dir");
         return ExitCode::FAILURE;
     };
-    match commands::run(&dir, command) {
-        Ok(()) => ExitCode::SUCCESS,
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let mut out = commands::Out {
+        out: &mut stdout,
+        err: &mut stderr,
+    };
+    match dispatch(&dir, command, &mut out) {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("alongside: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a command here, or in the node already serving this profile.
+fn dispatch(dir: &std::path::Path, command: cli::Command, out: &mut commands::Out<'_>) -> anyhow::Result<ExitCode> {
+    use cli::Command;
+    match command {
+        Command::Init { .. } | Command::Passwd => commands::run_local(dir, command, out)?,
+        Command::Serve { bind } => netcmd::serve(dir, bind)?,
+        command => {
+            let argv: Vec<String> = std::env::args().skip(1).collect();
+            if let Some(reply) = netcmd::forward(dir, &argv)? {
+                print!("{}", reply.out);
+                eprint!("{}", reply.err);
+                return Ok(ExitCode::from(u8::try_from(reply.code).unwrap_or(1)));
+            }
+            match command {
+                Command::Invite { .. } => anyhow::bail!(
+                    "no node is running for this profile; start `alongside serve` first so the person you invite can reach you"
+                ),
+                Command::Join { .. } | Command::Sync { .. } => netcmd::run_once(dir, command, out)?,
+                other => commands::run_local(dir, other, out)?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

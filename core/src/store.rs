@@ -41,6 +41,8 @@ pub enum Kind {
     Pending,
     /// Invitations this device issued (public half, expiry, used flag).
     Invite,
+    /// Where members' endpoints were last reached.
+    Address,
 }
 
 impl Kind {
@@ -59,10 +61,11 @@ impl Kind {
             Kind::Snapshot => "snapshots",
             Kind::Pending => "pending",
             Kind::Invite => "invites",
+            Kind::Address => "addresses",
         }
     }
 
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Meta,
         Kind::Group,
         Kind::Op,
@@ -72,6 +75,7 @@ impl Kind {
         Kind::Snapshot,
         Kind::Pending,
         Kind::Invite,
+        Kind::Address,
     ];
 }
 

@@ -8,6 +8,7 @@
 //! next use, so a failed command leaves no trace in memory or on disk.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
@@ -79,6 +80,9 @@ impl From<DecodeError> for VaultError {
         VaultError::Record(e.to_string())
     }
 }
+
+/// An address-book entry: an endpoint id and where it was last reached.
+pub type AddressEntry = ([u8; 32], Vec<SocketAddr>);
 
 /// A group as `group list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -388,6 +392,45 @@ impl Vault {
         batch.put(Kind::Invite, key, record.encode());
         self.store.commit(batch)?;
         Ok(())
+    }
+
+    /// Remembers that the endpoint `endpoint` of `group` was reachable at `addrs`.
+    pub fn remember_address(
+        &mut self,
+        group: &GroupId,
+        endpoint: &[u8; 32],
+        addrs: &[SocketAddr],
+    ) -> Result<(), VaultError> {
+        let mut w = Writer::new();
+        w.u8(RECORD_VERSION).bytes(endpoint).count(addrs.len().min(16));
+        for a in addrs.iter().take(16) {
+            w.var_bytes(a.to_string().as_bytes());
+        }
+        let mut batch = Batch::new();
+        batch.put(Kind::Address, Key::in_group(*group, endpoint), w.finish());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
+    /// The address book of `group`: every endpoint with the addresses it was last seen at.
+    pub fn addresses(&self, group: &GroupId) -> Result<Vec<AddressEntry>, VaultError> {
+        let mut out = Vec::new();
+        for raw in self.store.scan_group(Kind::Address, group)? {
+            let mut r = Reader::new(&raw);
+            let version = r.u8()?;
+            if version != RECORD_VERSION {
+                return Err(DecodeError::Version(version).into());
+            }
+            let endpoint: [u8; 32] = r.array()?;
+            let n = r.count(16, 4)?;
+            let mut addrs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let text = std::str::from_utf8(r.var_bytes(64)?).map_err(|_| DecodeError::Invalid("address"))?;
+                addrs.push(text.parse().map_err(|_| DecodeError::Invalid("address"))?);
+            }
+            out.push((endpoint, addrs));
+        }
+        Ok(out)
     }
 
     /// Every sealed unit stored for `group`, in arrival order (for sync and tests).

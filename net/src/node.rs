@@ -128,6 +128,11 @@ impl Node {
         self.vault.clone()
     }
 
+    /// The shared vault, borrowed (lock it briefly: connections wait for it).
+    pub fn vault_ref(&self) -> &Mutex<Vault> {
+        &self.vault
+    }
+
     fn served(&self, group: &GroupId) -> Option<Arc<Served>> {
         self.groups.lock().ok()?.get(group).cloned()
     }
@@ -195,7 +200,10 @@ impl Node {
         let mut framed = Framed::new(send, recv);
         let result = run_sync(&self.vault, group, member, true, &mut framed).await;
         finish_dialer(&conn, &mut framed, &result).await;
-        Ok(SyncReport { stats: result? })
+        let stats = result?;
+        let addrs = addrs.to_vec();
+        with_vault(&self.vault, move |v| v.remember_address(&group, &peer, &addrs)).await?;
+        Ok(SyncReport { stats })
     }
 
     /// Joins the group of `ticket` as `display_name`, pulls its content, and serves it.
@@ -203,6 +211,30 @@ impl Node {
         let group = join(&self.vault, &self.config, ticket, display_name).await?;
         self.serve_group(group).await?;
         Ok(group)
+    }
+
+    /// Syncs `group` once with every endpoint in its address book (other than this one's).
+    /// Returns how many peers were reached, and the last error if none was.
+    pub async fn sync_all(&self, group: GroupId) -> Result<usize, NetError> {
+        self.serve_group(group).await?;
+        let me = self.address(&group).map(|(id, _)| id);
+        let book = with_vault(&self.vault, move |v| v.addresses(&group)).await?;
+        let mut reached = 0;
+        let mut last_error = None;
+        for (endpoint, addrs) in book.into_iter().filter(|(e, _)| Some(*e) != me) {
+            match self.sync_with(group, endpoint, &addrs).await {
+                Ok(_) => reached += 1,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not sync with a member");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match (reached, last_error) {
+            (0, Some(e)) => Err(e),
+            (0, None) => Err(NetError::Refused("no other member's address is known yet")),
+            (n, _) => Ok(n),
+        }
     }
 
     /// Closes every endpoint.
@@ -318,6 +350,8 @@ async fn join_on(
     let result = run_sync(vault, group, inviter, true, &mut framed).await;
     finish_dialer(&conn, &mut framed, &result).await;
     result?;
+    let (inviter_endpoint, addrs) = (ticket.inviter, ticket.addrs.clone());
+    with_vault(vault, move |v| v.remember_address(&group, &inviter_endpoint, &addrs)).await?;
     Ok(group)
 }
 

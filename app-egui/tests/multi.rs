@@ -1,0 +1,280 @@
+//! Three members, three processes, three data directories, real iroh on loopback with
+//! everything outside off: Alice serves; Bob and Carol join with tickets, everyone writes
+//! while apart, and `sync` brings them to identical content.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Member {
+    dir: PathBuf,
+}
+
+impl Member {
+    fn new(root: &Path, name: &str) -> Member {
+        let m = Member { dir: root.join(name) };
+        m.ok(&["init", "--name", name]);
+        m
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_alongside"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ALONGSIDE_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("ALONGSIDE_PASSPHRASE", "pw")
+            .env("ALONGSIDE_TEST_KDF", "1")
+            .env("ALONGSIDE_BIND", "127.0.0.1")
+            .env("ALONGSIDE_RELAY", "disabled")
+            .env("ALONGSIDE_LAN", "off")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "`alongside {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "`alongside {}` should fail", args.join(" "));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Starts `serve` and waits (with a timeout) until its control socket answers.
+    fn serve(&self) -> Child {
+        let child = self
+            .cmd(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let socket = self.dir.join("control.sock");
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "serve did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Everything this member sees of the group, in a form that must match across members.
+    fn content(&self, g: &str) -> Value {
+        let mut members = self.json(&["member", "list", "--group", g, "--json"]);
+        for m in members.as_array_mut().unwrap() {
+            m.as_object_mut().unwrap().remove("me");
+        }
+        serde_json::json!({
+            "stories": self.json(&["story", "list", "--group", g, "--json"]),
+            "goals": self.json(&["goal", "list", "--group", g, "--json"]),
+            "meetings": self.json(&["meeting", "list", "--group", g, "--json"]),
+            "reach_outs": self.json(&["reach-out", "list", "--group", g, "--json"]),
+            "members": members,
+        })
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_members_invite_join_write_apart_and_sync_to_identical_content() {
+    let root = tempfile::tempdir().unwrap();
+    let (alice, bob, carol) = (
+        Member::new(root.path(), "alice"),
+        Member::new(root.path(), "bob"),
+        Member::new(root.path(), "carol"),
+    );
+    let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
+    let meeting = alice.ok(&[
+        "meeting",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "Weekly",
+        "--at",
+        "2026-12-01T19:00:00Z",
+    ]);
+    let server = alice.serve();
+
+    // Inviting while the node runs goes through it; the ticket is on the first line.
+    let ticket_bob = alice.ok(&["invite", "--group", &g]).lines().next().unwrap().to_string();
+    let ticket_carol = alice
+        .ok(&["invite", "--group", &g, "--expires", "1h"])
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(ticket_bob.starts_with("alongside1"));
+    assert_eq!(bob.ok(&["join", &ticket_bob, "--as", "Bob"]), g);
+    // Right after join exits, Alice's member list shows Bob by name.
+    let names: Vec<String> = alice
+        .json(&["member", "list", "--group", &g, "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["Alice", "Bob"]);
+    assert_eq!(carol.ok(&["join", &ticket_carol, "--as", "Carol"]), g);
+    // A used ticket is refused.
+    let dave = Member::new(root.path(), "dave");
+    let used = dave.fails(&["join", &ticket_bob, "--as", "Dave"]);
+    assert!(used.contains("already used"), "{used}");
+
+    // Everyone writes while apart, including into the same meeting's notes.
+    alice.ok(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "From Alice",
+        "--body",
+        "Alice's week.",
+    ]);
+    alice.ok(&[
+        "meeting",
+        "notes",
+        "--group",
+        &g,
+        "--meeting",
+        &meeting,
+        "--append",
+        "Alice: opened with quiet.",
+    ]);
+    bob.ok(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "From Bob",
+        "--body",
+        "Bob's week.",
+        "--warn",
+        "grief",
+    ]);
+    bob.ok(&[
+        "meeting",
+        "notes",
+        "--group",
+        &g,
+        "--meeting",
+        &meeting,
+        "--append",
+        "Bob: shared a milestone.",
+    ]);
+    let goal = carol.ok(&["goal", "add", "--group", &g, "--title", "Sleep by eleven"]);
+    carol.ok(&[
+        "goal",
+        "check-in",
+        "--group",
+        &g,
+        "--goal",
+        &goal,
+        "--setback",
+        "--mood",
+        "2",
+    ]);
+    carol.ok(&[
+        "meeting",
+        "notes",
+        "--group",
+        &g,
+        "--meeting",
+        &meeting,
+        "--append",
+        "Carol: read the agreements.",
+    ]);
+
+    // Bob and Carol reconcile with Alice (the only address they know), then Bob again.
+    bob.ok(&["sync", "--group", &g]);
+    carol.ok(&["sync", "--group", &g]);
+    bob.ok(&["sync", "--group", &g]);
+    let a = alice.content(&g);
+    assert_eq!(bob.content(&g), a);
+    assert_eq!(carol.content(&g), a);
+    assert_eq!(a["stories"].as_array().unwrap().len(), 2);
+    assert_eq!(a["members"].as_array().unwrap().len(), 3);
+    let notes = a["meetings"][0]["notes"].as_str().unwrap();
+    for line in ["Alice: opened", "Bob: shared", "Carol: read"] {
+        assert!(notes.contains(line), "notes lack '{line}': {notes}");
+    }
+
+    // With Alice's node stopped, sync says plainly that nobody was reachable.
+    stop(server);
+    let alone = bob.fails(&["sync", "--group", &g, "--timeout", "5s"]);
+    assert!(alone.contains("could not reach anyone"), "{alone}");
+}
+
+#[test]
+fn an_expired_ticket_is_refused_by_the_inviter_even_if_its_text_is_altered() {
+    let root = tempfile::tempdir().unwrap();
+    let (alice, eve) = (Member::new(root.path(), "alice"), Member::new(root.path(), "eve"));
+    let g = alice.ok(&["group", "create", "Circle"]);
+    let server = alice.serve();
+    let text = alice
+        .ok(&["invite", "--group", &g, "--expires", "1s"])
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let mut ticket = alongside_core::invite::Ticket::from_text(&text).unwrap();
+    // Wait out the real expiry (time passing, not sync), then claim a later one.
+    while alongside_now() <= ticket.expires_at_ms {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = eve.fails(&["join", &text]);
+    assert!(err.contains("expired"), "{err}");
+    ticket.expires_at_ms += 3_600_000;
+    let err = eve.fails(&["join", &ticket.to_text()]);
+    assert!(err.contains("expired"), "{err}");
+    assert_eq!(
+        alice
+            .json(&["member", "list", "--group", &g, "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    stop(server);
+}
+
+fn alongside_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
