@@ -78,6 +78,8 @@ pub(crate) enum Command {
         #[arg(long, env = "ALONGSIDE_BIND")]
         bind: Option<std::net::IpAddr>,
     },
+    /// See it work: three members on this machine (loopback only) write apart and reconcile.
+    Demo,
     /// Write what you can read in a group to a file or folder.
     Export {
         /// The group (id prefix or name).

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod demo;
 mod export;
 mod netcmd;
 
@@ -70,6 +71,7 @@ fn dispatch(dir: &std::path::Path, command: cli::Command, out: &mut commands::Ou
     match command {
         Command::Init { .. } | Command::Passwd => commands::run_local(dir, command, out)?,
         Command::Serve { bind } => netcmd::serve(dir, bind)?,
+        Command::Demo => demo::run(out)?,
         command => {
             let argv: Vec<String> = std::env::args().skip(1).collect();
             if let Some(reply) = netcmd::forward(dir, &argv)? {

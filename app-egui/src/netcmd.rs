@@ -176,7 +176,7 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
                 ),
             }
         }
-        Command::Init { .. } | Command::Passwd | Command::Serve { .. } => {
+        Command::Init { .. } | Command::Passwd | Command::Serve { .. } | Command::Demo => {
             bail!("stop `alongside serve` for this profile first")
         }
         other => {

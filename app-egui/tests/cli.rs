@@ -337,7 +337,7 @@ fn a_facilitator_keeps_a_group_from_the_command_line_and_everything_survives_a_r
     let meetings = p.json(&["meeting", "list", "--group", &g, "--json"]);
     assert_eq!(
         meetings[0]["notes"],
-        "We opened with a moment of quiet.\nTwo members shared milestones."
+        "We opened with a moment of quiet.\nTwo members shared milestones.\n"
     );
     assert_eq!(meetings[0]["where"], "Library room 4");
     assert_eq!(meetings[0]["attendance"][0]["present"], true);

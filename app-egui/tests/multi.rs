@@ -278,3 +278,18 @@ fn alongside_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[test]
+fn the_demo_shows_three_members_converging_without_any_setup() {
+    let out = Command::new(env!("CARGO_BIN_EXE_alongside"))
+        .arg("demo")
+        .env_remove("ALONGSIDE_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("All three devices hold the same content"), "{text}");
+    for line in ["Alice: we opened", "Bob: I had a setback", "Carol: we read"] {
+        assert_eq!(text.matches(line).count(), 3, "each device shows '{line}' once: {text}");
+    }
+}

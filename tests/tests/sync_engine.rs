@@ -97,7 +97,7 @@ fn alice_and_bob_write_offline_then_meet_and_agree() {
     bob.add_story(&story("A hard week"), NOW_MS).unwrap();
     let _ = sync_pair(&mut alice, &mut bob);
     same(&alice, &bob);
-    assert_eq!(bob.meetings()[0].notes, "We opened with quiet.");
+    assert_eq!(bob.meetings()[0].notes, "We opened with quiet.\n");
 
     // Now both type into the same notes while apart, and meet again.
     alice

@@ -324,16 +324,18 @@ pub(crate) fn splice_notes(tx: &mut Transaction<'_>, pos: usize, delete: usize, 
     Ok(())
 }
 
-/// Appends to the notes, on a new line if they are not empty.
+/// Appends a paragraph to the notes. Each paragraph ends with a newline, so paragraphs
+/// appended concurrently on different devices stay on their own lines when they merge.
 pub(crate) fn append_notes(tx: &mut Transaction<'_>, text: &str) -> Result<(), EditError> {
     check_text("note", text, MAX_BODY, true)?;
     let current = super::get_str(tx, &ROOT, keys::NOTES).unwrap_or_default();
     let pos = current.chars().count();
-    let insert = if current.is_empty() || current.ends_with('\n') {
-        text.to_owned()
+    let lead = if current.is_empty() || current.ends_with('\n') {
+        ""
     } else {
-        format!("\n{text}")
+        "\n"
     };
+    let insert = format!("{lead}{}\n", text.trim_end_matches('\n'));
     splice_notes(tx, pos, 0, &insert)
 }
 
