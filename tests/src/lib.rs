@@ -77,6 +77,43 @@ pub fn sync_all(members: &mut [GroupSession]) {
     }
 }
 
+/// Runs the sync engine between `a` (dialer) and `b` until neither has anything to send,
+/// passing frames as bytes. Returns both sides' stats and the messages each side sent.
+pub fn sync_pair(
+    a: &mut GroupSession,
+    b: &mut GroupSession,
+) -> (
+    alongside_core::sync::SyncStats,
+    alongside_core::sync::SyncStats,
+    Vec<alongside_core::sync::Message>,
+    Vec<alongside_core::sync::Message>,
+) {
+    use alongside_core::sync::{Message, PeerSync};
+    let (mut sa, step_a) = PeerSync::start(a, b.me(), true);
+    let (mut sb, step_b) = PeerSync::start(b, a.me(), false);
+    let (mut to_b, mut to_a) = (step_a.frames, step_b.frames);
+    let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
+    let mut rounds = 0;
+    while !to_a.is_empty() || !to_b.is_empty() {
+        rounds += 1;
+        assert!(rounds < 1000, "sync does not settle");
+        for frame in std::mem::take(&mut to_b) {
+            sent_a.push(Message::decode(&frame[4..]).expect("valid frame"));
+            let step = sb.handle_frame(b, &frame[4..]).expect("honest frame");
+            to_a.extend(step.frames);
+        }
+        for frame in std::mem::take(&mut to_a) {
+            sent_b.push(Message::decode(&frame[4..]).expect("valid frame"));
+            let step = sa.handle_frame(a, &frame[4..]).expect("honest frame");
+            to_b.extend(step.frames);
+        }
+    }
+    assert!(sa.is_caught_up() && sb.is_caught_up(), "both sides caught up");
+    a.take_outbox();
+    b.take_outbox();
+    (sa.stats(), sb.stats(), sent_a, sent_b)
+}
+
 /// Whether `r` applied something.
 pub fn applied(r: &Received) -> bool {
     matches!(r, Received::Applied { .. })

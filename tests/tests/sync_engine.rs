@@ -4,8 +4,8 @@
 use alongside_core::group::GroupSession;
 use alongside_core::ids::{DocId, DocKind};
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
-use alongside_core::sync::{FrameReader, Message, PeerSync, ProtocolError, SyncStats};
-use alongside_tests::{NOW_MS, group, ordered_ops, rng};
+use alongside_core::sync::{FrameReader, Message, PeerSync, ProtocolError};
+use alongside_tests::{NOW_MS, group, ordered_ops, rng, sync_pair};
 
 fn story(title: &str) -> NewStory {
     NewStory {
@@ -23,35 +23,6 @@ fn meeting() -> NewMeeting {
         facilitator: None,
         agenda: String::new(),
     }
-}
-
-/// Runs one sync between `a` (dialer) and `b` until neither has anything to send.
-/// Returns both sides' stats and every message each side sent.
-fn sync_pair(a: &mut GroupSession, b: &mut GroupSession) -> (SyncStats, SyncStats, Vec<Message>, Vec<Message>) {
-    let (mut sa, step_a) = PeerSync::start(a, b.me(), true);
-    let (mut sb, step_b) = PeerSync::start(b, a.me(), false);
-    let (mut to_b, mut to_a) = (step_a.frames, step_b.frames);
-    let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
-    let mut rounds = 0;
-    while !to_a.is_empty() || !to_b.is_empty() {
-        rounds += 1;
-        assert!(rounds < 1000, "sync does not settle");
-        for frame in std::mem::take(&mut to_b) {
-            sent_a.push(Message::decode(&frame[4..]).unwrap());
-            let step = sb.handle_frame(b, &frame[4..]).expect("honest frame");
-            to_a.extend(step.frames);
-        }
-        for frame in std::mem::take(&mut to_a) {
-            sent_b.push(Message::decode(&frame[4..]).unwrap());
-            let step = sa.handle_frame(a, &frame[4..]).expect("honest frame");
-            to_b.extend(step.frames);
-        }
-    }
-    assert!(sa.is_caught_up() && sb.is_caught_up(), "both sides caught up");
-    // Drain what the sessions produced (a vault would persist it here).
-    a.take_outbox();
-    b.take_outbox();
-    (sa.stats(), sb.stats(), sent_a, sent_b)
 }
 
 fn same(a: &GroupSession, b: &GroupSession) {
