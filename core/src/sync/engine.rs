@@ -81,7 +81,13 @@ pub struct PeerSync {
     initiator: bool,
     got_hello: bool,
     got_membership: bool,
-    their_digest: Option<BTreeMap<DocId, DigestEntry>>,
+    /// Set reconciliation over `(document, heads)` pairs, and the pairs this side offered.
+    doc_set: Option<DocSetState>,
+    pairs: BTreeMap<[u8; 32], DigestEntry>,
+    /// Whether this side has finished deciding which documents to settle.
+    docs_planned: bool,
+    /// (Dialer) the documents offered in the diff, awaiting the acceptor's plan.
+    offered: Vec<DigestEntry>,
     negs: BTreeMap<DocId, (Negentropy<'static, NegentropyStorageVector>, Vec<Id>)>,
     /// Documents this side still has to settle before it can say it caught up.
     unsettled: BTreeSet<DocId>,
@@ -129,7 +135,10 @@ impl PeerSync {
             initiator,
             got_hello: false,
             got_membership: false,
-            their_digest: None,
+            doc_set: None,
+            pairs: BTreeMap::new(),
+            docs_planned: false,
+            offered: Vec::new(),
             negs: BTreeMap::new(),
             unsettled: BTreeSet::new(),
             sent_caught_up: false,
@@ -185,7 +194,9 @@ impl PeerSync {
         match msg {
             Message::Hello { group, ops } => self.on_hello(session, &mut step, group, &ops)?,
             Message::Membership { ops, grants } => self.on_membership(session, &mut step, &ops, &grants)?,
-            Message::Digest { docs } => self.on_digest(session, &mut step, docs)?,
+            Message::DocSet { msg } => self.on_doc_set(session, &mut step, &msg)?,
+            Message::DocDiff { mine, theirs } => self.on_doc_diff(session, &mut step, &mine, &theirs)?,
+            Message::DocPlan { lacking } => self.on_doc_plan(session, &mut step, &lacking)?,
             Message::Reconcile { doc, msg } => self.on_reconcile(session, &mut step, doc, &msg)?,
             Message::Need { doc, heads } => self.on_need(session, &mut step, doc, &heads)?,
             Message::Unit { bytes } => self.on_unit(session, &mut step, &bytes)?,
@@ -248,58 +259,150 @@ impl PeerSync {
             let grant = AudienceGrant::decode(g).map_err(|_| ProtocolError::BadMembership)?;
             session.receive_grant(grant).map_err(|_| ProtocolError::BadMembership)?;
         }
-        step.send(
-            &mut self.stats,
-            Message::Digest {
-                docs: session.digest_for(&self.peer),
-            },
-        );
+        if self.initiator {
+            let mut neg = self.pair_negentropy(session)?;
+            let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
+            self.doc_set = Some(DocSetState::Dialer(neg, Vec::new(), Vec::new()));
+            self.stats.reconcile_rounds += 1;
+            step.send(&mut self.stats, Message::DocSet { msg: first });
+        }
         Ok(())
     }
 
-    fn on_digest(
+    /// A negentropy instance over the `(document, heads)` pairs `peer` may read.
+    fn pair_negentropy(
+        &mut self,
+        session: &GroupSession,
+    ) -> Result<Negentropy<'static, NegentropyStorageVector>, ProtocolError> {
+        self.pairs = session
+            .digest_for(&self.peer)
+            .into_iter()
+            .map(|e| (pair_id(&e), e))
+            .collect();
+        let mut storage = NegentropyStorageVector::with_capacity(self.pairs.len());
+        for id in self.pairs.keys() {
+            storage
+                .insert(0, Id::from_byte_array(*id))
+                .map_err(|_| ProtocolError::Reconcile)?;
+        }
+        storage.seal().map_err(|_| ProtocolError::Reconcile)?;
+        Negentropy::owned(storage, NEG_FRAME_LIMIT).map_err(|_| ProtocolError::Reconcile)
+    }
+
+    fn on_doc_set(&mut self, session: &GroupSession, step: &mut Step, msg: &[u8]) -> Result<(), ProtocolError> {
+        if !self.got_membership || self.docs_planned {
+            return Err(ProtocolError::Unexpected("document set out of order"));
+        }
+        self.stats.reconcile_rounds += 1;
+        if !self.initiator {
+            if self.doc_set.is_none() {
+                let neg = self.pair_negentropy(session)?;
+                self.doc_set = Some(DocSetState::Acceptor(neg));
+            }
+            let Some(DocSetState::Acceptor(neg)) = self.doc_set.as_mut() else {
+                return Err(ProtocolError::Unexpected("document set state"));
+            };
+            let reply = crate::guard::catch(|| neg.reconcile(msg))
+                .map_err(|()| ProtocolError::Reconcile)?
+                .map_err(|_| ProtocolError::Reconcile)?;
+            step.send(&mut self.stats, Message::DocSet { msg: reply });
+            return Ok(());
+        }
+        let Some(DocSetState::Dialer(neg, have, need)) = self.doc_set.as_mut() else {
+            return Err(ProtocolError::Unexpected("document set not started"));
+        };
+        let next = crate::guard::catch(|| neg.reconcile_with_ids(msg, have, need))
+            .map_err(|()| ProtocolError::Reconcile)?
+            .map_err(|_| ProtocolError::Reconcile)?;
+        if let Some(next) = next {
+            step.send(&mut self.stats, Message::DocSet { msg: next });
+            return Ok(());
+        }
+        let Some(DocSetState::Dialer(_, have, need)) = self.doc_set.take() else {
+            unreachable!("matched above");
+        };
+        let mine: Vec<DigestEntry> = have
+            .iter()
+            .filter_map(|id| self.pairs.get(id.as_bytes()).copied())
+            .collect();
+        let theirs: Vec<[u8; 32]> = need.iter().map(|id| *id.as_bytes()).collect();
+        self.offered = mine.clone();
+        step.send(&mut self.stats, Message::DocDiff { mine, theirs });
+        Ok(())
+    }
+
+    fn on_doc_diff(
         &mut self,
         session: &mut GroupSession,
         step: &mut Step,
-        docs: Vec<DigestEntry>,
+        mine: &[DigestEntry],
+        theirs: &[[u8; 32]],
     ) -> Result<(), ProtocolError> {
-        if !self.got_membership || self.their_digest.is_some() {
-            return Err(ProtocolError::Unexpected("digest out of order"));
+        if self.initiator || self.docs_planned || !matches!(self.doc_set, Some(DocSetState::Acceptor(_))) {
+            return Err(ProtocolError::Unexpected("document diff out of order"));
         }
-        let theirs: BTreeMap<DocId, DigestEntry> = docs.into_iter().map(|d| (d.doc, d)).collect();
-        for mine in session.digest_for(&self.peer) {
-            match theirs.get(&mine.doc) {
-                None => {
-                    // They have none of it: the whole document in one unit.
-                    if let Some(unit) = session.document_unit(&mine.doc) {
-                        step.send(
-                            &mut self.stats,
-                            Message::Unit {
-                                bytes: unit.bytes().to_vec(),
-                            },
-                        );
-                    }
-                }
-                Some(t) if t.heads_hash == mine.heads_hash => {}
-                Some(_) => {
-                    self.unsettled.insert(mine.doc);
-                    if self.initiator {
-                        let mut neg = negentropy_for(session, &mine.doc)?;
-                        let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
-                        self.negs.insert(mine.doc, (neg, Vec::new()));
-                        self.stats.reconcile_rounds += 1;
-                        step.send(
-                            &mut self.stats,
-                            Message::Reconcile {
-                                doc: mine.doc,
-                                msg: first,
-                            },
-                        );
-                    }
-                }
+        self.doc_set = None;
+        self.docs_planned = true;
+        let offered: BTreeSet<DocId> = mine.iter().map(|e| e.doc).collect();
+        let my_docs: BTreeSet<DocId> = self.pairs.values().map(|e| e.doc).collect();
+        // My documents whose heads the dialer lacks: all of it if it has none, else settle.
+        for id in theirs {
+            let Some(entry) = self.pairs.get(id).copied() else {
+                return Err(ProtocolError::Unexpected("a document pair this side never offered"));
+            };
+            if offered.contains(&entry.doc) {
+                self.unsettled.insert(entry.doc);
+            } else if let Some(unit) = session.document_unit(&entry.doc) {
+                step.send(
+                    &mut self.stats,
+                    Message::Unit {
+                        bytes: unit.bytes().to_vec(),
+                    },
+                );
             }
         }
-        self.their_digest = Some(theirs);
+        let lacking: Vec<DocId> = offered.iter().filter(|d| !my_docs.contains(d)).copied().collect();
+        step.send(&mut self.stats, Message::DocPlan { lacking });
+        Ok(())
+    }
+
+    fn on_doc_plan(
+        &mut self,
+        session: &mut GroupSession,
+        step: &mut Step,
+        lacking: &[DocId],
+    ) -> Result<(), ProtocolError> {
+        if !self.initiator || self.docs_planned || self.doc_set.is_some() {
+            return Err(ProtocolError::Unexpected("document plan out of order"));
+        }
+        self.docs_planned = true;
+        let lacking: BTreeSet<DocId> = lacking.iter().copied().collect();
+        for entry in std::mem::take(&mut self.offered) {
+            if lacking.contains(&entry.doc) {
+                // They have none of it: the whole document in one unit.
+                if let Some(unit) = session.document_unit(&entry.doc) {
+                    step.send(
+                        &mut self.stats,
+                        Message::Unit {
+                            bytes: unit.bytes().to_vec(),
+                        },
+                    );
+                }
+                continue;
+            }
+            self.unsettled.insert(entry.doc);
+            let mut neg = negentropy_for(session, &entry.doc)?;
+            let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
+            self.negs.insert(entry.doc, (neg, Vec::new()));
+            self.stats.reconcile_rounds += 1;
+            step.send(
+                &mut self.stats,
+                Message::Reconcile {
+                    doc: entry.doc,
+                    msg: first,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -400,7 +503,7 @@ impl PeerSync {
     }
 
     fn maybe_caught_up(&mut self, step: &mut Step) {
-        if !self.sent_caught_up && self.their_digest.is_some() && self.unsettled.is_empty() && self.negs.is_empty() {
+        if !self.sent_caught_up && self.docs_planned && self.unsettled.is_empty() && self.negs.is_empty() {
             self.sent_caught_up = true;
             step.send(&mut self.stats, Message::CaughtUp);
         }
@@ -427,8 +530,18 @@ fn negentropy_for(
     Negentropy::owned(storage, NEG_FRAME_LIMIT).map_err(|_| ProtocolError::Reconcile)
 }
 
-/// Whether two digests describe the same documents (for tests and drivers).
-pub fn same_content(a: &[DigestEntry], b: &[DigestEntry]) -> bool {
-    let key = |d: &[DigestEntry]| -> BTreeMap<DocId, [u8; 32]> { d.iter().map(|e| (e.doc, e.heads_hash)).collect() };
-    key(a) == key(b)
+/// The set-reconciliation item for one document: its id and heads, hashed.
+fn pair_id(e: &DigestEntry) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&e.doc.to_bytes());
+    h.update(&e.heads_hash);
+    *h.finalize().as_bytes()
+}
+
+/// Where the document-set reconciliation stands.
+enum DocSetState {
+    /// Dialer: the instance and the pair ids it has / needs so far.
+    Dialer(Negentropy<'static, NegentropyStorageVector>, Vec<Id>, Vec<Id>),
+    /// Acceptor: the instance answering.
+    Acceptor(Negentropy<'static, NegentropyStorageVector>),
 }

@@ -40,10 +40,22 @@ pub enum Message {
         /// Encoded audience grants.
         grants: Vec<Vec<u8>>,
     },
-    /// The documents the receiver may read, summarised.
-    Digest {
-        /// One entry per document.
-        docs: Vec<DigestEntry>,
+    /// A negentropy message over the set of `(document, heads)` pairs the receiver may read.
+    DocSet {
+        /// The negentropy bytes.
+        msg: Vec<u8>,
+    },
+    /// The dialer's result of reconciling document sets.
+    DocDiff {
+        /// The dialer's documents whose heads the acceptor lacks.
+        mine: Vec<DigestEntry>,
+        /// Pair ids the acceptor has and the dialer lacks.
+        theirs: Vec<[u8; 32]>,
+    },
+    /// The acceptor's answer to a document diff: which of the dialer's documents it lacks.
+    DocPlan {
+        /// Documents the acceptor has none of.
+        lacking: Vec<DocId>,
     },
     /// A negentropy message for one document.
     Reconcile {
@@ -91,13 +103,15 @@ impl Message {
         match self {
             Message::Hello { .. } => 1,
             Message::Membership { .. } => 2,
-            Message::Digest { .. } => 3,
+            Message::DocSet { .. } => 3,
             Message::Reconcile { .. } => 4,
             Message::Need { .. } => 5,
             Message::Unit { .. } => 6,
             Message::CaughtUp => 7,
             Message::JoinRequest { .. } => 8,
             Message::JoinAccepted { .. } => 9,
+            Message::DocDiff { .. } => 10,
+            Message::DocPlan { .. } => 11,
         }
     }
 
@@ -120,11 +134,24 @@ impl Message {
                     }
                 }
             }
-            Message::Digest { docs } => {
-                w.count(docs.len());
-                for d in docs {
+            Message::DocSet { msg } => {
+                w.var_bytes(msg);
+            }
+            Message::DocDiff { mine, theirs } => {
+                w.count(mine.len());
+                for d in mine {
                     d.doc.encode(&mut w);
                     w.bytes(&d.heads_hash).u64(d.changes);
+                }
+                w.count(theirs.len());
+                for id in theirs {
+                    w.bytes(id);
+                }
+            }
+            Message::DocPlan { lacking } => {
+                w.count(lacking.len());
+                for d in lacking {
+                    d.encode(&mut w);
                 }
             }
             Message::Reconcile { doc, msg } => {
@@ -201,17 +228,33 @@ impl Message {
                 let [ops, grants] = lists;
                 Message::Membership { ops, grants }
             }
-            3 => {
+            3 => Message::DocSet {
+                msg: r.var_bytes(MAX_NEG_MESSAGE)?.to_vec(),
+            },
+            10 => {
                 let n = r.count(MAX_OPS, DocId::LEN + 40)?;
-                let mut docs = Vec::with_capacity(n);
+                let mut mine = Vec::with_capacity(n);
                 for _ in 0..n {
-                    docs.push(DigestEntry {
+                    mine.push(DigestEntry {
                         doc: DocId::decode(&mut r)?,
                         heads_hash: r.array()?,
                         changes: r.u64()?,
                     });
                 }
-                Message::Digest { docs }
+                let n = r.count(MAX_OPS, 32)?;
+                let mut theirs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    theirs.push(r.array()?);
+                }
+                Message::DocDiff { mine, theirs }
+            }
+            11 => {
+                let n = r.count(MAX_OPS, DocId::LEN)?;
+                let mut lacking = Vec::with_capacity(n);
+                for _ in 0..n {
+                    lacking.push(DocId::decode(&mut r)?);
+                }
+                Message::DocPlan { lacking }
             }
             4 => Message::Reconcile {
                 doc: DocId::decode(&mut r)?,
@@ -313,13 +356,16 @@ mod tests {
                 ops: vec![vec![1, 2, 3]],
                 grants: vec![],
             },
-            Message::Digest {
-                docs: vec![DigestEntry {
+            Message::DocSet { msg: vec![0x61, 0] },
+            Message::DocDiff {
+                mine: vec![DigestEntry {
                     doc,
                     heads_hash: [5; 32],
                     changes: 9,
                 }],
+                theirs: vec![[8; 32]],
             },
+            Message::DocPlan { lacking: vec![doc] },
             Message::Reconcile {
                 doc,
                 msg: vec![0x61, 1],

@@ -28,7 +28,7 @@ fn bytes_by_kind(sent: &[Message]) -> (usize, usize, usize, usize) {
         let n = m.to_frame().len();
         match m {
             Message::Reconcile { .. } | Message::Need { .. } => reconcile += n,
-            Message::Digest { .. } => digest += n,
+            Message::DocSet { .. } | Message::DocDiff { .. } | Message::DocPlan { .. } => digest += n,
             Message::Unit { .. } => units += n,
             _ => other += n,
         }
@@ -66,8 +66,11 @@ fn main() {
         "| ratio | {:.2} % (target <= 5 %) |",
         100.0 * reconcile as f64 / all_hashes as f64
     );
-    println!("| negentropy rounds (both sides) | {} |", sa.reconcile_rounds + sb.reconcile_rounds);
-    println!("| digest / units / other frame bytes | {digest} / {units} / {other} |");
+    println!(
+        "| negentropy rounds (both sides) | {} |",
+        sa.reconcile_rounds + sb.reconcile_rounds
+    );
+    println!("| document-set / units / other frame bytes | {digest} / {units} / {other} |");
 
     // 2. 2,000 unchanged documents and 1 changed.
     let mut g = group(52, &["Alice", "Bob"]);
@@ -75,7 +78,10 @@ fn main() {
     let mut alice = g.pop().unwrap();
     let mut first = String::new();
     for i in 0..2_000 {
-        let id = alice.add_meeting(&meeting(format!("Meeting {i}")), NOW_MS).unwrap().to_hex();
+        let id = alice
+            .add_meeting(&meeting(format!("Meeting {i}")), NOW_MS)
+            .unwrap()
+            .to_hex();
         if i == 0 {
             first = id;
         }
@@ -89,7 +95,7 @@ fn main() {
     println!("\n## 2. {} documents, 1 changed\n", alice.replicas().count());
     println!("| frames | bytes |");
     println!("| --- | --- |");
-    println!("| digests (both sides) | {digest} |");
+    println!("| document-set reconciliation (both sides) | {digest} |");
     println!("| reconciliation of the changed document | {reconcile} |");
     println!("| units (the changed document's new change) | {units} |");
     println!("| hello, membership, caught up | {other} |");
