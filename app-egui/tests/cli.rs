@@ -1,6 +1,8 @@
 //! Narrated scenarios through the real `alongside` binary, one process per command, as a
 //! person or a script would use it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,18 +31,8 @@ impl Profile {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_alongside"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ALONGSIDE_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("TMPDIR", &self.tmp)
-            .env("ALONGSIDE_PASSPHRASE", &self.pass)
-            .env("ALONGSIDE_TEST_KDF", "1")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(args);
+        let mut c = common::alongside(&self.dir, &self.pass, args);
+        c.env("TMPDIR", &self.tmp);
         c
     }
 
@@ -50,14 +42,7 @@ impl Profile {
 
     /// Runs a command that must succeed; returns its stdout, trimmed.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "`alongside {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        common::succeed(self.run(args), args)
     }
 
     /// Runs a command that must fail with one clear sentence; returns that sentence.

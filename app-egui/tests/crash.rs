@@ -1,25 +1,16 @@
 //! Killing the real binary at arbitrary moments while it writes never corrupts the store
 //! and never loses an item whose command reported success.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 
 fn alongside(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_alongside"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ALONGSIDE_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("ALONGSIDE_PASSPHRASE", "pw")
-        .env("ALONGSIDE_TEST_KDF", "1")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = common::alongside(dir, "pw", args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 

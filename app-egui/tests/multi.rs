@@ -2,6 +2,8 @@
 //! everything outside off: Alice serves; Bob and Carol join with tickets, everyone writes
 //! while apart, and `sync` brings them to identical content.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -20,21 +22,7 @@ impl Member {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_alongside"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ALONGSIDE_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("ALONGSIDE_PASSPHRASE", "pw")
-            .env("ALONGSIDE_TEST_KDF", "1")
-            .env("ALONGSIDE_BIND", "127.0.0.1")
-            .env("ALONGSIDE_RELAY", "disabled")
-            .env("ALONGSIDE_LAN", "off")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(args);
-        c
+        common::alongside(&self.dir, "pw", args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -42,14 +30,7 @@ impl Member {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "`alongside {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        common::succeed(self.run(args), args)
     }
 
     fn fails(&self, args: &[&str]) -> String {
