@@ -270,3 +270,103 @@ fn alongside_tests_rng() -> rand::rngs::StdRng {
     use rand::SeedableRng;
     rand::rngs::StdRng::seed_from_u64(99)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
+    use alongside_core::sync::Message;
+    use iroh::endpoint::{PortmapperConfig, presets};
+    use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
+
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    let bob = node(root.path(), "bob").await;
+    let group = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        let g = v.create_group("Circle", "Alice", NOW).unwrap();
+        v.edit(&g, |s| s.add_story(&story("Kept safe"), NOW)).unwrap();
+        g
+    };
+    let ticket = alice.invite(group, far_future()).await.unwrap();
+    bob.join(&ticket, "Bob").await.unwrap();
+    let heads_before = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        v.session(&group)
+            .unwrap()
+            .replicas()
+            .map(|r| (r.id(), r.heads()))
+            .collect::<Vec<_>>()
+    };
+    // Bob's own transport key, driven by hand: a member, but a misbehaving one.
+    let bob_seed = {
+        let v = bob.vault();
+        let mut v = v.lock().unwrap();
+        *v.session(&group).unwrap().secrets().transport.seed()
+    };
+    let (alice_id, alice_addrs) = alice.address(&group).unwrap();
+    let bad_frames: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", vec![9, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5]),
+        ("oversized", u32::MAX.to_le_bytes().to_vec()),
+        (
+            "truncated",
+            Message::Hello { group, ops: vec![] }.to_frame()[..20].to_vec(),
+        ),
+        (
+            "out of order",
+            Message::Need {
+                doc: alongside_core::ids::DocId::group_doc(&group),
+                heads: vec![],
+            }
+            .to_frame(),
+        ),
+    ];
+    for (what, frame) in bad_frames {
+        let ep = Endpoint::builder(presets::Minimal)
+            .relay_mode(RelayMode::Disabled)
+            .clear_address_lookup()
+            .portmapper_config(PortmapperConfig::Disabled)
+            .secret_key(SecretKey::from_bytes(&bob_seed))
+            .bind_addr("127.0.0.1:0")
+            .unwrap()
+            .bind()
+            .await
+            .unwrap();
+        let mut addr = EndpointAddr::new(EndpointId::from_bytes(&alice_id).unwrap());
+        for a in &alice_addrs {
+            addr = addr.with_ip_addr(*a);
+        }
+        let conn = ep.connect(addr, alongside_net::ALPN).await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&frame).await.unwrap();
+        let _ = send.finish();
+        match tokio::time::timeout(LIMIT, conn.closed()).await.unwrap() {
+            iroh::endpoint::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(
+                    u64::from(c.error_code),
+                    u64::from(alongside_net::close_code::PROTOCOL),
+                    "{what}"
+                );
+            }
+            other => panic!("{what}: expected a protocol error, got {other}"),
+        }
+        ep.close().await;
+    }
+    let heads_after = {
+        let v = alice.vault();
+        let mut v = v.lock().unwrap();
+        v.session(&group)
+            .unwrap()
+            .replicas()
+            .map(|r| (r.id(), r.heads()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(heads_before, heads_after, "nothing the bad peer sent was applied");
+    // Alice's node still serves: Bob's real node syncs.
+    let report = tokio::time::timeout(LIMIT, bob.sync_with(group, alice_id, &alice_addrs))
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
