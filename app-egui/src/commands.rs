@@ -63,7 +63,8 @@ fn new_passphrase(var: &str, what: &str, o: &mut Out<'_>) -> Result<Zeroizing<St
     Ok(first)
 }
 
-fn unlock(dir: &Path) -> Result<Vault> {
+/// Unlocks the profile in `dir` with the passphrase from the environment or a prompt.
+pub(crate) fn unlock(dir: &Path) -> Result<Vault> {
     let pass = passphrase("ALONGSIDE_PASSPHRASE", "Passphrase: ")?;
     Ok(Vault::unlock(dir, pass.as_bytes())?)
 }

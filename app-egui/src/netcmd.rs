@@ -19,7 +19,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, Command};
-use crate::commands::{self, Out, now_ms};
+use crate::commands::{self, Out, now_ms, unlock};
 
 /// The control socket's file name in the data directory.
 pub(crate) const SOCKET: &str = "control.sock";
@@ -109,14 +109,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("could not start the network runtime")
-}
-
-fn unlock(dir: &Path) -> Result<Vault> {
-    let pass = std::env::var("ALONGSIDE_PASSPHRASE")
-        .map(zeroize::Zeroizing::new)
-        .or_else(|_| rpassword::prompt_password("Passphrase: ").map(zeroize::Zeroizing::new))
-        .map_err(|_| anyhow!("could not read a passphrase; set ALONGSIDE_PASSPHRASE or run in a terminal"))?;
-    Ok(Vault::unlock(dir, pass.as_bytes())?)
 }
 
 /// Runs a network command without a running node: a temporary one for its duration.

@@ -129,6 +129,8 @@ pub enum ReceiveError {
 pub enum Received {
     /// Its changes were applied (plus any waiting units it unblocked).
     Applied {
+        /// The document they changed.
+        doc: DocId,
         /// Changes applied, waiting units included.
         changes: usize,
     },
@@ -172,12 +174,6 @@ pub(crate) struct Audience {
     pub(crate) key: Option<SymmetricKey>,
 }
 
-/// A waiting unit.
-#[derive(Debug, Clone)]
-struct Waiting {
-    unit: SealedUnit,
-}
-
 /// One group membership on this device.
 pub struct GroupSession {
     pub(crate) group: GroupId,
@@ -186,7 +182,7 @@ pub struct GroupSession {
     pub(crate) epoch_keys: BTreeMap<KeyId, SymmetricKey>,
     pub(crate) audiences: BTreeMap<DocId, Audience>,
     pub(crate) docs: BTreeMap<DocId, Replica>,
-    pending: BTreeMap<UnitId, Waiting>,
+    pending: BTreeMap<UnitId, SealedUnit>,
     pending_bytes: usize,
     rejected: u64,
     outbox: Vec<SealedUnit>,
@@ -370,7 +366,7 @@ impl GroupSession {
 
     /// Units waiting for dependencies (to persist the queue).
     pub fn pending_units(&self) -> Vec<SealedUnit> {
-        self.pending.values().map(|w| w.unit.clone()).collect()
+        self.pending.values().cloned().collect()
     }
 
     /// Opens every epoch key sealed to this member by a *valid* operation: a create or
@@ -608,11 +604,7 @@ impl GroupSession {
                 if self.pending.contains_key(&unit.id()) {
                     return Ok(Received::Queued);
                 }
-                let from_sender = self
-                    .pending
-                    .values()
-                    .filter(|w| w.unit.header().sender == h.sender)
-                    .count();
+                let from_sender = self.pending.values().filter(|w| w.header().sender == h.sender).count();
                 if self.pending.len() >= MAX_PENDING_UNITS
                     || from_sender >= MAX_PENDING_PER_SENDER
                     || self.pending_bytes + bytes.len() > MAX_PENDING_BYTES
@@ -620,12 +612,13 @@ impl GroupSession {
                     return Err(ReceiveError::QueueFull);
                 }
                 self.pending_bytes += bytes.len();
-                self.pending.insert(unit.id(), Waiting { unit });
+                self.pending.insert(unit.id(), unit);
                 Ok(Received::Queued)
             }
             Ingest::Applied { changes } => {
                 self.accepted.push(unit);
                 Ok(Received::Applied {
+                    doc: h.doc,
                     changes: changes + self.drain_pending(h.doc),
                 })
             }
@@ -669,7 +662,7 @@ impl GroupSession {
             let ready: Vec<UnitId> = self
                 .pending
                 .iter()
-                .filter(|(_, w)| w.unit.header().doc == doc)
+                .filter(|(_, w)| w.header().doc == doc)
                 .map(|(id, _)| *id)
                 .collect();
             let mut progress = false;
@@ -677,17 +670,17 @@ impl GroupSession {
                 let Some(w) = self.pending.get(&id).cloned() else {
                     continue;
                 };
-                match self.apply_unit(&w.unit) {
+                match self.apply_unit(&w) {
                     Ok(Ingest::MissingDeps(_)) => continue,
                     Ok(Ingest::Applied { changes }) => {
                         applied += changes;
                         progress = true;
-                        self.accepted.push(w.unit.clone());
+                        self.accepted.push(w.clone());
                     }
                     Ok(Ingest::Duplicate) => {}
                     Err(_) => self.rejected += 1,
                 }
-                self.pending_bytes -= w.unit.bytes().len();
+                self.pending_bytes -= w.bytes().len();
                 self.pending.remove(&id);
             }
             if !progress {
@@ -699,7 +692,7 @@ impl GroupSession {
     /// Restores a waiting unit from the store (no validation happens until it is retried).
     pub(crate) fn restore_pending(&mut self, unit: SealedUnit) {
         self.pending_bytes += unit.bytes().len();
-        self.pending.insert(unit.id(), Waiting { unit });
+        self.pending.insert(unit.id(), unit);
     }
 
     /// The current epoch id and key. For code that seals units on this member's behalf

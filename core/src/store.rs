@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::{CryptoRng, Rng};
+use rand::Rng;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -469,11 +469,6 @@ pub fn os_rng() -> rand::rngs::StdRng {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
     rand::rngs::StdRng::from_seed(seed)
-}
-
-/// Draws bytes from any RNG (a helper so callers need not import rand's traits).
-pub fn fill<R: CryptoRng>(rng: &mut R, out: &mut [u8]) {
-    rng.fill_bytes(out);
 }
 
 #[cfg(test)]

@@ -25,6 +25,30 @@ async fn node(dir: &std::path::Path, label: &str) -> Node {
     Node::start(vault, NetConfig::loopback()).await.unwrap()
 }
 
+/// A bare iroh endpoint on loopback with the given key (everything outside off), driven
+/// by hand to play a misbehaving or foreign peer.
+async fn raw_endpoint(seed: &[u8; 32]) -> iroh::Endpoint {
+    use iroh::endpoint::{PortmapperConfig, presets};
+    iroh::Endpoint::builder(presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .clear_address_lookup()
+        .portmapper_config(PortmapperConfig::Disabled)
+        .secret_key(iroh::SecretKey::from_bytes(seed))
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap()
+}
+
+/// The address of endpoint `id` at `addrs`.
+fn endpoint_addr(id: &[u8; 32], addrs: &[std::net::SocketAddr]) -> iroh::EndpointAddr {
+    addrs.iter().fold(
+        iroh::EndpointAddr::new(iroh::EndpointId::from_bytes(id).unwrap()),
+        |addr, a| addr.with_ip_addr(*a),
+    )
+}
+
 fn story(title: &str) -> NewStory {
     NewStory {
         title: title.into(),
@@ -161,8 +185,6 @@ async fn expired_tickets_and_strangers_are_refused_before_any_group_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_endpoint_is_refused_with_a_protocol_error_and_gets_no_frame() {
     use alongside_core::sync::Message;
-    use iroh::endpoint::{PortmapperConfig, presets};
-    use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
 
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
@@ -173,20 +195,8 @@ async fn a_stranger_endpoint_is_refused_with_a_protocol_error_and_gets_no_frame(
     };
     alice.serve_group(group).await.unwrap();
     let (alice_id, alice_addrs) = alice.address(&group).unwrap();
-    let stranger = Endpoint::builder(presets::Minimal)
-        .relay_mode(RelayMode::Disabled)
-        .clear_address_lookup()
-        .portmapper_config(PortmapperConfig::Disabled)
-        .secret_key(SecretKey::from_bytes(&[42; 32]))
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
-    let mut addr = EndpointAddr::new(EndpointId::from_bytes(&alice_id).unwrap());
-    for a in alice_addrs {
-        addr = addr.with_ip_addr(a);
-    }
+    let stranger = raw_endpoint(&[42; 32]).await;
+    let addr = endpoint_addr(&alice_id, &alice_addrs);
     let conn = tokio::time::timeout(LIMIT, stranger.connect(addr, alongside_net::ALPN))
         .await
         .unwrap()
@@ -212,8 +222,6 @@ async fn a_stranger_endpoint_is_refused_with_a_protocol_error_and_gets_no_frame(
 async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_stays_usable() {
     use alongside_core::group::{MembershipSecrets, TransportBinding};
     use alongside_core::sync::Message;
-    use iroh::endpoint::{PortmapperConfig, presets};
-    use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
 
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
@@ -227,16 +235,7 @@ async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_s
     // Mallory saw a proof made for Bob's endpoint [9; 32] and replays it from her own.
     let proof_for_someone_else = ticket.prove(&[9; 32]);
     let mallory_key = [43u8; 32];
-    let mallory = Endpoint::builder(presets::Minimal)
-        .relay_mode(RelayMode::Disabled)
-        .clear_address_lookup()
-        .portmapper_config(PortmapperConfig::Disabled)
-        .secret_key(SecretKey::from_bytes(&mallory_key))
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
+    let mallory = raw_endpoint(&mallory_key).await;
     let secrets = MembershipSecrets::generate(&mut alongside_tests_rng());
     let request = Message::JoinRequest {
         group,
@@ -245,10 +244,7 @@ async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_s
         keys: secrets.public_keys(&group),
         transport: TransportBinding::new(&group, &secrets.signing, *mallory.id().as_bytes()),
     };
-    let mut addr = EndpointAddr::new(EndpointId::from_bytes(&ticket.inviter).unwrap());
-    for a in &ticket.addrs {
-        addr = addr.with_ip_addr(*a);
-    }
+    let addr = endpoint_addr(&ticket.inviter, &ticket.addrs);
     let conn = mallory.connect(addr, alongside_net::ALPN).await.unwrap();
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     send.write_all(&request.to_frame()).await.unwrap();
@@ -274,8 +270,6 @@ fn alongside_tests_rng() -> rand::rngs::StdRng {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
     use alongside_core::sync::Message;
-    use iroh::endpoint::{PortmapperConfig, presets};
-    use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
 
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
@@ -322,20 +316,8 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
         ),
     ];
     for (what, frame) in bad_frames {
-        let ep = Endpoint::builder(presets::Minimal)
-            .relay_mode(RelayMode::Disabled)
-            .clear_address_lookup()
-            .portmapper_config(PortmapperConfig::Disabled)
-            .secret_key(SecretKey::from_bytes(&bob_seed))
-            .bind_addr("127.0.0.1:0")
-            .unwrap()
-            .bind()
-            .await
-            .unwrap();
-        let mut addr = EndpointAddr::new(EndpointId::from_bytes(&alice_id).unwrap());
-        for a in &alice_addrs {
-            addr = addr.with_ip_addr(*a);
-        }
+        let ep = raw_endpoint(&bob_seed).await;
+        let addr = endpoint_addr(&alice_id, &alice_addrs);
         let conn = ep.connect(addr, alongside_net::ALPN).await.unwrap();
         let (mut send, _recv) = conn.open_bi().await.unwrap();
         send.write_all(&frame).await.unwrap();

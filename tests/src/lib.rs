@@ -3,7 +3,7 @@
 //! Until the sync layer lands, "other devices" are [`GroupSession`]s in the same process:
 //! units move between them as bytes, exactly as they would travel.
 
-use alongside_core::group::{GroupSession, MembershipSecrets, Received};
+use alongside_core::group::{GroupSession, MembershipSecrets};
 use alongside_core::membership::Role;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -112,9 +112,4 @@ pub fn sync_pair(
     a.take_outbox();
     b.take_outbox();
     (sa.stats(), sb.stats(), sent_a, sent_b)
-}
-
-/// Whether `r` applied something.
-pub fn applied(r: &Received) -> bool {
-    matches!(r, Received::Applied { .. })
 }

@@ -166,7 +166,7 @@ fn unsigned_or_foreign_junk_never_occupies_the_queue_and_one_sender_cannot_fill_
     assert_eq!(g[0].receive_unit(units[1].bytes()).unwrap(), Received::Queued);
     assert!(matches!(
         g[0].receive_unit(units[0].bytes()).unwrap(),
-        Received::Applied { changes: 2 }
+        Received::Applied { changes: 2, .. }
     ));
 }
 

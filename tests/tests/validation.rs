@@ -309,7 +309,7 @@ fn a_replayed_unit_is_a_no_op() {
     let bob = &mut g[1];
     assert!(matches!(
         bob.receive_unit(unit.bytes()).unwrap(),
-        alongside_core::group::Received::Applied { changes: 1 }
+        alongside_core::group::Received::Applied { changes: 1, .. }
     ));
     let doc = unit.header().doc;
     let after = heads(bob, &doc);

@@ -486,10 +486,7 @@ impl PeerSync {
             return Err(ProtocolError::Unexpected("a unit before membership"));
         }
         match session.receive_unit(bytes) {
-            Ok(Received::Applied { changes }) => {
-                let doc = SealedUnit::decode(bytes)
-                    .map(|u| u.header().doc)
-                    .map_err(|e| ProtocolError::BadUnit(e.into()))?;
+            Ok(Received::Applied { doc, changes }) => {
                 step.events.push(Event::Applied { doc, changes });
                 Ok(())
             }
