@@ -12,8 +12,45 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "ALONGSIDE_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub(crate) net: NetFlags,
+
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
+}
+
+/// What the network side may reach (used by `serve`, `join`, `sync`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct NetFlags {
+    /// Relays: `disabled` (only addresses you were given), `default` (iroh's public relays) or
+    /// the URL of a relay your group runs.
+    #[arg(
+        long,
+        global = true,
+        env = "ALONGSIDE_RELAY",
+        default_value = "disabled",
+        value_name = "MODE"
+    )]
+    pub(crate) relay: String,
+    /// Local-network discovery (meeting mode): `off` switches it off for every group,
+    /// whatever each group's meeting-mode setting says.
+    #[arg(
+        long,
+        global = true,
+        env = "ALONGSIDE_LAN",
+        default_value = "on",
+        value_name = "on|off"
+    )]
+    pub(crate) lan: OnOff,
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOff {
+    /// Switched on.
+    On,
+    /// Switched off.
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

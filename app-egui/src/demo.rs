@@ -24,24 +24,23 @@ impl Drop for TempDir {
     }
 }
 
-fn edit<T>(
+async fn edit<T: Send + 'static>(
     node: &Node,
     group: &GroupId,
-    f: impl FnOnce(&mut alongside_core::group::GroupSession) -> Result<T, alongside_core::group::GroupError>,
+    f: impl FnOnce(&mut alongside_core::group::GroupSession) -> Result<T, alongside_core::group::GroupError>
+    + Send
+    + 'static,
 ) -> Result<T> {
-    let mut v = node
-        .vault_ref()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("store unavailable"))?;
-    Ok(v.edit(group, f)?)
+    let group = *group;
+    Ok(node.with_vault(move |v| v.edit(&group, f)).await?)
 }
 
-fn view(node: &Node, group: &GroupId) -> Result<String> {
-    let mut v = node
-        .vault_ref()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("store unavailable"))?;
-    let s = v.session(group)?;
+async fn view(node: &Node, group: &GroupId) -> Result<String> {
+    let group = *group;
+    Ok(node.with_vault(move |v| Ok(describe(v.session(&group)?))).await?)
+}
+
+fn describe(s: &alongside_core::group::GroupSession) -> String {
     let mut text = String::new();
     for st in s.stories() {
         text += &format!("    story \"{}\" by {}\n", st.title, st.author.name);
@@ -58,7 +57,7 @@ fn view(node: &Node, group: &GroupId) -> Result<String> {
             text += &format!("      | {line}\n");
         }
     }
-    Ok(text)
+    text
 }
 
 async fn start(root: &Path, name: &str) -> Result<Node> {
@@ -88,14 +87,10 @@ async fn demo(root: &Path, o: &mut Out<'_>) -> Result<()> {
         start(root, "bob").await?,
         start(root, "carol").await?,
     );
-    let group = {
-        let mut v = alice
-            .vault_ref()
-            .lock()
-            .map_err(|_| anyhow::anyhow!("store unavailable"))?;
-        v.create_group("Tuesday Circle", "Alice", now)?
-    };
-    let meeting = edit(&alice, &group, |s| {
+    let group = alice
+        .with_vault(move |v| v.create_group("Tuesday Circle", "Alice", now))
+        .await?;
+    let meeting = edit(&alice, &group, move |s| {
         s.add_meeting(
             &NewMeeting {
                 title: "Weekly circle".into(),
@@ -106,7 +101,8 @@ async fn demo(root: &Path, o: &mut Out<'_>) -> Result<()> {
             },
             now,
         )
-    })?
+    })
+    .await?
     .to_hex();
     say("1. Alice creates \"Tuesday Circle\" and schedules a meeting.");
 
@@ -121,7 +117,8 @@ async fn demo(root: &Path, o: &mut Out<'_>) -> Result<()> {
     }
 
     say("3. All three go offline and write:");
-    edit(&alice, &group, |s| {
+    let m = meeting.clone();
+    edit(&alice, &group, move |s| {
         s.add_story(
             &NewStory {
                 title: "Ninety days".into(),
@@ -130,10 +127,12 @@ async fn demo(root: &Path, o: &mut Out<'_>) -> Result<()> {
             },
             now,
         )?;
-        s.append_meeting_notes(&meeting, "Alice: we opened with a moment of quiet.")
-    })?;
+        s.append_meeting_notes(&m, "Alice: we opened with a moment of quiet.")
+    })
+    .await?;
     say("   - Alice shares a story and starts the meeting notes.");
-    edit(&bob, &group, |s| {
+    let m = meeting.clone();
+    edit(&bob, &group, move |s| {
         let goal = s.add_goal("Walk every morning", Some("30 days"), &[], now)?.to_hex();
         for (date, kind) in [
             ("2026-11-27", CheckInKind::Progress),
@@ -149,12 +148,15 @@ async fn demo(root: &Path, o: &mut Out<'_>) -> Result<()> {
             };
             s.check_in(&goal, &c, now)?;
         }
-        s.append_meeting_notes(&meeting, "Bob: I had a setback and I am still here.")
-    })?;
+        s.append_meeting_notes(&m, "Bob: I had a setback and I am still here.")
+    })
+    .await?;
     say("   - Bob checks in on a goal (one good day, one setback) and adds to the notes.");
-    edit(&carol, &group, |s| {
-        s.append_meeting_notes(&meeting, "Carol: we read the agreements together.")
-    })?;
+    let m = meeting.clone();
+    edit(&carol, &group, move |s| {
+        s.append_meeting_notes(&m, "Carol: we read the agreements together.")
+    })
+    .await?;
     say("   - Carol adds to the same notes at the same time.");
 
     say("4. They reconcile: Bob and Carol each reach Alice, then Bob once more.");
@@ -165,7 +167,11 @@ async fn demo(root: &Path, o: &mut Out<'_>) -> Result<()> {
             .context("sync took too long")??;
     }
 
-    let views = [view(&alice, &group)?, view(&bob, &group)?, view(&carol, &group)?];
+    let views = [
+        view(&alice, &group).await?,
+        view(&bob, &group).await?,
+        view(&carol, &group).await?,
+    ];
     say("5. What each device now holds:");
     for (name, v) in ["Alice", "Bob", "Carol"].iter().zip(&views) {
         say(&format!("  {name}'s device:\n{v}"));

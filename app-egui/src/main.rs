@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         out: &mut stdout,
         err: &mut stderr,
     };
-    match dispatch(&dir, command, &mut out) {
+    match dispatch(&dir, &cli.net, command, &mut out) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("alongside: {err:#}");
@@ -66,11 +66,16 @@ fn main() -> ExitCode {
 }
 
 /// Runs a command here, or in the node already serving this profile.
-fn dispatch(dir: &std::path::Path, command: cli::Command, out: &mut commands::Out<'_>) -> anyhow::Result<ExitCode> {
+fn dispatch(
+    dir: &std::path::Path,
+    net: &cli::NetFlags,
+    command: cli::Command,
+    out: &mut commands::Out<'_>,
+) -> anyhow::Result<ExitCode> {
     use cli::Command;
     match command {
         Command::Init { .. } | Command::Passwd => commands::run_local(dir, command, out)?,
-        Command::Serve { bind } => netcmd::serve(dir, bind)?,
+        Command::Serve { bind } => netcmd::serve(dir, net, bind)?,
         Command::Demo => demo::run(out)?,
         command => {
             let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -83,7 +88,7 @@ fn dispatch(dir: &std::path::Path, command: cli::Command, out: &mut commands::Ou
                 Command::Invite { .. } => anyhow::bail!(
                     "no node is running for this profile; start `alongside serve` first so the person you invite can reach you"
                 ),
-                Command::Join { .. } | Command::Sync { .. } => netcmd::run_once(dir, command, out)?,
+                Command::Join { .. } | Command::Sync { .. } => netcmd::run_once(dir, net, command, out)?,
                 other => commands::run_local(dir, other, out)?,
             }
         }

@@ -12,13 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alongside_core::invite::Ticket;
-use alongside_core::vault::Vault;
-use alongside_net::{NetConfig, Node};
+use alongside_net::{NetConfig, Node, RelayChoice};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, NetFlags, OnOff};
 use crate::commands::{self, Out, now_ms, unlock};
 
 /// The control socket's file name in the data directory.
@@ -56,11 +55,15 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-fn bind_ip(bind: Option<IpAddr>) -> NetConfig {
+/// The node's settings from the command line (and its environment variables).
+fn net_config(flags: &NetFlags, bind: Option<IpAddr>) -> Result<NetConfig> {
     let env = std::env::var("ALONGSIDE_BIND").ok().and_then(|b| b.parse().ok());
-    NetConfig {
+    Ok(NetConfig {
         bind_ip: bind.or(env).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-    }
+        relay: flags.relay.parse::<RelayChoice>()?,
+        lan: flags.lan == OnOff::On,
+        ..NetConfig::loopback()
+    })
 }
 
 /// Makes path arguments absolute, so the node resolves them as the caller meant.
@@ -112,11 +115,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Runs a network command without a running node: a temporary one for its duration.
-pub(crate) fn run_once(dir: &Path, command: Command, o: &mut Out<'_>) -> Result<()> {
+pub(crate) fn run_once(dir: &Path, flags: &NetFlags, command: Command, o: &mut Out<'_>) -> Result<()> {
+    let config = net_config(flags, None)?;
     let vault = unlock(dir)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let node = Node::start(vault, bind_ip(None)).await?;
+        let node = Node::start(vault, config).await?;
         let result = in_node(&node, command, o).await;
         node.shutdown().await;
         result
@@ -128,7 +132,7 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
     match command {
         Command::Invite { group, expires } => {
             let ttl = parse_duration(&expires)?;
-            let g = lock(node)?.resolve_group(&group)?;
+            let g = node.with_vault(move |v| v.resolve_group(&group)).await?;
             let ticket = node.invite(g, now_ms() + ttl.as_millis() as i64).await?;
             let text = ticket.to_text();
             let _ = writeln!(o.out, "{text}");
@@ -145,20 +149,21 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
             let ticket = Ticket::from_text(&ticket)?;
             let name = match display_name {
                 Some(n) => n,
-                None => lock(node)?.label()?,
+                None => node.with_vault(|v| v.label()).await?,
             };
             let g = node.join(&ticket, &name).await?;
-            let group_name = lock(node)?.session(&g)?.name();
+            let group_name = node.with_vault(move |v| Ok(v.session(&g)?.name())).await?;
             let _ = writeln!(o.out, "{g}");
             let _ = writeln!(o.err, "You joined {group_name}. Welcome.");
         }
         Command::Sync { group, timeout } => {
             let limit = parse_duration(&timeout)?;
-            let (g, name) = {
-                let mut v = lock(node)?;
-                let g = v.resolve_group(&group)?;
-                (g, v.session(&g)?.name())
-            };
+            let (g, name) = node
+                .with_vault(move |v| {
+                    let g = v.resolve_group(&group)?;
+                    Ok((g, v.session(&g)?.name()))
+                })
+                .await?;
             match tokio::time::timeout(limit, node.sync_all(g)).await {
                 Ok(Ok(n)) => {
                     let _ = writeln!(o.err, "Up to date with {n} member(s) of {name}.");
@@ -172,23 +177,21 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
             bail!("stop `alongside serve` for this profile first")
         }
         other => {
-            let vault = node.vault();
-            let (code_out, code_err, result) = tokio::task::spawn_blocking(move || {
-                let (mut out, mut err) = (Vec::new(), Vec::new());
-                let result = match vault.lock() {
-                    Ok(mut v) => commands::execute(
-                        &mut v,
+            // Through the node, so whatever the command makes durable is pushed at once.
+            let (code_out, code_err, result) = node
+                .with_vault(move |v| {
+                    let (mut out, mut err) = (Vec::new(), Vec::new());
+                    let result = commands::execute(
+                        v,
                         other,
                         &mut Out {
                             out: &mut out,
                             err: &mut err,
                         },
-                    ),
-                    Err(_) => Err(anyhow!("the node's store is unavailable")),
-                };
-                (out, err, result)
-            })
-            .await?;
+                    );
+                    Ok((out, err, result))
+                })
+                .await?;
             o.out.write_all(&code_out)?;
             o.err.write_all(&code_err)?;
             result?;
@@ -197,14 +200,9 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
     Ok(())
 }
 
-fn lock(node: &Node) -> Result<std::sync::MutexGuard<'_, Vault>> {
-    node.vault_ref()
-        .lock()
-        .map_err(|_| anyhow!("the node's store is unavailable"))
-}
-
 /// `alongside serve`: runs the node and the control socket until Ctrl-C or SIGTERM.
-pub(crate) fn serve(dir: &Path, bind: Option<IpAddr>) -> Result<()> {
+pub(crate) fn serve(dir: &Path, flags: &NetFlags, bind: Option<IpAddr>) -> Result<()> {
+    let config = net_config(flags, bind)?;
     let socket = dir.join(SOCKET);
     if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         bail!("a node is already running for this profile");
@@ -212,11 +210,12 @@ pub(crate) fn serve(dir: &Path, bind: Option<IpAddr>) -> Result<()> {
     let vault = unlock(dir)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let node = Node::start(vault, bind_ip(bind)).await?;
+        let node = Node::start(vault, config).await?;
+        node.go_live();
         let _ = std::fs::remove_file(&socket);
         let listener = tokio::net::UnixListener::bind(&socket).context("could not open the control socket")?;
         restrict(&socket)?;
-        let groups = node.vault().lock().map(|v| v.group_ids().unwrap_or_default()).unwrap_or_default();
+        let groups = node.with_vault(|v| v.group_ids()).await?;
         for g in &groups {
             if let Some((id, addrs)) = node.address(g) {
                 tracing::info!(group = %alongside_core::ids::short_hex(&g.0), endpoint = %alongside_core::ids::short_hex(&id), ?addrs, "serving");

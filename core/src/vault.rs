@@ -106,6 +106,20 @@ pub struct Vault {
     store: Store,
     sessions: BTreeMap<GroupId, GroupSession>,
     rng: StdRng,
+    /// What became durable since the driver last asked (see [`Vault::take_committed`]).
+    committed: Vec<Committed>,
+    /// Per group, how many membership operations and grants were last persisted.
+    membership_sizes: BTreeMap<GroupId, (usize, usize)>,
+}
+
+/// Something that became durable in a group, for a running node to pass on to connected
+/// members (units are pushed; a membership change makes it push operations and grants).
+#[derive(Debug, Clone)]
+pub enum Committed {
+    /// A unit made here or accepted from a peer (shared: every connection may send it).
+    Unit(GroupId, std::sync::Arc<SealedUnit>),
+    /// The group's membership operations or audience grants grew.
+    Membership(GroupId),
 }
 
 impl Vault {
@@ -118,6 +132,8 @@ impl Vault {
             dir: dir.to_path_buf(),
             store,
             sessions: BTreeMap::new(),
+            committed: Vec::new(),
+            membership_sizes: BTreeMap::new(),
             rng,
         };
         let mut batch = Batch::new();
@@ -139,6 +155,8 @@ impl Vault {
             dir: dir.to_path_buf(),
             store,
             sessions: BTreeMap::new(),
+            committed: Vec::new(),
+            membership_sizes: BTreeMap::new(),
             rng,
         })
     }
@@ -274,6 +292,8 @@ impl Vault {
     fn ensure_loaded(&mut self, group: &GroupId) -> Result<(), VaultError> {
         if !self.sessions.contains_key(group) {
             let session = self.load(group)?;
+            self.membership_sizes
+                .insert(*group, (session.ops().len(), session.grants().len()));
             self.sessions.insert(*group, session);
         }
         Ok(())
@@ -293,9 +313,15 @@ impl Vault {
                 grant.bytes().to_vec(),
             );
         }
-        for unit in session.take_outbox().into_iter().chain(session.take_accepted()) {
+        let units: Vec<SealedUnit> = session
+            .take_outbox()
+            .into_iter()
+            .chain(session.take_accepted())
+            .collect();
+        for unit in &units {
             batch.append_unit(*group, unit.bytes().to_vec());
         }
+        let sizes = (session.ops().len(), session.grants().len());
         for doc in session.take_dirty() {
             if let Some(replica) = session.replica(&doc) {
                 batch.put(
@@ -314,7 +340,23 @@ impl Vault {
             );
         }
         self.store.commit(batch)?;
+        // Durable now: only from here on may it be passed on. A new group counts as a
+        // membership change (a running node starts serving it).
+        if self.membership_sizes.insert(*group, sizes) != Some(sizes) {
+            self.committed.push(Committed::Membership(*group));
+        }
+        self.committed.extend(
+            units
+                .into_iter()
+                .map(|u| Committed::Unit(*group, std::sync::Arc::new(u))),
+        );
         Ok(())
+    }
+
+    /// Takes what became durable since the last call, oldest first. A running node pushes
+    /// it to connected members; a one-shot command may ignore it.
+    pub fn take_committed(&mut self) -> Vec<Committed> {
+        std::mem::take(&mut self.committed)
     }
 
     fn load(&mut self, group: &GroupId) -> Result<GroupSession, VaultError> {
@@ -401,9 +443,25 @@ impl Vault {
         endpoint: &[u8; 32],
         addrs: &[SocketAddr],
     ) -> Result<(), VaultError> {
+        // Newest first, then what was known before; at most 16; no write if nothing changed.
+        let known: Vec<SocketAddr> = self
+            .addresses(group)?
+            .into_iter()
+            .find(|(e, _)| e == endpoint)
+            .map(|(_, a)| a)
+            .unwrap_or_default();
+        let mut merged: Vec<SocketAddr> = Vec::new();
+        for a in addrs.iter().chain(&known) {
+            if !merged.contains(a) && merged.len() < 16 {
+                merged.push(*a);
+            }
+        }
+        if merged == known {
+            return Ok(());
+        }
         let mut w = Writer::new();
-        w.u8(RECORD_VERSION).bytes(endpoint).count(addrs.len().min(16));
-        for a in addrs.iter().take(16) {
+        w.u8(RECORD_VERSION).bytes(endpoint).count(merged.len());
+        for a in &merged {
             w.var_bytes(a.to_string().as_bytes());
         }
         let mut batch = Batch::new();

@@ -1,19 +1,97 @@
-//! One sync conversation on one QUIC stream: framing, and the loop that feeds the engine.
+//! What the node's tasks share (the vault, the feed of durable changes, the event feed),
+//! and the framing of one QUIC stream.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use alongside_core::ids::{GroupId, MemberId};
-use alongside_core::sync::{FrameReader, PeerSync, SyncStats};
-use alongside_core::vault::{Vault, VaultError};
+use alongside_core::ids::MemberId;
+use alongside_core::sync::FrameReader;
+use alongside_core::vault::{Committed, Vault, VaultError};
 use iroh::endpoint::{RecvStream, SendStream};
+use tokio::sync::{broadcast, mpsc};
 
-use crate::node::NetError;
-
-/// The vault shared by the node's connections.
-pub(crate) type SharedVault = Arc<Mutex<Vault>>;
+use crate::node::{NetError, NodeEvent};
 
 /// Most bytes read from the stream in one go.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Frames read ahead of the engine per connection (back-pressure beyond that).
+const READ_AHEAD: usize = 16;
+
+/// How many durable changes a slow connection may fall behind before it misses some
+/// (it then repairs with a reconciliation round instead).
+const FRESH_CAPACITY: usize = 1024;
+
+/// Events kept for slow subscribers.
+const EVENT_CAPACITY: usize = 256;
+
+/// Everything a node's tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The unlocked profile. Lock it only inside [`with_vault`] (a blocking task).
+    pub(crate) vault: Mutex<Vault>,
+    /// Every unit and membership change once it is durable, with the member it came from.
+    pub(crate) fresh: broadcast::Sender<Fresh>,
+    /// What the node tells its user interface.
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+}
+
+impl Shared {
+    pub(crate) fn new(vault: Vault) -> Shared {
+        Shared {
+            vault: Mutex::new(vault),
+            fresh: broadcast::channel(FRESH_CAPACITY).0,
+            events: broadcast::channel(EVENT_CAPACITY).0,
+        }
+    }
+
+    /// Tells the user interface something happened (nobody listening is fine).
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// A durable change and the member whose connection brought it (none if made here).
+#[derive(Debug, Clone)]
+pub(crate) struct Fresh {
+    pub(crate) item: Committed,
+    pub(crate) from: Option<MemberId>,
+}
+
+/// The vault shared by the node's connections.
+pub(crate) type SharedVault = std::sync::Arc<Shared>;
+
+/// Runs `f` on the vault in a blocking task (it may fsync); then passes on whatever became
+/// durable, so connected members receive it at once.
+pub(crate) async fn with_vault<T: Send + 'static>(
+    shared: &SharedVault,
+    f: impl FnOnce(&mut Vault) -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, NetError> {
+    with_vault_from(shared, None, f).await
+}
+
+/// [`with_vault`] for work on behalf of `from`'s connection (not echoed back to it).
+pub(crate) async fn with_vault_from<T: Send + 'static>(
+    shared: &SharedVault,
+    from: Option<MemberId>,
+    f: impl FnOnce(&mut Vault) -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, NetError> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut v = shared
+            .vault
+            .lock()
+            .map_err(|_| NetError::Internal("the vault lock was poisoned".into()))?;
+        let result = f(&mut v);
+        let committed = v.take_committed();
+        drop(v);
+        for item in committed {
+            let _ = shared.fresh.send(Fresh { item, from });
+        }
+        result.map_err(NetError::from)
+    })
+    .await
+    .map_err(|e| NetError::Internal(e.to_string()))?
+}
 
 /// A bidirectional stream carrying length-prefixed frames.
 pub(crate) struct Framed {
@@ -32,80 +110,63 @@ impl Framed {
     }
 
     pub(crate) async fn write_frames(&mut self, frames: &[Vec<u8>]) -> Result<(), NetError> {
-        for f in frames {
-            self.send
-                .write_all(f)
-                .await
-                .map_err(|e| NetError::Connection(e.to_string()))?;
-        }
-        Ok(())
+        write_frames(&mut self.send, frames).await
     }
 
     /// The next frame body, or `None` if the peer finished its side.
     pub(crate) async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, NetError> {
-        loop {
-            if let Some(body) = self
-                .reader
-                .next_frame()
-                .map_err(|e| NetError::Protocol(e.to_string()))?
-            {
-                return Ok(Some(body));
+        next_frame(&mut self.reader, &mut self.recv).await
+    }
+
+    /// Splits the stream: frames arrive on a bounded channel fed by a reader task (which
+    /// ends when the peer finishes, at the first error, or when the receiver is dropped);
+    /// the send half stays with the caller.
+    pub(crate) fn into_split(self) -> (SendStream, mpsc::Receiver<Result<Vec<u8>, NetError>>) {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let (mut reader, mut recv) = (self.reader, self.recv);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = next_frame(&mut reader, &mut recv) => next,
+                    () = tx.closed() => break,
+                };
+                match next {
+                    Ok(Some(body)) => {
+                        if tx.send(Ok(body)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                }
             }
-            match self.recv.read_chunk(READ_CHUNK).await {
-                Ok(Some(chunk)) => self.reader.push(&chunk),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(NetError::Connection(e.to_string())),
-            }
+        });
+        (self.send, rx)
+    }
+}
+
+pub(crate) async fn write_frames(send: &mut SendStream, frames: &[Vec<u8>]) -> Result<(), NetError> {
+    for f in frames {
+        send.write_all(f)
+            .await
+            .map_err(|e| NetError::Connection(e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn next_frame(reader: &mut FrameReader, recv: &mut RecvStream) -> Result<Option<Vec<u8>>, NetError> {
+    loop {
+        if let Some(body) = reader.next_frame().map_err(|e| NetError::Protocol(e.to_string()))? {
+            return Ok(Some(body));
+        }
+        // Cancel-safe: a chunk is either returned or left in the stream.
+        match recv.read_chunk(READ_CHUNK).await {
+            Ok(Some(chunk)) => reader.push(&chunk),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(NetError::Connection(e.to_string())),
         }
     }
-
-    /// Finishes our side and reads the peer's to its end, so nothing in flight is lost.
-    pub(crate) async fn finish(&mut self) -> Result<(), NetError> {
-        let _ = self.send.finish();
-        while self.next_frame().await?.is_some() {}
-        Ok(())
-    }
-}
-
-/// Runs `f` on the vault in a blocking task (it may fsync).
-pub(crate) async fn with_vault<T: Send + 'static>(
-    vault: &SharedVault,
-    f: impl FnOnce(&mut Vault) -> Result<T, VaultError> + Send + 'static,
-) -> Result<T, NetError> {
-    let vault = vault.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut v = vault
-            .lock()
-            .map_err(|_| NetError::Internal("the vault lock was poisoned".into()))?;
-        f(&mut v).map_err(NetError::from)
-    })
-    .await
-    .map_err(|e| NetError::Internal(e.to_string()))?
-}
-
-/// Syncs `group` with `peer` over `framed` until both sides have caught up.
-pub(crate) async fn run_sync(
-    vault: &SharedVault,
-    group: GroupId,
-    peer: MemberId,
-    initiator: bool,
-    framed: &mut Framed,
-) -> Result<SyncStats, NetError> {
-    let (mut sync, first) =
-        with_vault(vault, move |v| Ok(PeerSync::start(v.session(&group)?, peer, initiator))).await?;
-    framed.write_frames(&first.frames).await?;
-    while !sync.is_caught_up() {
-        let Some(body) = framed.next_frame().await? else {
-            return Err(NetError::Connection("the peer ended the sync early".into()));
-        };
-        let (back, step) = with_vault(vault, move |v| {
-            let step = v.edit(&group, |s| sync.handle_frame(s, &body));
-            Ok((sync, step))
-        })
-        .await?;
-        sync = back;
-        let step = step?;
-        framed.write_frames(&step.frames).await?;
-    }
-    Ok(sync.stats())
 }

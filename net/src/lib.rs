@@ -6,18 +6,26 @@
 //! real sockets. It moves bytes; every decision about what they mean is made in core.
 //!
 //! - [`Node`]: the endpoints of an unlocked profile, serving every group.
-//! - [`join`]: the joiner's side of an invitation.
 //! - [`NetConfig`]: what the node may reach. Relays, address publishing and port mapping
 //!   are off; a node reaches only the addresses it is given.
 //!
+//! - [`NodeEvent`]: what a running node reports (connections, applied changes, rounds).
+//!
 //! The vault (store and sessions) is shared behind a mutex; every frame is handled in a
 //! blocking task that locks it, applies the frame through `Vault::edit` (so what a frame
-//! changed is durable before the answer is sent) and releases it.
+//! changed is durable before the answer is sent) and releases it. Whatever became durable
+//! is then published on an in-process feed; every live conversation of that group pushes
+//! it to its member (not back to the one it came from). A lost push is repaired by the
+//! dialer's periodic anti-entropy round.
 
+mod accept;
 mod conn;
+mod join;
+mod live;
 mod node;
+mod supervisor;
 
-pub use node::{NetConfig, NetError, Node, SyncReport, join};
+pub use node::{NetConfig, NetError, Node, NodeEvent, RelayChoice, SyncReport};
 
 /// The one ALPN Alongside speaks: version 1 of the sync protocol (`docs/PROTOCOL.md`).
 pub const ALPN: &[u8] = b"alongside/1";

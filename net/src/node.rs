@@ -1,23 +1,26 @@
-//! The node: one iroh endpoint per group membership, an accept handler per endpoint, and
-//! the dialing side of sync and of joining.
+//! The node: one iroh endpoint per group membership, an accept handler per endpoint, the
+//! dialing side of sync, and (once [`Node::go_live`] is called) a supervisor that keeps a
+//! live connection to every member it knows an address for.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use alongside_core::group::{GroupSession, MembershipSecrets, TransportBinding};
-use alongside_core::ids::GroupId;
-use alongside_core::invite::{Ticket, verify_proof};
-use alongside_core::membership::{OpKind, Role, SignedOp};
-use alongside_core::sync::{Message, SyncStats};
-use alongside_core::vault::{InviteError, Vault, VaultError};
+use alongside_core::ids::{DocId, GroupId, MemberId};
+use alongside_core::invite::Ticket;
+use alongside_core::sync::SyncStats;
+use alongside_core::vault::{Vault, VaultError};
 use iroh::endpoint::{Connection, PortmapperConfig, presets};
-use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
 use thiserror::Error;
+use tokio::sync::{Notify, broadcast};
 
-use crate::conn::{Framed, SharedVault, run_sync, with_vault};
-use crate::{ALPN, close_code};
+use crate::accept::Handler;
+use crate::conn::{Framed, Shared, SharedVault, with_vault};
+use crate::live::{Mode, Peer, converse};
+use crate::{ALPN, close_code, supervisor};
 
 /// A network operation failed.
 #[derive(Debug, Error)]
@@ -38,24 +41,66 @@ pub enum NetError {
     /// The other device refused us.
     #[error("the other device refused the connection ({0})")]
     Refused(&'static str),
+    /// The network settings are not usable.
+    #[error("{0}")]
+    Config(String),
     /// Something inside this node went wrong.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// What the node may reach. Relays, address lookup and port mapping are always off in
-/// this version: a node reaches only the addresses it is given.
-#[derive(Debug, Clone, Copy)]
+/// What the node may reach and how often it reconciles. Address lookup and port mapping
+/// are always off; relays only if [`NetConfig::relay`] says so.
+#[derive(Debug, Clone)]
 pub struct NetConfig {
     /// The address endpoints bind to (port chosen by the system).
     pub bind_ip: IpAddr,
+    /// Which relays endpoints use.
+    pub relay: RelayChoice,
+    /// Whether local-network discovery may run at all (a group's meeting mode switches
+    /// it on for that group; `false` is the global kill switch).
+    pub lan: bool,
+    /// Time between anti-entropy rounds on a live connection.
+    pub anti_entropy: Duration,
+}
+
+/// Which iroh relays a node uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayChoice {
+    /// None: the node reaches only the addresses it is given.
+    Disabled,
+    /// iroh's public relays.
+    Default,
+    /// A relay the group runs itself.
+    Custom(iroh::RelayUrl),
+}
+
+impl std::str::FromStr for RelayChoice {
+    type Err = NetError;
+
+    fn from_str(text: &str) -> Result<RelayChoice, NetError> {
+        match text {
+            "disabled" | "off" | "none" => Ok(RelayChoice::Disabled),
+            "default" => Ok(RelayChoice::Default),
+            url if url.starts_with("https://") || url.starts_with("http://") => url
+                .parse()
+                .map(RelayChoice::Custom)
+                .map_err(|_| NetError::Config(format!("'{url}' is not a relay URL"))),
+            other => Err(NetError::Config(format!(
+                "'{other}' is not a relay mode: use disabled, default, or a relay's https:// URL"
+            ))),
+        }
+    }
 }
 
 impl NetConfig {
-    /// Loopback only: for tests and demos.
+    /// Loopback only, relays off: for tests and demos.
     pub fn loopback() -> NetConfig {
         NetConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay: RelayChoice::Disabled,
+            lan: false,
+            anti_entropy: Duration::from_secs(20),
         }
     }
 }
@@ -67,45 +112,254 @@ pub struct SyncReport {
     pub stats: SyncStats,
 }
 
-struct Served {
-    endpoint: Endpoint,
+/// What a running node tells its user interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// The node started serving a group (at start, or one created or joined later).
+    Serving {
+        /// The group.
+        group: GroupId,
+    },
+    /// A member is connected now (first connection to them).
+    Connected {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        member: MemberId,
+    },
+    /// The last connection to a member ended.
+    Disconnected {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        member: MemberId,
+    },
+    /// Changes from a member were applied (durably).
+    Applied {
+        /// The group.
+        group: GroupId,
+        /// Whose connection brought them.
+        from: MemberId,
+        /// The document changed.
+        doc: DocId,
+        /// How many changes.
+        changes: usize,
+    },
+    /// A reconciliation round with a member completed.
+    CaughtUp {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        member: MemberId,
+        /// Rounds completed on this connection so far.
+        rounds: u64,
+    },
+}
+
+/// How long a dial may take before the address counts as unreachable.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Served {
+    pub(crate) endpoint: Endpoint,
     router: Router,
+}
+
+/// What the node's tasks share.
+pub(crate) struct Inner {
+    pub(crate) shared: SharedVault,
+    pub(crate) config: NetConfig,
+    groups: Mutex<HashMap<GroupId, Arc<Served>>>,
+    /// Open conversations per member.
+    connected: Mutex<HashMap<(GroupId, MemberId), usize>>,
+    /// Wakes the supervisor (an address learned, a connection ended).
+    pub(crate) wake: Notify,
+    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Held while a group's endpoint is being bound.
+    serving: tokio::sync::Mutex<()>,
 }
 
 /// The network side of an unlocked profile.
 pub struct Node {
-    vault: SharedVault,
-    config: NetConfig,
-    groups: Mutex<HashMap<GroupId, Arc<Served>>>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("config", &self.config)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
 
-async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig) -> Result<Endpoint, NetError> {
+/// Binds an endpoint with key `seed` on `port` (0: any), with the relays `config` allows.
+pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16) -> Result<Endpoint, NetError> {
+    let relay = match &config.relay {
+        RelayChoice::Disabled => RelayMode::Disabled,
+        RelayChoice::Default => RelayMode::Default,
+        RelayChoice::Custom(url) => RelayMode::custom([url.clone()]),
+    };
     Endpoint::builder(presets::Minimal)
-        .relay_mode(RelayMode::Disabled)
+        .relay_mode(relay)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
         .secret_key(SecretKey::from_bytes(seed))
         .alpns(vec![ALPN.to_vec()])
-        .bind_addr(SocketAddr::new(config.bind_ip, 0))
+        .bind_addr(SocketAddr::new(config.bind_ip, port))
         .map_err(|e| NetError::Bind(e.to_string()))?
         .bind()
         .await
         .map_err(|e| NetError::Bind(e.to_string()))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Counts a member as connected while it lives.
+pub(crate) struct Presence {
+    inner: Arc<Inner>,
+    key: (GroupId, MemberId),
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        let gone = self.inner.connected.lock().is_ok_and(|mut c| {
+            let n = c.entry(self.key).or_insert(1);
+            *n -= 1;
+            let gone = *n == 0;
+            if gone {
+                c.remove(&self.key);
+            }
+            gone
+        });
+        if gone {
+            self.inner.shared.emit(NodeEvent::Disconnected {
+                group: self.key.0,
+                member: self.key.1,
+            });
+        }
+        self.inner.wake.notify_one();
+    }
+}
+
+impl Inner {
+    pub(crate) fn served(&self, group: &GroupId) -> Option<Arc<Served>> {
+        self.groups.lock().ok()?.get(group).cloned()
+    }
+
+    pub(crate) fn served_groups(&self) -> Vec<GroupId> {
+        self.groups
+            .lock()
+            .map(|g| g.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Marks `member` connected until the returned guard drops.
+    pub(crate) fn present(self: &Arc<Self>, group: GroupId, member: MemberId) -> Presence {
+        let first = self.connected.lock().is_ok_and(|mut c| {
+            let n = c.entry((group, member)).or_insert(0);
+            *n += 1;
+            *n == 1
+        });
+        if first {
+            self.shared.emit(NodeEvent::Connected { group, member });
+        }
+        Presence {
+            inner: self.clone(),
+            key: (group, member),
+        }
+    }
+
+    pub(crate) fn is_connected(&self, group: GroupId, member: MemberId) -> bool {
+        self.connected.lock().is_ok_and(|c| c.contains_key(&(group, member)))
+    }
+
+    /// Binds the endpoint of `group` (its membership's transport key) and accepts on it.
+    pub(crate) async fn serve_group(self: &Arc<Self>, group: GroupId) -> Result<(), NetError> {
+        // One at a time, so a group is never bound twice (its address must be one).
+        let _serving = self.serving.lock().await;
+        if self.served(&group).is_some() {
+            return Ok(());
+        }
+        let seed = with_vault(&self.shared, move |v| {
+            Ok(*v.session(&group)?.secrets().transport.seed())
+        })
+        .await?;
+        // Keep the port this group's endpoint had last time, so members who only know that
+        // address still find it after a restart; any free port if it is taken.
+        let me = *SecretKey::from_bytes(&seed).public().as_bytes();
+        let last_port = with_vault(&self.shared, move |v| {
+            Ok(v.addresses(&group)?
+                .into_iter()
+                .find(|(e, _)| *e == me)
+                .and_then(|(_, a)| a.first().map(|a| a.port())))
+        })
+        .await?;
+        let endpoint = match last_port {
+            Some(port) => match bind_endpoint(&seed, &self.config, port).await {
+                Ok(ep) => ep,
+                Err(_) => bind_endpoint(&seed, &self.config, 0).await?,
+            },
+            None => bind_endpoint(&seed, &self.config, 0).await?,
+        };
+        let bound: Vec<SocketAddr> = endpoint
+            .bound_sockets()
+            .into_iter()
+            .filter(|a| a.is_ipv4() == self.config.bind_ip.is_ipv4())
+            .collect();
+        with_vault(&self.shared, move |v| v.remember_address(&group, &me, &bound)).await?;
+        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes());
+        let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
+        let served = Arc::new(Served { endpoint, router });
+        self.groups
+            .lock()
+            .map_err(|_| NetError::Internal("node lock poisoned".into()))?
+            .insert(group, served);
+        self.shared.emit(NodeEvent::Serving { group });
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Dials the member behind `peer` and runs a conversation with it in `mode`.
+    pub(crate) async fn converse_with(
+        self: &Arc<Self>,
+        group: GroupId,
+        peer: [u8; 32],
+        addrs: &[SocketAddr],
+        mode: Mode,
+    ) -> Result<SyncReport, NetError> {
+        self.serve_group(group).await?;
+        let served = self
+            .served(&group)
+            .ok_or(NetError::Internal("group not served".into()))?;
+        let member = with_vault(&self.shared, move |v| Ok(v.session(&group)?.member_for_endpoint(&peer)))
+            .await?
+            .ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
+        let conn = dial(&served.endpoint, peer, addrs).await?;
+        let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        let _presence = self.present(group, member);
+        let result = converse(
+            &self.shared,
+            Peer {
+                group,
+                member,
+                initiator: true,
+            },
+            Framed::new(send, recv),
+            mode,
+        )
+        .await;
+        close_dialer(&conn, &result);
+        let stats = result?;
+        let addrs = addrs.to_vec();
+        with_vault(&self.shared, move |v| v.remember_address(&group, &peer, &addrs)).await?;
+        self.wake.notify_one();
+        Ok(SyncReport { stats })
+    }
 }
 
 impl Node {
@@ -113,9 +367,15 @@ impl Node {
     pub async fn start(vault: Vault, config: NetConfig) -> Result<Node, NetError> {
         let groups = vault.group_ids()?;
         let node = Node {
-            vault: Arc::new(Mutex::new(vault)),
-            config,
-            groups: Mutex::new(HashMap::new()),
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared::new(vault)),
+                config,
+                groups: Mutex::new(HashMap::new()),
+                connected: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                supervisor: Mutex::new(None),
+                serving: tokio::sync::Mutex::new(()),
+            }),
         };
         for g in groups {
             node.serve_group(g).await?;
@@ -123,45 +383,51 @@ impl Node {
         Ok(node)
     }
 
-    /// The shared vault (for local edits while the node runs).
-    pub fn vault(&self) -> Arc<Mutex<Vault>> {
-        self.vault.clone()
+    /// Keeps a live connection to every member in the address books, redialing with
+    /// backoff after errors, and serves groups created or joined while running.
+    pub fn go_live(&self) {
+        if let Ok(mut slot) = self.inner.supervisor.lock()
+            && slot.is_none()
+        {
+            *slot = Some(tokio::spawn(supervisor::run(self.inner.clone())));
+        }
     }
 
-    /// The shared vault, borrowed (lock it briefly: connections wait for it).
-    pub fn vault_ref(&self) -> &Mutex<Vault> {
-        &self.vault
+    /// Subscribes to what the node does (connections, applied changes, rounds).
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.shared.events.subscribe()
     }
 
-    fn served(&self, group: &GroupId) -> Option<Arc<Served>> {
-        self.groups.lock().ok()?.get(group).cloned()
+    /// Runs `f` on the profile in a blocking task; whatever it made durable is pushed to
+    /// connected members at once.
+    pub async fn with_vault<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vault) -> Result<T, VaultError> + Send + 'static,
+    ) -> Result<T, NetError> {
+        with_vault(&self.inner.shared, f).await
     }
 
     /// Binds the endpoint of `group` (its membership's transport key) and accepts on it.
     pub async fn serve_group(&self, group: GroupId) -> Result<(), NetError> {
-        if self.served(&group).is_some() {
-            return Ok(());
-        }
-        let seed = with_vault(&self.vault, move |v| Ok(*v.session(&group)?.secrets().transport.seed())).await?;
-        let endpoint = bind_endpoint(&seed, &self.config).await?;
-        let handler = Handler {
-            group,
-            vault: self.vault.clone(),
-            me: *endpoint.id().as_bytes(),
-        };
-        let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
-        let served = Arc::new(Served { endpoint, router });
-        self.groups
-            .lock()
-            .map_err(|_| NetError::Internal("node lock poisoned".into()))?
-            .insert(group, served);
-        Ok(())
+        self.inner.serve_group(group).await
     }
 
     /// Where `group`'s endpoint can be reached: its id and bound socket addresses.
     pub fn address(&self, group: &GroupId) -> Option<([u8; 32], Vec<SocketAddr>)> {
-        let served = self.served(group)?;
+        let served = self.inner.served(group)?;
         Some((*served.endpoint.id().as_bytes(), served.endpoint.bound_sockets()))
+    }
+
+    /// Members of `group` with an open connection now.
+    pub fn connected(&self, group: &GroupId) -> Vec<MemberId> {
+        let mut out: Vec<MemberId> = self
+            .inner
+            .connected
+            .lock()
+            .map(|c| c.keys().filter(|(g, _)| g == group).map(|(_, m)| *m).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Issues an invitation to `group` valid until `expires_at_ms`, carrying this node's
@@ -171,7 +437,7 @@ impl Node {
         let (inviter, addrs) = self
             .address(&group)
             .ok_or(NetError::Internal("group not served".into()))?;
-        let invite_secret = with_vault(&self.vault, move |v| v.create_invite(&group, expires_at_ms)).await?;
+        let invite_secret = self.with_vault(move |v| v.create_invite(&group, expires_at_ms)).await?;
         Ok(Ticket {
             group,
             inviter,
@@ -188,28 +454,15 @@ impl Node {
         peer: [u8; 32],
         addrs: &[SocketAddr],
     ) -> Result<SyncReport, NetError> {
-        self.serve_group(group).await?;
-        let served = self
-            .served(&group)
-            .ok_or(NetError::Internal("group not served".into()))?;
-        let member = with_vault(&self.vault, move |v| Ok(v.session(&group)?.member_for_endpoint(&peer)))
-            .await?
-            .ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
-        let conn = dial(&served.endpoint, peer, addrs).await?;
-        let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
-        let mut framed = Framed::new(send, recv);
-        let result = run_sync(&self.vault, group, member, true, &mut framed).await;
-        finish_dialer(&conn, &mut framed, &result).await;
-        let stats = result?;
-        let addrs = addrs.to_vec();
-        with_vault(&self.vault, move |v| v.remember_address(&group, &peer, &addrs)).await?;
-        Ok(SyncReport { stats })
+        self.inner.converse_with(group, peer, addrs, Mode::Once).await
     }
 
     /// Joins the group of `ticket` as `display_name`, pulls its content, and serves it.
     pub async fn join(&self, ticket: &Ticket, display_name: &str) -> Result<GroupId, NetError> {
-        let group = join(&self.vault, &self.config, ticket, display_name).await?;
+        let group = crate::join::join(&self.inner.shared, &self.inner.config, ticket, display_name).await?;
         self.serve_group(group).await?;
+        // The inviter's address is in the book now: a live node connects at once.
+        self.inner.wake.notify_one();
         Ok(group)
     }
 
@@ -218,7 +471,7 @@ impl Node {
     pub async fn sync_all(&self, group: GroupId) -> Result<usize, NetError> {
         self.serve_group(group).await?;
         let me = self.address(&group).map(|(id, _)| id);
-        let book = with_vault(&self.vault, move |v| v.addresses(&group)).await?;
+        let book = self.with_vault(move |v| v.addresses(&group)).await?;
         let mut reached = 0;
         let mut last_error = None;
         for (endpoint, addrs) in book.into_iter().filter(|(e, _)| Some(*e) != me) {
@@ -237,9 +490,13 @@ impl Node {
         }
     }
 
-    /// Closes every endpoint.
+    /// Stops the supervisor and closes every endpoint (live connections end with them).
     pub async fn shutdown(self) {
+        if let Some(task) = self.inner.supervisor.lock().ok().and_then(|mut s| s.take()) {
+            task.abort();
+        }
         let served: Vec<Arc<Served>> = self
+            .inner
             .groups
             .lock()
             .map(|mut g| g.drain().map(|(_, s)| s).collect())
@@ -251,221 +508,26 @@ impl Node {
     }
 }
 
-async fn dial(endpoint: &Endpoint, peer: [u8; 32], addrs: &[SocketAddr]) -> Result<Connection, NetError> {
+pub(crate) async fn dial(endpoint: &Endpoint, peer: [u8; 32], addrs: &[SocketAddr]) -> Result<Connection, NetError> {
     let id = EndpointId::from_bytes(&peer).map_err(|_| NetError::Protocol("not an endpoint id".into()))?;
     let mut addr = EndpointAddr::new(id);
     for a in addrs {
         addr = addr.with_ip_addr(*a);
     }
-    endpoint
-        .connect(addr, ALPN)
-        .await
-        .map_err(|e| NetError::Connection(e.to_string()))
+    match tokio::time::timeout(DIAL_TIMEOUT, endpoint.connect(addr, ALPN)).await {
+        Ok(connected) => connected.map_err(|e| NetError::Connection(e.to_string())),
+        Err(_) => Err(NetError::Connection("nobody answered at that address".into())),
+    }
 }
 
-/// The dialer's polite ending: finish, drain, close with a code that says how it went.
-async fn finish_dialer<T>(conn: &Connection, framed: &mut Framed, result: &Result<T, NetError>) {
+/// The dialer's ending: a close code that says how it went (the conversation already
+/// finished its stream politely if it went well).
+pub(crate) fn close_dialer<T>(conn: &Connection, result: &Result<T, NetError>) {
     match result {
-        Ok(_) => {
-            let _ = framed.finish().await;
-            conn.close(close_code::DONE.into(), b"done");
-        }
+        Ok(_) => conn.close(close_code::DONE.into(), b"done"),
         Err(NetError::Protocol(_)) | Err(NetError::Vault(VaultError::Protocol(_))) => {
             conn.close(close_code::PROTOCOL.into(), b"protocol error");
         }
         Err(_) => conn.close(close_code::PROTOCOL.into(), b"sync failed"),
-    }
-}
-
-/// The joiner's side of an invitation: prove the ticket, become a member, pull the group.
-pub async fn join(
-    vault: &SharedVault,
-    config: &NetConfig,
-    ticket: &Ticket,
-    display_name: &str,
-) -> Result<GroupId, NetError> {
-    if ticket.expires_at_ms <= now_ms() {
-        return Err(NetError::Refused("that invitation has expired"));
-    }
-    let group = ticket.group;
-    let (secrets, rng) = with_vault(vault, |v| {
-        let mut rng = v.session_rng();
-        Ok((MembershipSecrets::generate(&mut rng), v.session_rng()))
-    })
-    .await?;
-    if with_vault(vault, move |v| Ok(v.group_ids()?.contains(&group))).await? {
-        return Err(NetError::Refused("this profile is already a member of that group"));
-    }
-    let endpoint = bind_endpoint(&secrets.transport.seed(), config).await?;
-    let result = join_on(&endpoint, vault, ticket, secrets, rng, display_name).await;
-    endpoint.close().await;
-    result
-}
-
-async fn join_on(
-    endpoint: &Endpoint,
-    vault: &SharedVault,
-    ticket: &Ticket,
-    secrets: MembershipSecrets,
-    rng: rand::rngs::StdRng,
-    display_name: &str,
-) -> Result<GroupId, NetError> {
-    let group = ticket.group;
-    let me_endpoint = *endpoint.id().as_bytes();
-    let conn = dial(endpoint, ticket.inviter, &ticket.addrs).await?;
-    let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
-    let mut framed = Framed::new(send, recv);
-    let request = Message::JoinRequest {
-        group,
-        invite: ticket.invite_public(),
-        proof: ticket.prove(&me_endpoint),
-        keys: secrets.public_keys(&group),
-        transport: TransportBinding::new(&group, &secrets.signing, me_endpoint),
-    };
-    framed.write_frames(&[request.to_frame()]).await?;
-    let ops = match framed.next_frame().await {
-        Ok(Some(body)) => match Message::decode(&body) {
-            Ok(Message::JoinAccepted { ops }) => ops,
-            _ => return Err(NetError::Protocol("expected the answer to a join".into())),
-        },
-        _ => return Err(refusal(&conn).await),
-    };
-    let mut ops: Vec<SignedOp> = ops
-        .iter()
-        .map(|b| SignedOp::decode(b))
-        .collect::<Result<_, _>>()
-        .map_err(|e| NetError::Protocol(e.to_string()))?;
-    ops.sort_by_key(|o| !o.op().parents.is_empty());
-    let me = secrets.member();
-    let inviter = ops
-        .iter()
-        .find(|o| matches!(&o.op().kind, OpKind::Add { keys, .. } if keys.member == me))
-        .map(|o| o.op().author)
-        .ok_or_else(|| NetError::Protocol("the answer does not add this member".into()))?;
-    let mut session = GroupSession::join(rng, secrets, &ops).map_err(|e| NetError::Protocol(e.to_string()))?;
-    let name = display_name.to_string();
-    session.set_display_name(&name).map_err(|e| NetError::Vault(e.into()))?;
-    session.announce_transport().map_err(|e| NetError::Vault(e.into()))?;
-    with_vault(vault, move |v| v.adopt(session)).await?;
-    let result = run_sync(vault, group, inviter, true, &mut framed).await;
-    finish_dialer(&conn, &mut framed, &result).await;
-    result?;
-    let (inviter_endpoint, addrs) = (ticket.inviter, ticket.addrs.clone());
-    with_vault(vault, move |v| v.remember_address(&group, &inviter_endpoint, &addrs)).await?;
-    Ok(group)
-}
-
-/// Why the inviter closed the connection, from its close code.
-async fn refusal(conn: &Connection) -> NetError {
-    let reason = conn.closed().await;
-    let code = match &reason {
-        iroh::endpoint::ConnectionError::ApplicationClosed(c) => u64::from(c.error_code),
-        _ => return NetError::Connection(reason.to_string()),
-    };
-    match code {
-        c if c == u64::from(close_code::INVITE_USED) => NetError::Refused("that invitation was already used"),
-        c if c == u64::from(close_code::INVITE_EXPIRED) => NetError::Refused("that invitation has expired"),
-        c if c == u64::from(close_code::INVITE_UNKNOWN) => {
-            NetError::Refused("that invitation is not known to the inviter")
-        }
-        c if c == u64::from(close_code::REFUSED) => NetError::Refused("the invitation proof was not accepted"),
-        _ => NetError::Connection(reason.to_string()),
-    }
-}
-
-/// Accepts connections for one group.
-#[derive(Debug, Clone)]
-struct Handler {
-    group: GroupId,
-    vault: SharedVault,
-    me: [u8; 32],
-}
-
-impl ProtocolHandler for Handler {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        let remote = *conn.remote_id().as_bytes();
-        match self.serve(&conn, remote).await {
-            Ok(()) => {
-                conn.closed().await;
-            }
-            Err((code, reason)) => {
-                tracing::debug!(group = %alongside_core::ids::short_hex(&self.group.0), code, reason, "connection refused or failed");
-                conn.close(code.into(), reason.as_bytes());
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Handler {
-    async fn serve(&self, conn: &Connection, remote: [u8; 32]) -> Result<(), (u32, String)> {
-        let group = self.group;
-        let protocol = |e: NetError| (close_code::PROTOCOL, e.to_string());
-        let (send, recv) = conn
-            .accept_bi()
-            .await
-            .map_err(|e| (close_code::PROTOCOL, e.to_string()))?;
-        let mut framed = Framed::new(send, recv);
-        let known = with_vault(&self.vault, move |v| {
-            Ok(v.session(&group)?.member_for_endpoint(&remote))
-        })
-        .await
-        .map_err(protocol)?;
-        let peer = match known {
-            Some(member) => member,
-            None => {
-                // Not a member: the only thing it may say is a valid join request.
-                let first = framed.next_frame().await.map_err(protocol)?;
-                let request = first.and_then(|b| Message::decode(&b).ok());
-                let Some(Message::JoinRequest {
-                    group: g,
-                    invite,
-                    proof,
-                    keys,
-                    transport,
-                }) = request
-                else {
-                    return Err((close_code::REFUSED, "not a member".into()));
-                };
-                let valid = g == group
-                    && verify_proof(&invite, &group, &self.me, &remote, &proof)
-                    && keys.verify(&group)
-                    && transport.key == remote
-                    && transport.verify(&group, &keys.member);
-                if !valid {
-                    return Err((close_code::REFUSED, "invalid invitation proof".into()));
-                }
-                let now = now_ms();
-                let member = keys.member;
-                let ops = with_vault(&self.vault, move |v| {
-                    v.redeem_invite(&group, &invite, now)?;
-                    v.edit(&group, |s| s.add_member(keys, Role::Member, now))?;
-                    let mut ops = v.session(&group)?.ops();
-                    ops.sort_by_key(|o| !o.op().parents.is_empty());
-                    Ok(ops.iter().map(|o| o.bytes().to_vec()).collect::<Vec<_>>())
-                })
-                .await
-                .map_err(|e| match e {
-                    NetError::Vault(VaultError::Invite(InviteError::Used)) => (close_code::INVITE_USED, e.to_string()),
-                    NetError::Vault(VaultError::Invite(InviteError::Expired)) => {
-                        (close_code::INVITE_EXPIRED, e.to_string())
-                    }
-                    NetError::Vault(VaultError::Invite(InviteError::Unknown)) => {
-                        (close_code::INVITE_UNKNOWN, e.to_string())
-                    }
-                    other => protocol(other),
-                })?;
-                framed
-                    .write_frames(&[Message::JoinAccepted { ops }.to_frame()])
-                    .await
-                    .map_err(protocol)?;
-                member
-            }
-        };
-        run_sync(&self.vault, group, peer, false, &mut framed)
-            .await
-            .map_err(protocol)?;
-        framed.finish().await.map_err(protocol)?;
-        Ok(())
     }
 }

@@ -49,6 +49,11 @@ fn endpoint_addr(id: &[u8; 32], addrs: &[std::net::SocketAddr]) -> iroh::Endpoin
     )
 }
 
+/// Runs `f` on `n`'s profile (through the node, as every caller must).
+async fn on<T: Send + 'static>(n: &Node, f: impl FnOnce(&mut Vault) -> T + Send + 'static) -> T {
+    n.with_vault(move |v| Ok(f(v))).await.unwrap()
+}
+
 fn story(title: &str) -> NewStory {
     NewStory {
         title: title.into(),
@@ -62,13 +67,12 @@ async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_of
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
     let bob = node(root.path(), "bob").await;
-    let group = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
+    let group = on(&alice, move |v| {
         let g = v.create_group("Tuesday Circle", "Alice", NOW).unwrap();
         v.edit(&g, |s| s.add_story(&story("Ninety days"), NOW)).unwrap();
         g
-    };
+    })
+    .await;
     let ticket = alice.invite(group, far_future()).await.unwrap();
     let text = ticket.to_text();
     let parsed = Ticket::from_text(&text).unwrap();
@@ -79,16 +83,13 @@ async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_of
         .unwrap()
         .unwrap();
     assert_eq!(joined, group);
-    {
-        let v = bob.vault();
-        let mut v = v.lock().unwrap();
+    on(&bob, move |v| {
         let s = v.session(&group).unwrap();
         assert_eq!(s.name(), "Tuesday Circle");
         assert_eq!(s.stories().len(), 1);
-    }
-    {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
+    })
+    .await;
+    on(&alice, move |v| {
         let names: Vec<String> = v
             .session(&group)
             .unwrap()
@@ -97,7 +98,8 @@ async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_of
             .map(|m| m.name)
             .collect();
         assert_eq!(names, vec!["Alice".to_string(), "Bob".to_string()]);
-    }
+    })
+    .await;
 
     // The ticket cannot be used twice.
     let carol = node(root.path(), "carol").await;
@@ -109,10 +111,11 @@ async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_of
 
     // Both write while apart, then Bob dials Alice.
     for (n, who) in [(&alice, "Alice"), (&bob, "Bob")] {
-        let v = n.vault();
-        let mut v = v.lock().unwrap();
-        v.edit(&group, |s| s.add_story(&story(&format!("{who} offline")), NOW + 1))
-            .unwrap();
+        on(n, move |v| {
+            v.edit(&group, |s| s.add_story(&story(&format!("{who} offline")), NOW + 1))
+                .unwrap();
+        })
+        .await;
     }
     let (alice_id, alice_addrs) = alice.address(&group).unwrap();
     let report = tokio::time::timeout(LIMIT, bob.sync_with(group, alice_id, &alice_addrs))
@@ -120,13 +123,11 @@ async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_of
         .unwrap()
         .unwrap();
     assert!(report.stats.reconcile_rounds >= 1);
-    let views = |n: &Node| {
-        let v = n.vault();
-        let mut v = v.lock().unwrap();
+    let views = move |v: &mut Vault| {
         let s = v.session(&group).unwrap();
         (s.stories(), s.members().into_iter().map(|m| m.name).collect::<Vec<_>>())
     };
-    let (a, b) = (views(&alice), views(&bob));
+    let (a, b) = (on(&alice, views).await, on(&bob, views).await);
     assert_eq!(a, b);
     assert_eq!(a.0.len(), 3);
 
@@ -140,11 +141,7 @@ async fn expired_tickets_and_strangers_are_refused_before_any_group_data() {
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
     let eve = node(root.path(), "eve").await;
-    let group = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
-        v.create_group("Circle", "Alice", NOW).unwrap()
-    };
+    let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
     // An expired ticket is refused by the joiner itself and by the inviter.
     let mut expired = alice.invite(group, far_future()).await.unwrap();
     expired.expires_at_ms = 1;
@@ -168,16 +165,14 @@ async fn expired_tickets_and_strangers_are_refused_before_any_group_data() {
         .await
         .unwrap();
     assert!(r.is_err());
-    {
-        let v = eve.vault();
-        let v = v.lock().unwrap();
+    on(&eve, move |v| {
         assert!(v.group_ids().unwrap().is_empty(), "Eve learned nothing");
-    }
-    {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
+    })
+    .await;
+    on(&alice, move |v| {
         assert_eq!(v.session(&group).unwrap().members().len(), 1);
-    }
+    })
+    .await;
     alice.shutdown().await;
     eve.shutdown().await;
 }
@@ -188,11 +183,7 @@ async fn a_stranger_endpoint_is_refused_with_a_protocol_error_and_gets_no_frame(
 
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
-    let group = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
-        v.create_group("Circle", "Alice", NOW).unwrap()
-    };
+    let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
     alice.serve_group(group).await.unwrap();
     let (alice_id, alice_addrs) = alice.address(&group).unwrap();
     let stranger = raw_endpoint(&[42; 32]).await;
@@ -226,11 +217,7 @@ async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_s
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
     let bob = node(root.path(), "bob").await;
-    let group = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
-        v.create_group("Circle", "Alice", NOW).unwrap()
-    };
+    let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
     let ticket = alice.invite(group, far_future()).await.unwrap();
     // Mallory saw a proof made for Bob's endpoint [9; 32] and replays it from her own.
     let proof_for_someone_else = ticket.prove(&[9; 32]);
@@ -274,30 +261,24 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
     let bob = node(root.path(), "bob").await;
-    let group = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
+    let group = on(&alice, move |v| {
         let g = v.create_group("Circle", "Alice", NOW).unwrap();
         v.edit(&g, |s| s.add_story(&story("Kept safe"), NOW)).unwrap();
         g
-    };
+    })
+    .await;
     let ticket = alice.invite(group, far_future()).await.unwrap();
     bob.join(&ticket, "Bob").await.unwrap();
-    let heads_before = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
+    let heads_before = on(&alice, move |v| {
         v.session(&group)
             .unwrap()
             .replicas()
             .map(|r| (r.id(), r.heads()))
             .collect::<Vec<_>>()
-    };
+    })
+    .await;
     // Bob's own transport key, driven by hand: a member, but a misbehaving one.
-    let bob_seed = {
-        let v = bob.vault();
-        let mut v = v.lock().unwrap();
-        *v.session(&group).unwrap().secrets().transport.seed()
-    };
+    let bob_seed = on(&bob, move |v| *v.session(&group).unwrap().secrets().transport.seed()).await;
     let (alice_id, alice_addrs) = alice.address(&group).unwrap();
     let bad_frames: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", vec![9, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5]),
@@ -334,15 +315,14 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
         }
         ep.close().await;
     }
-    let heads_after = {
-        let v = alice.vault();
-        let mut v = v.lock().unwrap();
+    let heads_after = on(&alice, move |v| {
         v.session(&group)
             .unwrap()
             .replicas()
             .map(|r| (r.id(), r.heads()))
             .collect::<Vec<_>>()
-    };
+    })
+    .await;
     assert_eq!(heads_before, heads_after, "nothing the bad peer sent was applied");
     // Alice's node still serves: Bob's real node syncs.
     let report = tokio::time::timeout(LIMIT, bob.sync_with(group, alice_id, &alice_addrs))

@@ -5,6 +5,7 @@
 
 use alongside_core::group::{GroupSession, MembershipSecrets};
 use alongside_core::membership::Role;
+use alongside_core::sync::{Message, PeerSync, SyncStats};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -77,39 +78,72 @@ pub fn sync_all(members: &mut [GroupSession]) {
     }
 }
 
-/// Runs the sync engine between `a` (dialer) and `b` until neither has anything to send,
-/// passing frames as bytes. Returns both sides' stats and the messages each side sent.
-pub fn sync_pair(
-    a: &mut GroupSession,
-    b: &mut GroupSession,
-) -> (
-    alongside_core::sync::SyncStats,
-    alongside_core::sync::SyncStats,
-    Vec<alongside_core::sync::Message>,
-    Vec<alongside_core::sync::Message>,
-) {
-    use alongside_core::sync::{Message, PeerSync};
-    let (mut sa, step_a) = PeerSync::start(a, b.me(), true);
-    let (mut sb, step_b) = PeerSync::start(b, a.me(), false);
-    let (mut to_b, mut to_a) = (step_a.frames, step_b.frames);
-    let (mut sent_a, mut sent_b) = (Vec::new(), Vec::new());
-    let mut rounds = 0;
-    while !to_a.is_empty() || !to_b.is_empty() {
-        rounds += 1;
-        assert!(rounds < 1000, "sync does not settle");
-        for frame in std::mem::take(&mut to_b) {
-            sent_a.push(Message::decode(&frame[4..]).expect("valid frame"));
-            let step = sb.handle_frame(b, &frame[4..]).expect("honest frame");
-            to_a.extend(step.frames);
-        }
-        for frame in std::mem::take(&mut to_a) {
-            sent_b.push(Message::decode(&frame[4..]).expect("valid frame"));
-            let step = sa.handle_frame(a, &frame[4..]).expect("honest frame");
-            to_b.extend(step.frames);
+/// Two engines connected by an in-memory, lossless stream: `a` dialed `b`.
+pub struct Link {
+    /// `a`'s engine (the dialer).
+    pub a: PeerSync,
+    /// `b`'s engine (the acceptor).
+    pub b: PeerSync,
+    to_a: Vec<Vec<u8>>,
+    to_b: Vec<Vec<u8>>,
+    /// Every message `a` sent, decoded.
+    pub sent_a: Vec<Message>,
+    /// Every message `b` sent, decoded.
+    pub sent_b: Vec<Message>,
+}
+
+impl Link {
+    /// Opens a connection: both sides start (frames not yet delivered).
+    pub fn open(a: &GroupSession, b: &GroupSession) -> Link {
+        let (sa, step_a) = PeerSync::start(a, b.me(), true);
+        let (sb, step_b) = PeerSync::start(b, a.me(), false);
+        Link {
+            a: sa,
+            b: sb,
+            to_b: step_a.frames,
+            to_a: step_b.frames,
+            sent_a: Vec::new(),
+            sent_b: Vec::new(),
         }
     }
-    assert!(sa.is_caught_up() && sb.is_caught_up(), "both sides caught up");
+
+    /// Queues frames `a` produced outside `pump` (a push, a new round).
+    pub fn send_from_a(&mut self, frames: Vec<Vec<u8>>) {
+        self.to_b.extend(frames);
+    }
+
+    /// Queues frames `b` produced outside `pump`.
+    pub fn send_from_b(&mut self, frames: Vec<Vec<u8>>) {
+        self.to_a.extend(frames);
+    }
+
+    /// Delivers frames both ways until neither side has anything to send.
+    pub fn pump(&mut self, a: &mut GroupSession, b: &mut GroupSession) {
+        let mut rounds = 0;
+        while !self.to_a.is_empty() || !self.to_b.is_empty() {
+            rounds += 1;
+            assert!(rounds < 1000, "sync does not settle");
+            for frame in std::mem::take(&mut self.to_b) {
+                self.sent_a.push(Message::decode(&frame[4..]).expect("valid frame"));
+                let step = self.b.handle_frame(b, &frame[4..]).expect("honest frame");
+                self.to_a.extend(step.frames);
+            }
+            for frame in std::mem::take(&mut self.to_a) {
+                self.sent_b.push(Message::decode(&frame[4..]).expect("valid frame"));
+                let step = self.a.handle_frame(a, &frame[4..]).expect("honest frame");
+                self.to_b.extend(step.frames);
+            }
+        }
+    }
+}
+
+/// Runs the sync engine between `a` (dialer) and `b` until neither has anything to send,
+/// passing frames as bytes. Returns both sides' stats and the messages each side sent.
+pub fn sync_pair(a: &mut GroupSession, b: &mut GroupSession) -> (SyncStats, SyncStats, Vec<Message>, Vec<Message>) {
+    let mut link = Link::open(a, b);
+    link.pump(a, b);
+    assert!(link.a.is_caught_up() && link.b.is_caught_up(), "both sides caught up");
     a.take_outbox();
     b.take_outbox();
-    (sa.stats(), sb.stats(), sent_a, sent_b)
+    (link.a.stats(), link.b.stats(), link.sent_a, link.sent_b)
 }

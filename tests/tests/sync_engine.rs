@@ -2,10 +2,12 @@
 //! exactly as the transport will carry them.
 
 use alongside_core::group::GroupSession;
+use alongside_core::group::MembershipSecrets;
 use alongside_core::ids::{DocId, DocKind};
+use alongside_core::membership::Role;
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
 use alongside_core::sync::{FrameReader, Message, PeerSync, ProtocolError};
-use alongside_tests::{NOW_MS, group, ordered_ops, rng, sync_pair};
+use alongside_tests::{Link, NOW_MS, group, ordered_ops, rng, sync_pair};
 
 fn story(title: &str) -> NewStory {
     NewStory {
@@ -204,6 +206,15 @@ fn malformed_or_out_of_order_frames_are_protocol_errors_and_change_nothing() {
             Message::DocSet { msg: vec![0x61] }.to_frame()[4..].to_vec(),
         ),
         (
+            "pushed operations before membership",
+            Message::Ops {
+                ops: vec![],
+                grants: vec![],
+            }
+            .to_frame()[4..]
+                .to_vec(),
+        ),
+        (
             "unit before membership",
             Message::Unit { bytes: vec![1, 2, 3] }.to_frame()[4..].to_vec(),
         ),
@@ -258,4 +269,85 @@ fn malformed_or_out_of_order_frames_are_protocol_errors_and_change_nothing() {
     let mut reader = FrameReader::new();
     reader.push(&(200u32 * 1024 * 1024).to_le_bytes());
     assert!(reader.next_frame().is_err());
+}
+
+/// Pushes every unit in `a`'s outbox over the link, as the node does after each edit.
+fn push_outbox(link: &mut Link, a: &mut GroupSession) {
+    for unit in a.take_outbox() {
+        let step = link.a.push(a, &unit);
+        link.send_from_a(step.frames);
+    }
+}
+
+#[test]
+fn while_connected_changes_are_pushed_and_a_new_round_repairs_a_lost_push() {
+    let mut g = group(36, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    let mut link = Link::open(&alice, &bob);
+    link.pump(&mut alice, &mut bob);
+    assert!(link.a.is_live() && link.b.is_live() && link.a.is_caught_up());
+    assert_eq!(link.a.rounds_completed(), 1);
+
+    // Alice writes while connected: one Unit frame, applied by Bob at once.
+    alice.add_story(&story("Written live"), NOW_MS).unwrap();
+    let before = link.sent_a.len();
+    push_outbox(&mut link, &mut alice);
+    link.pump(&mut alice, &mut bob);
+    assert_eq!(units(&link.sent_a[before..]), 1);
+    assert_eq!(link.sent_a.len() - before, 1, "a push is one frame, no reconciliation");
+    assert_eq!(bob.stories()[0].title, "Written live");
+
+    // Bob's push to Alice is lost on the way; the dialer's next anti-entropy round repairs it.
+    bob.add_story(&story("Pushed into the void"), NOW_MS).unwrap();
+    bob.take_outbox();
+    assert!(link.b.begin_round(&bob).is_none(), "only the dialer starts rounds");
+    let step = link.a.begin_round(&alice).expect("the last round is complete");
+    assert!(
+        link.a.begin_round(&alice).is_none(),
+        "no second round while one is under way"
+    );
+    link.send_from_a(step.frames);
+    link.pump(&mut alice, &mut bob);
+    assert!(link.a.is_caught_up() && link.b.is_caught_up());
+    assert_eq!((link.a.rounds_completed(), link.b.rounds_completed()), (2, 2));
+    same(&alice, &bob);
+    assert_eq!(alice.stories().len(), 2);
+}
+
+#[test]
+fn a_member_added_while_connected_is_pushed_and_their_units_are_relayed() {
+    let mut g = group(37, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    let mut link = Link::open(&alice, &bob);
+    link.pump(&mut alice, &mut bob);
+
+    let secrets = MembershipSecrets::generate(&mut rng(370));
+    let carol_id = secrets.member();
+    alice
+        .add_member(secrets.public_keys(&alice.id()), Role::Member, NOW_MS)
+        .unwrap();
+    let step = link.a.push_membership(&alice);
+    assert_eq!(step.frames.len(), 1);
+    link.send_from_a(step.frames);
+    link.pump(&mut alice, &mut bob);
+    assert!(bob.membership().members.contains_key(&carol_id));
+    assert!(
+        link.a.push_membership(&alice).frames.is_empty(),
+        "nothing the peer already holds is pushed again"
+    );
+
+    // Carol joins on her device and talks only to Alice; Alice relays her units to Bob.
+    let mut carol = GroupSession::join(rng(371), secrets, &ordered_ops(&alice)).unwrap();
+    carol.set_display_name("Carol").unwrap();
+    for unit in carol.take_outbox() {
+        alice.receive_unit(unit.bytes()).unwrap();
+    }
+    for unit in alice.take_accepted() {
+        let step = link.a.push(&alice, &unit);
+        link.send_from_a(step.frames);
+    }
+    link.pump(&mut alice, &mut bob);
+    assert_eq!(bob.display_name(&carol_id), "Carol");
 }

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::audience::AudienceGrant;
 use crate::group::{GroupSession, ReceiveError, Received};
-use crate::ids::{ChangeHash, DocId, MemberId};
+use crate::ids::{ChangeHash, DocId, MemberId, OpHash};
 use crate::membership::SignedOp;
 use crate::sync::message::{DigestEntry, Message};
 use crate::unit::SealedUnit;
@@ -75,10 +75,25 @@ pub struct SyncStats {
     pub units_skipped: u64,
 }
 
-/// One peer's sync session for one group.
+/// One peer's sync session for one group: a first round of reconciliation, then live mode
+/// (pushed units and membership operations) with further rounds started by the dialer.
 pub struct PeerSync {
     peer: MemberId,
     initiator: bool,
+    /// The first membership exchange is done: units and pushed operations may flow.
+    live: bool,
+    /// Membership operations the peer is known to hold (told, sent or received).
+    peer_ops: BTreeSet<OpHash>,
+    /// Audience grants already sent to the peer (by the hash of their bytes).
+    sent_grants: BTreeSet<[u8; 32]>,
+    round: Round,
+    rounds_completed: u64,
+    stats: SyncStats,
+}
+
+/// The state of one reconciliation round.
+#[derive(Default)]
+struct Round {
     got_hello: bool,
     got_membership: bool,
     /// Set reconciliation over `(document, heads)` pairs, and the pairs this side offered.
@@ -94,7 +109,12 @@ pub struct PeerSync {
     sent_caught_up: bool,
     got_caught_up: bool,
     reported_caught_up: bool,
-    stats: SyncStats,
+}
+
+impl Round {
+    fn is_complete(&self) -> bool {
+        self.sent_caught_up && self.got_caught_up
+    }
 }
 
 impl std::fmt::Debug for PeerSync {
@@ -102,8 +122,9 @@ impl std::fmt::Debug for PeerSync {
         f.debug_struct("PeerSync")
             .field("peer", &self.peer)
             .field("initiator", &self.initiator)
-            .field("unsettled", &self.unsettled.len())
-            .field("caught_up", &(self.sent_caught_up, self.got_caught_up))
+            .field("live", &self.live)
+            .field("rounds_completed", &self.rounds_completed)
+            .field("unsettled", &self.round.unsettled.len())
             .finish()
     }
 }
@@ -133,17 +154,11 @@ impl PeerSync {
         let mut sync = PeerSync {
             peer,
             initiator,
-            got_hello: false,
-            got_membership: false,
-            doc_set: None,
-            pairs: BTreeMap::new(),
-            docs_planned: false,
-            offered: Vec::new(),
-            negs: BTreeMap::new(),
-            unsettled: BTreeSet::new(),
-            sent_caught_up: false,
-            got_caught_up: false,
-            reported_caught_up: false,
+            live: false,
+            peer_ops: BTreeSet::new(),
+            sent_grants: BTreeSet::new(),
+            round: Round::default(),
+            rounds_completed: 0,
             stats: SyncStats::default(),
         };
         let mut step = Step::default();
@@ -162,9 +177,78 @@ impl PeerSync {
         self.peer
     }
 
-    /// Whether both sides have sent each other everything the other lacked.
+    /// Whether both sides have sent each other everything the other lacked in the current
+    /// round (the first round, until the dialer starts another).
     pub fn is_caught_up(&self) -> bool {
-        self.sent_caught_up && self.got_caught_up
+        self.round.is_complete()
+    }
+
+    /// Whether the first membership exchange is done, so pushes flow.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Reconciliation rounds both sides have completed on this connection.
+    pub fn rounds_completed(&self) -> u64 {
+        self.rounds_completed
+    }
+
+    /// (Dialer) starts another reconciliation round, the anti-entropy pass that repairs
+    /// anything a push lost. `None` if this side is not the dialer or a round is still
+    /// under way (the caller simply tries again at its next tick).
+    pub fn begin_round(&mut self, session: &GroupSession) -> Option<Step> {
+        if !self.initiator || !self.round.is_complete() {
+            return None;
+        }
+        self.round = Round::default();
+        let mut step = Step::default();
+        step.send(
+            &mut self.stats,
+            Message::Hello {
+                group: session.id(),
+                ops: session.op_hashes(),
+            },
+        );
+        Some(step)
+    }
+
+    /// Pushes membership operations and audience grants the peer is not known to hold
+    /// (after a local membership change, or one learned from another peer).
+    pub fn push_membership(&mut self, session: &GroupSession) -> Step {
+        let mut step = Step::default();
+        if !self.live {
+            return step;
+        }
+        let ops: Vec<SignedOp> = session
+            .ops()
+            .into_iter()
+            .filter(|o| !self.peer_ops.contains(&o.hash()))
+            .collect();
+        let grants: Vec<AudienceGrant> = session
+            .grants_for(&self.peer)
+            .into_iter()
+            .filter(|g| !self.sent_grants.contains(blake3::hash(g.bytes()).as_bytes()))
+            .collect();
+        if ops.is_empty() && grants.is_empty() {
+            return step;
+        }
+        let msg = Message::Ops {
+            ops: self.note_ops_sent(&ops),
+            grants: self.note_grants_sent(&grants),
+        };
+        step.send(&mut self.stats, msg);
+        step
+    }
+
+    fn note_ops_sent(&mut self, ops: &[SignedOp]) -> Vec<Vec<u8>> {
+        self.peer_ops.extend(ops.iter().map(|o| o.hash()));
+        ops.iter().map(|o| o.bytes().to_vec()).collect()
+    }
+
+    fn note_grants_sent(&mut self, grants: &[AudienceGrant]) -> Vec<Vec<u8>> {
+        self.sent_grants
+            .extend(grants.iter().map(|g| *blake3::hash(g.bytes()).as_bytes()));
+        grants.iter().map(|g| g.bytes().to_vec()).collect()
     }
 
     /// Counters so far.
@@ -175,7 +259,7 @@ impl PeerSync {
     /// A unit made or accepted here while connected: sent at once if the peer may read it.
     pub fn push(&mut self, session: &GroupSession, unit: &SealedUnit) -> Step {
         let mut step = Step::default();
-        if self.got_membership && session.may_read(&self.peer, &unit.header().doc) {
+        if self.live && session.may_read(&self.peer, &unit.header().doc) {
             step.send(
                 &mut self.stats,
                 Message::Unit {
@@ -194,6 +278,12 @@ impl PeerSync {
         match msg {
             Message::Hello { group, ops } => self.on_hello(session, &mut step, group, &ops)?,
             Message::Membership { ops, grants } => self.on_membership(session, &mut step, &ops, &grants)?,
+            Message::Ops { ops, grants } => {
+                if !self.live {
+                    return Err(ProtocolError::Unexpected("pushed operations before membership"));
+                }
+                self.receive_membership(session, &ops, &grants)?;
+            }
             Message::DocSet { msg } => self.on_doc_set(session, &mut step, &msg)?,
             Message::DocDiff { mine, theirs } => self.on_doc_diff(session, &mut step, &mine, &theirs)?,
             Message::DocPlan { lacking } => self.on_doc_plan(session, &mut step, &lacking)?,
@@ -204,10 +294,10 @@ impl PeerSync {
                 return Err(ProtocolError::Unexpected("a join message inside a sync"));
             }
             Message::CaughtUp => {
-                if self.got_caught_up {
-                    return Err(ProtocolError::Unexpected("a second caught-up"));
+                if self.round.got_caught_up || !self.round.got_membership {
+                    return Err(ProtocolError::Unexpected("caught-up out of order"));
                 }
-                self.got_caught_up = true;
+                self.round.got_caught_up = true;
             }
         }
         self.maybe_caught_up(&mut step);
@@ -221,20 +311,33 @@ impl PeerSync {
         group: crate::ids::GroupId,
         ops: &[crate::ids::OpHash],
     ) -> Result<(), ProtocolError> {
-        if self.got_hello {
-            return Err(ProtocolError::Unexpected("a second hello"));
+        if self.round.got_hello {
+            // The dialer opens a new round only after the last one completed.
+            if self.initiator || !self.round.is_complete() {
+                return Err(ProtocolError::Unexpected("a hello during a round"));
+            }
+            // The dialer opened a new round: it goes like the first, so say hello back.
+            self.round = Round::default();
+            step.send(
+                &mut self.stats,
+                Message::Hello {
+                    group: session.id(),
+                    ops: session.op_hashes(),
+                },
+            );
         }
         if group != session.id() {
             return Err(ProtocolError::WrongGroup);
         }
-        self.got_hello = true;
-        let ops = session.ops_lacking(ops).iter().map(|o| o.bytes().to_vec()).collect();
-        let grants = session
-            .grants_for(&self.peer)
-            .iter()
-            .map(|g| g.bytes().to_vec())
-            .collect();
-        step.send(&mut self.stats, Message::Membership { ops, grants });
+        self.round.got_hello = true;
+        self.peer_ops.extend(ops.iter().copied());
+        let lacking = session.ops_lacking(ops);
+        let grants = session.grants_for(&self.peer);
+        let msg = Message::Membership {
+            ops: self.note_ops_sent(&lacking),
+            grants: self.note_grants_sent(&grants),
+        };
+        step.send(&mut self.stats, msg);
         Ok(())
     }
 
@@ -245,26 +348,40 @@ impl PeerSync {
         ops: &[Vec<u8>],
         grants: &[Vec<u8>],
     ) -> Result<(), ProtocolError> {
-        if !self.got_hello || self.got_membership {
+        if !self.round.got_hello || self.round.got_membership {
             return Err(ProtocolError::Unexpected("membership out of order"));
         }
-        self.got_membership = true;
+        self.round.got_membership = true;
+        self.live = true;
+        self.receive_membership(session, ops, grants)?;
+        if self.initiator {
+            let mut neg = self.pair_negentropy(session)?;
+            let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
+            self.round.doc_set = Some(DocSetState::Dialer(neg, Vec::new(), Vec::new()));
+            self.stats.reconcile_rounds += 1;
+            step.send(&mut self.stats, Message::DocSet { msg: first });
+        }
+        Ok(())
+    }
+
+    /// Applies membership operations and grants from the peer; any refusal is a protocol
+    /// error (an honest peer only forwards what it accepted).
+    fn receive_membership(
+        &mut self,
+        session: &mut GroupSession,
+        ops: &[Vec<u8>],
+        grants: &[Vec<u8>],
+    ) -> Result<(), ProtocolError> {
         let ops: Vec<SignedOp> = ops
             .iter()
             .map(|b| SignedOp::decode(b))
             .collect::<Result<_, _>>()
             .map_err(|_| ProtocolError::BadMembership)?;
         session.receive_ops(&ops).map_err(|_| ProtocolError::BadMembership)?;
+        self.peer_ops.extend(ops.iter().map(|o| o.hash()));
         for g in grants {
             let grant = AudienceGrant::decode(g).map_err(|_| ProtocolError::BadMembership)?;
             session.receive_grant(grant).map_err(|_| ProtocolError::BadMembership)?;
-        }
-        if self.initiator {
-            let mut neg = self.pair_negentropy(session)?;
-            let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
-            self.doc_set = Some(DocSetState::Dialer(neg, Vec::new(), Vec::new()));
-            self.stats.reconcile_rounds += 1;
-            step.send(&mut self.stats, Message::DocSet { msg: first });
         }
         Ok(())
     }
@@ -274,13 +391,13 @@ impl PeerSync {
         &mut self,
         session: &GroupSession,
     ) -> Result<Negentropy<'static, NegentropyStorageVector>, ProtocolError> {
-        self.pairs = session
+        self.round.pairs = session
             .digest_for(&self.peer)
             .into_iter()
             .map(|e| (pair_id(&e), e))
             .collect();
-        let mut storage = NegentropyStorageVector::with_capacity(self.pairs.len());
-        for id in self.pairs.keys() {
+        let mut storage = NegentropyStorageVector::with_capacity(self.round.pairs.len());
+        for id in self.round.pairs.keys() {
             storage
                 .insert(0, Id::from_byte_array(*id))
                 .map_err(|_| ProtocolError::Reconcile)?;
@@ -290,16 +407,16 @@ impl PeerSync {
     }
 
     fn on_doc_set(&mut self, session: &GroupSession, step: &mut Step, msg: &[u8]) -> Result<(), ProtocolError> {
-        if !self.got_membership || self.docs_planned {
+        if !self.round.got_membership || self.round.docs_planned {
             return Err(ProtocolError::Unexpected("document set out of order"));
         }
         self.stats.reconcile_rounds += 1;
         if !self.initiator {
-            if self.doc_set.is_none() {
+            if self.round.doc_set.is_none() {
                 let neg = self.pair_negentropy(session)?;
-                self.doc_set = Some(DocSetState::Acceptor(neg));
+                self.round.doc_set = Some(DocSetState::Acceptor(neg));
             }
-            let Some(DocSetState::Acceptor(neg)) = self.doc_set.as_mut() else {
+            let Some(DocSetState::Acceptor(neg)) = self.round.doc_set.as_mut() else {
                 return Err(ProtocolError::Unexpected("document set state"));
             };
             let reply = crate::guard::catch(|| neg.reconcile(msg))
@@ -308,7 +425,7 @@ impl PeerSync {
             step.send(&mut self.stats, Message::DocSet { msg: reply });
             return Ok(());
         }
-        let Some(DocSetState::Dialer(neg, have, need)) = self.doc_set.as_mut() else {
+        let Some(DocSetState::Dialer(neg, have, need)) = self.round.doc_set.as_mut() else {
             return Err(ProtocolError::Unexpected("document set not started"));
         };
         let next = crate::guard::catch(|| neg.reconcile_with_ids(msg, have, need))
@@ -318,15 +435,15 @@ impl PeerSync {
             step.send(&mut self.stats, Message::DocSet { msg: next });
             return Ok(());
         }
-        let Some(DocSetState::Dialer(_, have, need)) = self.doc_set.take() else {
+        let Some(DocSetState::Dialer(_, have, need)) = self.round.doc_set.take() else {
             unreachable!("matched above");
         };
         let mine: Vec<DigestEntry> = have
             .iter()
-            .filter_map(|id| self.pairs.get(id.as_bytes()).copied())
+            .filter_map(|id| self.round.pairs.get(id.as_bytes()).copied())
             .collect();
         let theirs: Vec<[u8; 32]> = need.iter().map(|id| *id.as_bytes()).collect();
-        self.offered = mine.clone();
+        self.round.offered = mine.clone();
         step.send(&mut self.stats, Message::DocDiff { mine, theirs });
         Ok(())
     }
@@ -338,20 +455,20 @@ impl PeerSync {
         mine: &[DigestEntry],
         theirs: &[[u8; 32]],
     ) -> Result<(), ProtocolError> {
-        if self.initiator || self.docs_planned || !matches!(self.doc_set, Some(DocSetState::Acceptor(_))) {
+        if self.initiator || self.round.docs_planned || !matches!(self.round.doc_set, Some(DocSetState::Acceptor(_))) {
             return Err(ProtocolError::Unexpected("document diff out of order"));
         }
-        self.doc_set = None;
-        self.docs_planned = true;
+        self.round.doc_set = None;
+        self.round.docs_planned = true;
         let offered: BTreeSet<DocId> = mine.iter().map(|e| e.doc).collect();
-        let my_docs: BTreeSet<DocId> = self.pairs.values().map(|e| e.doc).collect();
+        let my_docs: BTreeSet<DocId> = self.round.pairs.values().map(|e| e.doc).collect();
         // My documents whose heads the dialer lacks: all of it if it has none, else settle.
         for id in theirs {
-            let Some(entry) = self.pairs.get(id).copied() else {
+            let Some(entry) = self.round.pairs.get(id).copied() else {
                 return Err(ProtocolError::Unexpected("a document pair this side never offered"));
             };
             if offered.contains(&entry.doc) {
-                self.unsettled.insert(entry.doc);
+                self.round.unsettled.insert(entry.doc);
             } else if let Some(unit) = session.document_unit(&entry.doc) {
                 step.send(
                     &mut self.stats,
@@ -372,12 +489,12 @@ impl PeerSync {
         step: &mut Step,
         lacking: &[DocId],
     ) -> Result<(), ProtocolError> {
-        if !self.initiator || self.docs_planned || self.doc_set.is_some() {
+        if !self.initiator || self.round.docs_planned || self.round.doc_set.is_some() {
             return Err(ProtocolError::Unexpected("document plan out of order"));
         }
-        self.docs_planned = true;
+        self.round.docs_planned = true;
         let lacking: BTreeSet<DocId> = lacking.iter().copied().collect();
-        for entry in std::mem::take(&mut self.offered) {
+        for entry in std::mem::take(&mut self.round.offered) {
             if lacking.contains(&entry.doc) {
                 // They have none of it: the whole document in one unit.
                 if let Some(unit) = session.document_unit(&entry.doc) {
@@ -390,10 +507,10 @@ impl PeerSync {
                 }
                 continue;
             }
-            self.unsettled.insert(entry.doc);
+            self.round.unsettled.insert(entry.doc);
             let mut neg = negentropy_for(session, &entry.doc)?;
             let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
-            self.negs.insert(entry.doc, (neg, Vec::new()));
+            self.round.negs.insert(entry.doc, (neg, Vec::new()));
             self.stats.reconcile_rounds += 1;
             step.send(
                 &mut self.stats,
@@ -413,12 +530,12 @@ impl PeerSync {
         doc: DocId,
         msg: &[u8],
     ) -> Result<(), ProtocolError> {
-        if !self.unsettled.contains(&doc) {
+        if !self.round.unsettled.contains(&doc) {
             return Err(ProtocolError::Unexpected("reconcile for a settled document"));
         }
         self.stats.reconcile_rounds += 1;
         if !self.initiator {
-            let (neg, _) = match self.negs.entry(doc) {
+            let (neg, _) = match self.round.negs.entry(doc) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => e.insert((negentropy_for(session, &doc)?, Vec::new())),
             };
@@ -429,6 +546,7 @@ impl PeerSync {
             return Ok(());
         }
         let (neg, have) = self
+            .round
             .negs
             .get_mut(&doc)
             .ok_or(ProtocolError::Unexpected("reconcile not started"))?;
@@ -441,7 +559,7 @@ impl PeerSync {
             return Ok(());
         }
         // Done: send what they lack, then ask for what lies above what we share.
-        let (_, have) = self.negs.remove(&doc).expect("present above");
+        let (_, have) = self.round.negs.remove(&doc).expect("present above");
         let lacking: Vec<ChangeHash> = have.iter().map(|id| ChangeHash(*id.as_bytes())).collect();
         let shared = session.shared_heads(&doc, &lacking);
         if !lacking.is_empty()
@@ -455,7 +573,7 @@ impl PeerSync {
             );
         }
         step.send(&mut self.stats, Message::Need { doc, heads: shared });
-        self.unsettled.remove(&doc);
+        self.round.unsettled.remove(&doc);
         Ok(())
     }
 
@@ -466,10 +584,10 @@ impl PeerSync {
         doc: DocId,
         heads: &[ChangeHash],
     ) -> Result<(), ProtocolError> {
-        if self.initiator || !self.unsettled.remove(&doc) {
+        if self.initiator || !self.round.unsettled.remove(&doc) {
             return Err(ProtocolError::Unexpected("need for a document not being reconciled"));
         }
-        self.negs.remove(&doc);
+        self.round.negs.remove(&doc);
         if let Some(unit) = session.unit_above(&doc, heads) {
             step.send(
                 &mut self.stats,
@@ -482,7 +600,7 @@ impl PeerSync {
     }
 
     fn on_unit(&mut self, session: &mut GroupSession, step: &mut Step, bytes: &[u8]) -> Result<(), ProtocolError> {
-        if !self.got_membership {
+        if !self.live {
             return Err(ProtocolError::Unexpected("a unit before membership"));
         }
         match session.receive_unit(bytes) {
@@ -500,12 +618,17 @@ impl PeerSync {
     }
 
     fn maybe_caught_up(&mut self, step: &mut Step) {
-        if !self.sent_caught_up && self.docs_planned && self.unsettled.is_empty() && self.negs.is_empty() {
-            self.sent_caught_up = true;
+        if !self.round.sent_caught_up
+            && self.round.docs_planned
+            && self.round.unsettled.is_empty()
+            && self.round.negs.is_empty()
+        {
+            self.round.sent_caught_up = true;
             step.send(&mut self.stats, Message::CaughtUp);
         }
-        if self.is_caught_up() && !self.reported_caught_up {
-            self.reported_caught_up = true;
+        if self.is_caught_up() && !self.round.reported_caught_up {
+            self.round.reported_caught_up = true;
+            self.rounds_completed += 1;
             step.events.push(Event::CaughtUp);
         }
     }

@@ -40,6 +40,14 @@ pub enum Message {
         /// Encoded audience grants.
         grants: Vec<Vec<u8>>,
     },
+    /// Live mode: membership operations and audience grants made or learned since the
+    /// last exchange, pushed without being asked (the receiver may lack them).
+    Ops {
+        /// Encoded membership operations.
+        ops: Vec<Vec<u8>>,
+        /// Encoded audience grants.
+        grants: Vec<Vec<u8>>,
+    },
     /// A negentropy message over the set of `(document, heads)` pairs the receiver may read.
     DocSet {
         /// The negentropy bytes.
@@ -112,6 +120,7 @@ impl Message {
             Message::JoinAccepted { .. } => 9,
             Message::DocDiff { .. } => 10,
             Message::DocPlan { .. } => 11,
+            Message::Ops { .. } => 12,
         }
     }
 
@@ -126,7 +135,7 @@ impl Message {
                     w.bytes(&h.0);
                 }
             }
-            Message::Membership { ops, grants } => {
+            Message::Membership { ops, grants } | Message::Ops { ops, grants } => {
                 for list in [ops, grants] {
                     w.count(list.len());
                     for item in list {
@@ -217,7 +226,7 @@ impl Message {
                 }
                 Message::Hello { group, ops }
             }
-            2 => {
+            tag @ (2 | 12) => {
                 let mut lists = [Vec::new(), Vec::new()];
                 for list in &mut lists {
                     let n = r.count(MAX_OPS, 4)?;
@@ -226,7 +235,11 @@ impl Message {
                     }
                 }
                 let [ops, grants] = lists;
-                Message::Membership { ops, grants }
+                if tag == 2 {
+                    Message::Membership { ops, grants }
+                } else {
+                    Message::Ops { ops, grants }
+                }
             }
             3 => Message::DocSet {
                 msg: r.var_bytes(MAX_NEG_MESSAGE)?.to_vec(),
@@ -355,6 +368,10 @@ mod tests {
             Message::Membership {
                 ops: vec![vec![1, 2, 3]],
                 grants: vec![],
+            },
+            Message::Ops {
+                ops: vec![],
+                grants: vec![vec![9; 20]],
             },
             Message::DocSet { msg: vec![0x61, 0] },
             Message::DocDiff {

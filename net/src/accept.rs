@@ -1,0 +1,153 @@
+//! The accepting side: who may connect to a group's endpoint, invitations redeemed, and
+//! the conversation with a member who dialed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use alongside_core::ids::GroupId;
+use alongside_core::invite::verify_proof;
+use alongside_core::membership::Role;
+use alongside_core::sync::Message;
+use alongside_core::vault::{InviteError, VaultError};
+use iroh::TransportAddr;
+use iroh::endpoint::Connection;
+use iroh::protocol::{AcceptError, ProtocolHandler};
+
+use crate::close_code;
+use crate::conn::{Framed, SharedVault, with_vault};
+use crate::live::{Mode, Peer, converse};
+use crate::node::{Inner, NetError, now_ms};
+
+/// Accepts connections for one group.
+#[derive(Clone)]
+pub(crate) struct Handler {
+    group: GroupId,
+    inner: Arc<Inner>,
+    vault: SharedVault,
+    me: [u8; 32],
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtocolHandler for Handler {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let remote = *conn.remote_id().as_bytes();
+        match self.serve(&conn, remote).await {
+            Ok(()) => {
+                conn.closed().await;
+            }
+            Err((code, reason)) => {
+                tracing::debug!(group = %alongside_core::ids::short_hex(&self.group.0), code, reason, "connection refused or failed");
+                conn.close(code.into(), reason.as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler {
+    pub(crate) fn new(group: GroupId, inner: Arc<Inner>, me: [u8; 32]) -> Handler {
+        Handler {
+            group,
+            vault: inner.shared.clone(),
+            inner,
+            me,
+        }
+    }
+
+    async fn serve(&self, conn: &Connection, remote: [u8; 32]) -> Result<(), (u32, String)> {
+        let group = self.group;
+        let protocol = |e: NetError| (close_code::PROTOCOL, e.to_string());
+        let (send, recv) = conn
+            .accept_bi()
+            .await
+            .map_err(|e| (close_code::PROTOCOL, e.to_string()))?;
+        let mut framed = Framed::new(send, recv);
+        let known = with_vault(&self.vault, move |v| {
+            Ok(v.session(&group)?.member_for_endpoint(&remote))
+        })
+        .await
+        .map_err(protocol)?;
+        let peer = match known {
+            Some(member) => member,
+            None => {
+                // Not a member: the only thing it may say is a valid join request.
+                let first = framed.next_frame().await.map_err(protocol)?;
+                let request = first.and_then(|b| Message::decode(&b).ok());
+                let Some(Message::JoinRequest {
+                    group: g,
+                    invite,
+                    proof,
+                    keys,
+                    transport,
+                }) = request
+                else {
+                    return Err((close_code::REFUSED, "not a member".into()));
+                };
+                let valid = g == group
+                    && verify_proof(&invite, &group, &self.me, &remote, &proof)
+                    && keys.verify(&group)
+                    && transport.key == remote
+                    && transport.verify(&group, &keys.member);
+                if !valid {
+                    return Err((close_code::REFUSED, "invalid invitation proof".into()));
+                }
+                let now = now_ms();
+                let member = keys.member;
+                let ops = with_vault(&self.vault, move |v| {
+                    v.redeem_invite(&group, &invite, now)?;
+                    v.edit(&group, |s| s.add_member(keys, Role::Member, now))?;
+                    let mut ops = v.session(&group)?.ops();
+                    ops.sort_by_key(|o| !o.op().parents.is_empty());
+                    Ok(ops.iter().map(|o| o.bytes().to_vec()).collect::<Vec<_>>())
+                })
+                .await
+                .map_err(|e| match e {
+                    NetError::Vault(VaultError::Invite(InviteError::Used)) => (close_code::INVITE_USED, e.to_string()),
+                    NetError::Vault(VaultError::Invite(InviteError::Expired)) => {
+                        (close_code::INVITE_EXPIRED, e.to_string())
+                    }
+                    NetError::Vault(VaultError::Invite(InviteError::Unknown)) => {
+                        (close_code::INVITE_UNKNOWN, e.to_string())
+                    }
+                    other => protocol(other),
+                })?;
+                framed
+                    .write_frames(&[Message::JoinAccepted { ops }.to_frame()])
+                    .await
+                    .map_err(protocol)?;
+                member
+            }
+        };
+        // A member's node reached us: remember where, so the supervisor can dial back
+        // later. (Not a joiner's: it joins from a temporary endpoint.)
+        let seen: Vec<SocketAddr> = conn
+            .paths()
+            .iter()
+            .filter_map(|p| match p.remote_addr() {
+                TransportAddr::Ip(a) => Some(*a),
+                _ => None,
+            })
+            .collect();
+        if known.is_some() && !seen.is_empty() {
+            let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
+        }
+        let _presence = self.inner.present(group, peer);
+        let mode = Mode::Live {
+            anti_entropy: self.inner.config.anti_entropy,
+        };
+        let peer = Peer {
+            group,
+            member: peer,
+            initiator: false,
+        };
+        converse(&self.vault, peer, framed, mode).await.map_err(protocol)?;
+        Ok(())
+    }
+}

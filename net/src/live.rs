@@ -1,0 +1,166 @@
+//! One sync conversation with one member over one QUIC stream: the first reconciliation
+//! round, then (in live mode) pushes of every durable change and periodic anti-entropy
+//! rounds, until the peer finishes, the connection fails or the node stops.
+//!
+//! The loop is `select! { biased; ... }` over three sources: frames from the peer (read by a
+//! separate task, so no read is ever cancelled half-way), the node's feed of durable
+//! changes, and the anti-entropy timer (dialer only). Each arm hands the engine to a
+//! blocking task that locks the vault, so what a frame changed is durable before anything
+//! is sent on.
+
+use std::time::Duration;
+
+use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::sync::{Event, PeerSync, Step, SyncStats};
+use alongside_core::vault::{Committed, Vault, VaultError};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::conn::{Framed, Fresh, SharedVault, with_vault, with_vault_from, write_frames};
+use crate::node::{NetError, NodeEvent};
+
+/// How a conversation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// After the first round (a one-shot `sync`, a `join`).
+    Once,
+    /// When the peer finishes or the connection fails; meanwhile pushes flow, and the
+    /// dialer starts a reconciliation round every `anti_entropy`.
+    Live {
+        /// Time between anti-entropy rounds.
+        anti_entropy: Duration,
+    },
+}
+
+/// Who is on the other end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub(crate) group: GroupId,
+    pub(crate) member: MemberId,
+    /// Whether this side dialed (and so leads reconciliation).
+    pub(crate) initiator: bool,
+}
+
+/// Runs a conversation on `framed` and returns its counters. The send side is finished
+/// and the peer's side read to its end before this returns `Ok`.
+pub(crate) async fn converse(
+    shared: &SharedVault,
+    peer: Peer,
+    framed: Framed,
+    mode: Mode,
+) -> Result<SyncStats, NetError> {
+    let Peer {
+        group,
+        member,
+        initiator,
+    } = peer;
+    // Subscribe before the first round starts, so nothing made meanwhile is missed.
+    let mut fresh = shared.fresh.subscribe();
+    let (mut send, mut frames) = framed.into_split();
+    let (mut sync, first) = with_vault(shared, move |v| {
+        Ok(PeerSync::start(v.session(&group)?, member, initiator))
+    })
+    .await?;
+    write_frames(&mut send, &first.frames).await?;
+    let live = matches!(mode, Mode::Live { .. });
+    let period = match mode {
+        Mode::Live { anti_entropy } => anti_entropy,
+        Mode::Once => Duration::from_secs(3600),
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if !live && sync.is_caught_up() {
+            break;
+        }
+        let step = tokio::select! {
+            biased;
+            frame = frames.recv() => match frame {
+                Some(Ok(body)) => {
+                    let step;
+                    (sync, step) = drive(shared, Some(member), sync, move |sync, v| {
+                        v.edit(&group, |s| sync.handle_frame(s, &body))
+                    })
+                    .await?;
+                    report(shared, peer, &sync, &step);
+                    step
+                }
+                Some(Err(e)) => return Err(e),
+                None if sync.is_caught_up() => break,
+                None => return Err(NetError::Connection("the peer ended the sync early".into())),
+            },
+            item = fresh.recv(), if live => match item {
+                Ok(f) if f.from == Some(member) => continue,
+                Ok(Fresh { item: Committed::Unit(g, unit), .. }) if g == group => {
+                    let step;
+                    (sync, step) = drive(shared, None, sync, move |sync, v| Ok(sync.push(v.session(&group)?, &unit))).await?;
+                    step
+                }
+                Ok(Fresh { item: Committed::Membership(g), .. }) if g == group => {
+                    let step;
+                    (sync, step) = drive(shared, None, sync, move |sync, v| Ok(sync.push_membership(v.session(&group)?))).await?;
+                    step
+                }
+                Ok(_) => continue,
+                // Fell behind the feed: some pushes were missed, so reconcile now.
+                Err(RecvError::Lagged(_)) => {
+                    let step;
+                    (sync, step) = begin_round(shared, group, sync).await?;
+                    step
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = tick.tick(), if live && initiator => {
+                let step;
+                (sync, step) = begin_round(shared, group, sync).await?;
+                step
+            }
+        };
+        write_frames(&mut send, &step.frames).await?;
+    }
+    // Finish our side, then read theirs to its end so nothing in flight is lost.
+    let _ = send.finish();
+    while let Some(frame) = frames.recv().await {
+        frame?;
+    }
+    Ok(sync.stats())
+}
+
+/// Runs `f` on the engine and the vault in a blocking task (see [`with_vault_from`]).
+async fn drive<T: Send + 'static>(
+    shared: &SharedVault,
+    from: Option<MemberId>,
+    mut sync: PeerSync,
+    f: impl FnOnce(&mut PeerSync, &mut Vault) -> Result<T, VaultError> + Send + 'static,
+) -> Result<(PeerSync, T), NetError> {
+    with_vault_from(shared, from, move |v| {
+        let t = f(&mut sync, v)?;
+        Ok((sync, t))
+    })
+    .await
+}
+
+/// Starts an anti-entropy round if this side leads and the last one is complete.
+async fn begin_round(shared: &SharedVault, group: GroupId, sync: PeerSync) -> Result<(PeerSync, Step), NetError> {
+    drive(shared, None, sync, move |sync, v| {
+        Ok(sync.begin_round(v.session(&group)?).unwrap_or_default())
+    })
+    .await
+}
+
+fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step) {
+    for event in &step.events {
+        match event {
+            Event::Applied { doc, changes } => shared.emit(NodeEvent::Applied {
+                group: peer.group,
+                from: peer.member,
+                doc: *doc,
+                changes: *changes,
+            }),
+            Event::CaughtUp => shared.emit(NodeEvent::CaughtUp {
+                group: peer.group,
+                member: peer.member,
+                rounds: sync.rounds_completed(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The supervisor of a live node: it keeps one conversation open with every member whose
+//! address it knows, redials with exponential backoff when one fails, and starts serving
+//! groups created or joined while the node runs.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alongside_core::ids::GroupId;
+use alongside_core::vault::Committed;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::conn::{Fresh, with_vault};
+use crate::live::Mode;
+use crate::node::Inner;
+
+/// First retry delay after a failure; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait between attempts to reach a member.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the address books are looked at even when nothing happened.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// A live connection that lasted this long counts as having worked.
+const HEALTHY: Duration = Duration::from_secs(10);
+
+type PeerKey = (GroupId, [u8; 32]);
+
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    next: Instant,
+}
+
+impl Backoff {
+    fn after(outcome_ok: bool, previous: Option<Backoff>) -> Backoff {
+        let failures = if outcome_ok {
+            0
+        } else {
+            previous.map_or(1, |b| b.failures.saturating_add(1))
+        };
+        let delay = if failures == 0 {
+            FIRST_BACKOFF
+        } else {
+            FIRST_BACKOFF.saturating_mul(1 << failures.min(10)).min(MAX_BACKOFF)
+        };
+        Backoff {
+            failures,
+            next: Instant::now() + delay,
+        }
+    }
+}
+
+/// The supervisor's loop; runs until the node aborts it.
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut fresh = inner.shared.fresh.subscribe();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(PeerKey, bool)>();
+    let mut backoff: HashMap<PeerKey, Backoff> = HashMap::new();
+    let mut dialing: HashSet<PeerKey> = HashSet::new();
+    loop {
+        let next = dial_due(&inner, &mut backoff, &mut dialing, &done_tx).await;
+        tokio::select! {
+            biased;
+            done = done_rx.recv() => {
+                // Unbounded: at most one message per dial this loop started.
+                if let Some((key, ok)) = done {
+                    dialing.remove(&key);
+                    let previous = backoff.get(&key).copied();
+                    backoff.insert(key, Backoff::after(ok, previous));
+                }
+            }
+            item = fresh.recv() => {
+                if let Ok(Fresh { item: Committed::Membership(g), .. }) = item
+                    && let Err(e) = inner.serve_group(g).await
+                {
+                    tracing::warn!(error = %e, "could not serve a new group");
+                }
+            }
+            () = inner.wake.notified() => {}
+            () = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// Starts a live conversation with every known member that has none and is due; returns
+/// when to look again.
+async fn dial_due(
+    inner: &Arc<Inner>,
+    backoff: &mut HashMap<PeerKey, Backoff>,
+    dialing: &mut HashSet<PeerKey>,
+    done: &mpsc::UnboundedSender<(PeerKey, bool)>,
+) -> Instant {
+    let now = Instant::now();
+    let mut next = now + IDLE_CHECK;
+    for group in inner.served_groups() {
+        let me = inner.served(&group).map(|s| *s.endpoint.id().as_bytes());
+        let book = with_vault(&inner.shared, move |v| {
+            let book = v.addresses(&group)?;
+            let session = v.session(&group)?;
+            Ok(book
+                .into_iter()
+                .filter_map(|(e, a)| session.member_for_endpoint(&e).map(|m| (e, a, m)))
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_default();
+        for (endpoint, addrs, member) in book {
+            let key = (group, endpoint);
+            if Some(endpoint) == me || dialing.contains(&key) || inner.is_connected(group, member) {
+                continue;
+            }
+            if let Some(b) = backoff.get(&key)
+                && b.next > now
+            {
+                next = next.min(b.next);
+                continue;
+            }
+            dialing.insert(key);
+            spawn_dial(inner.clone(), key, addrs, done.clone());
+        }
+    }
+    next
+}
+
+fn spawn_dial(inner: Arc<Inner>, key: PeerKey, addrs: Vec<SocketAddr>, done: mpsc::UnboundedSender<(PeerKey, bool)>) {
+    tokio::spawn(async move {
+        let (group, endpoint) = key;
+        let mode = Mode::Live {
+            anti_entropy: inner.config.anti_entropy,
+        };
+        let started = Instant::now();
+        let result = inner.converse_with(group, endpoint, &addrs, mode).await;
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "live connection ended");
+        }
+        // A connection that lived a while and then dropped (sleep, a network change) is
+        // retried soon; one that keeps failing, ever more slowly.
+        let ok = result.is_ok() || started.elapsed() > HEALTHY;
+        let _ = done.send((key, ok));
+    });
+}
