@@ -274,3 +274,57 @@ fn the_demo_shows_three_members_converging_without_any_setup() {
         assert_eq!(text.matches(line).count(), 3, "each device shows '{line}' once: {text}");
     }
 }
+
+/// Polls `check` (a condition on what a command prints) until it holds, for up to 30 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn while_two_nodes_serve_a_story_written_on_one_appears_on_the_other_without_a_sync() {
+    let root = tempfile::tempdir().unwrap();
+    let (alice, bob) = (Member::new(root.path(), "alice"), Member::new(root.path(), "bob"));
+    let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
+    let alice_node = alice.serve();
+    let ticket = alice.ok(&["invite", "--group", &g]).lines().next().unwrap().to_string();
+    bob.ok(&["join", &ticket, "--as", "Bob"]);
+    let bob_node = bob.serve();
+
+    // Alice's command goes through her node, which pushes the story over the live
+    // connection Bob's node keeps open; Bob's command reads from his node.
+    alice.ok(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "Pushed live",
+        "--body",
+        "No sync needed.",
+    ]);
+    eventually("Bob's node holds Alice's story", || {
+        bob.ok(&["story", "list", "--group", &g]).contains("Pushed live")
+    });
+    bob.ok(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "And back",
+        "--body",
+        "Hello, Alice.",
+    ]);
+    eventually("Alice's node holds Bob's story", || {
+        alice.ok(&["story", "list", "--group", &g]).contains("And back")
+    });
+    stop(bob_node);
+    stop(alice_node);
+}
