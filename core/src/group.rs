@@ -713,6 +713,17 @@ impl GroupSession {
         self.seal_payload(doc, &payload)
     }
 
+    /// The units that bring a peer holding `have` of `doc` up to date, in order, each of
+    /// about `max_ops` operations at most where signatures allow the cut (see
+    /// [`Replica::catch_up_payloads`]).
+    pub fn catch_up_units(&mut self, doc: &DocId, have: &[crate::ids::ChangeHash], max_ops: u64) -> Vec<SealedUnit> {
+        let Some(replica) = self.docs.get(doc) else {
+            return Vec::new();
+        };
+        let payloads = replica.catch_up_payloads(have, max_ops);
+        payloads.iter().filter_map(|p| self.seal_payload(doc, p)).collect()
+    }
+
     fn seal_payload(&mut self, doc: &DocId, payload: &Payload) -> Option<SealedUnit> {
         let (key_id, key) = self.doc_key(doc).ok()?;
         Some(SealedUnit::seal(

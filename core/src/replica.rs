@@ -515,6 +515,48 @@ impl Replica {
     pub fn bundle_payload(&self, have: &[ChangeHash]) -> Payload {
         let have: Vec<automerge::ChangeHash> = have.iter().map(|h| automerge::ChangeHash(h.0)).collect();
         let hashes: Vec<automerge::ChangeHash> = self.doc.get_changes_meta(&have).into_iter().map(|m| m.hash).collect();
+        self.bundle_of(hashes)
+    }
+
+    /// The payloads that bring a peer holding `have` (nothing: `&[]`) up to date, in the
+    /// order they must be applied. A peer with nothing gets one saved document if the
+    /// whole document has at most `max_ops` operations. Otherwise the changes are cut into
+    /// bundles of about `max_ops` operations, but only at **covered points**: where the
+    /// latest change of every actor in the bundle so far carries its author's signature, so
+    /// each bundle validates on its own once those before it are applied. An interrupted
+    /// transfer keeps every bundle that arrived; the next reconciliation sends the rest.
+    pub fn catch_up_payloads(&self, have: &[ChangeHash], max_ops: u64) -> Vec<Payload> {
+        let have: Vec<automerge::ChangeHash> = have.iter().map(|h| automerge::ChangeHash(h.0)).collect();
+        let metas = self.doc.get_changes_meta(&have);
+        let ops_of = |m: &automerge::ChangeMetadata<'_>| (m.max_op + 1).saturating_sub(m.start_op);
+        if have.is_empty() && metas.iter().map(ops_of).sum::<u64>() <= max_ops {
+            return vec![self.document_payload()];
+        }
+        let mut chunks: Vec<Vec<automerge::ChangeHash>> = Vec::new();
+        let mut current = Vec::new();
+        let mut ops = 0u64;
+        let mut unsigned: HashSet<automerge::ActorId> = HashSet::default();
+        for m in &metas {
+            current.push(m.hash);
+            ops += ops_of(m);
+            if self.signatures.contains_key(&ChangeHash(m.hash.0)) {
+                unsigned.remove(m.actor.as_ref());
+            } else {
+                unsigned.insert(m.actor.clone().into_owned());
+            }
+            if ops >= max_ops && unsigned.is_empty() {
+                chunks.push(std::mem::take(&mut current));
+                ops = 0;
+            }
+        }
+        if !current.is_empty() {
+            chunks.push(current);
+        }
+        chunks.into_iter().map(|c| self.bundle_of(c)).collect()
+    }
+
+    /// A bundle of `hashes` with the signatures of its author-heads.
+    fn bundle_of(&self, hashes: Vec<automerge::ChangeHash>) -> Payload {
         let lacking: HashSet<ChangeHash> = hashes.iter().map(|h| ChangeHash(h.0)).collect();
         let bundle = self.doc.bundle(hashes).expect("hashes come from the document itself");
         let mut sub = ChangeIndex::default();

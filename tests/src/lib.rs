@@ -119,21 +119,49 @@ impl Link {
 
     /// Delivers frames both ways until neither side has anything to send.
     pub fn pump(&mut self, a: &mut GroupSession, b: &mut GroupSession) {
+        let cut = self.pump_while(a, b, |_, _| true);
+        assert!(!cut);
+    }
+
+    /// Delivers frames both ways, in order, while `keep(from_a, message)` allows the next
+    /// one; at the first it refuses, the connection is cut: that frame and everything still
+    /// in flight are lost. Returns whether it was cut.
+    pub fn pump_while(
+        &mut self,
+        a: &mut GroupSession,
+        b: &mut GroupSession,
+        mut keep: impl FnMut(bool, &Message) -> bool,
+    ) -> bool {
         let mut rounds = 0;
         while !self.to_a.is_empty() || !self.to_b.is_empty() {
             rounds += 1;
             assert!(rounds < 1000, "sync does not settle");
             for frame in std::mem::take(&mut self.to_b) {
-                self.sent_a.push(Message::decode(&frame[4..]).expect("valid frame"));
+                let msg = Message::decode(&frame[4..]).expect("valid frame");
+                if !keep(true, &msg) {
+                    return self.cut();
+                }
+                self.sent_a.push(msg);
                 let step = self.b.handle_frame(b, &frame[4..]).expect("honest frame");
                 self.to_a.extend(step.frames);
             }
             for frame in std::mem::take(&mut self.to_a) {
-                self.sent_b.push(Message::decode(&frame[4..]).expect("valid frame"));
+                let msg = Message::decode(&frame[4..]).expect("valid frame");
+                if !keep(false, &msg) {
+                    return self.cut();
+                }
+                self.sent_b.push(msg);
                 let step = self.a.handle_frame(a, &frame[4..]).expect("honest frame");
                 self.to_b.extend(step.frames);
             }
         }
+        false
+    }
+
+    fn cut(&mut self) -> bool {
+        self.to_a.clear();
+        self.to_b.clear();
+        true
     }
 }
 

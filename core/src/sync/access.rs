@@ -85,13 +85,15 @@ impl GroupSession {
 
     /// A unit with everything of `doc` above `shared` (the changes a peer holding `shared`
     /// lacks), or `None` if there is nothing.
-    pub fn unit_above(&mut self, doc: &DocId, shared: &[ChangeHash]) -> Option<SealedUnit> {
-        let r = self.docs.get(doc)?;
+    pub fn units_above(&mut self, doc: &DocId, shared: &[ChangeHash], max_ops: u64) -> Vec<SealedUnit> {
+        let Some(r) = self.docs.get(doc) else {
+            return Vec::new();
+        };
         let known: Vec<ChangeHash> = shared.iter().filter(|h| r.index().contains(h)).copied().collect();
         if r.heads().iter().all(|h| known.contains(h)) {
-            return None;
+            return Vec::new();
         }
-        self.catch_up_unit(doc, &known)
+        self.catch_up_units(doc, &known, max_ops)
     }
 }
 

@@ -19,6 +19,11 @@ use crate::sync::message::{DigestEntry, Message};
 use crate::unit::SealedUnit;
 use crate::wire::DecodeError;
 
+/// Most Automerge operations per unit in a transfer (about 130 KB compressed for text
+/// typed one keystroke at a time): larger transfers are cut at covered points, so an
+/// interrupted one keeps every piece that arrived.
+pub const DEFAULT_CHUNK_OPS: u64 = 250_000;
+
 /// Largest negentropy message this side produces.
 const NEG_FRAME_LIMIT: u64 = 64 * 1024;
 
@@ -88,6 +93,8 @@ pub struct PeerSync {
     sent_grants: BTreeSet<[u8; 32]>,
     round: Round,
     rounds_completed: u64,
+    /// Most operations per unit when a transfer is cut into covered pieces.
+    chunk_ops: u64,
     stats: SyncStats,
 }
 
@@ -159,6 +166,7 @@ impl PeerSync {
             sent_grants: BTreeSet::new(),
             round: Round::default(),
             rounds_completed: 0,
+            chunk_ops: DEFAULT_CHUNK_OPS,
             stats: SyncStats::default(),
         };
         let mut step = Step::default();
@@ -181,6 +189,11 @@ impl PeerSync {
     /// round (the first round, until the dialer starts another).
     pub fn is_caught_up(&self) -> bool {
         self.round.is_complete()
+    }
+
+    /// Sets the most operations per unit in a transfer (default [`DEFAULT_CHUNK_OPS`]).
+    pub fn set_chunk_ops(&mut self, ops: u64) {
+        self.chunk_ops = ops.max(1);
     }
 
     /// Whether the first membership exchange is done, so pushes flow.
@@ -469,13 +482,9 @@ impl PeerSync {
             };
             if offered.contains(&entry.doc) {
                 self.round.unsettled.insert(entry.doc);
-            } else if let Some(unit) = session.document_unit(&entry.doc) {
-                step.send(
-                    &mut self.stats,
-                    Message::Unit {
-                        bytes: unit.bytes().to_vec(),
-                    },
-                );
+            } else {
+                let units = session.catch_up_units(&entry.doc, &[], self.chunk_ops);
+                self.send_units(step, &units);
             }
         }
         let lacking: Vec<DocId> = offered.iter().filter(|d| !my_docs.contains(d)).copied().collect();
@@ -496,15 +505,9 @@ impl PeerSync {
         let lacking: BTreeSet<DocId> = lacking.iter().copied().collect();
         for entry in std::mem::take(&mut self.round.offered) {
             if lacking.contains(&entry.doc) {
-                // They have none of it: the whole document in one unit.
-                if let Some(unit) = session.document_unit(&entry.doc) {
-                    step.send(
-                        &mut self.stats,
-                        Message::Unit {
-                            bytes: unit.bytes().to_vec(),
-                        },
-                    );
-                }
+                // They have none of it: the whole document (in covered pieces if large).
+                let units = session.catch_up_units(&entry.doc, &[], self.chunk_ops);
+                self.send_units(step, &units);
                 continue;
             }
             self.round.unsettled.insert(entry.doc);
@@ -562,15 +565,9 @@ impl PeerSync {
         let (_, have) = self.round.negs.remove(&doc).expect("present above");
         let lacking: Vec<ChangeHash> = have.iter().map(|id| ChangeHash(*id.as_bytes())).collect();
         let shared = session.shared_heads(&doc, &lacking);
-        if !lacking.is_empty()
-            && let Some(unit) = session.unit_above(&doc, &shared)
-        {
-            step.send(
-                &mut self.stats,
-                Message::Unit {
-                    bytes: unit.bytes().to_vec(),
-                },
-            );
+        if !lacking.is_empty() {
+            let units = session.units_above(&doc, &shared, self.chunk_ops);
+            self.send_units(step, &units);
         }
         step.send(&mut self.stats, Message::Need { doc, heads: shared });
         self.round.unsettled.remove(&doc);
@@ -588,14 +585,8 @@ impl PeerSync {
             return Err(ProtocolError::Unexpected("need for a document not being reconciled"));
         }
         self.round.negs.remove(&doc);
-        if let Some(unit) = session.unit_above(&doc, heads) {
-            step.send(
-                &mut self.stats,
-                Message::Unit {
-                    bytes: unit.bytes().to_vec(),
-                },
-            );
-        }
+        let units = session.units_above(&doc, heads, self.chunk_ops);
+        self.send_units(step, &units);
         Ok(())
     }
 
@@ -614,6 +605,17 @@ impl PeerSync {
                 Ok(())
             }
             Err(e) => Err(ProtocolError::BadUnit(e)),
+        }
+    }
+
+    fn send_units(&mut self, step: &mut Step, units: &[SealedUnit]) {
+        for unit in units {
+            step.send(
+                &mut self.stats,
+                Message::Unit {
+                    bytes: unit.bytes().to_vec(),
+                },
+            );
         }
     }
 

@@ -6,5 +6,5 @@ pub mod access;
 pub mod engine;
 pub mod message;
 
-pub use engine::{Event, PeerSync, ProtocolError, Step, SyncStats};
+pub use engine::{DEFAULT_CHUNK_OPS, Event, PeerSync, ProtocolError, Step, SyncStats};
 pub use message::{FrameReader, Message};
