@@ -115,6 +115,16 @@ pub(crate) enum Command {
         #[arg(long, env = "ALONGSIDE_BIND")]
         bind: Option<std::net::IpAddr>,
     },
+    /// Find members on the same Wi-Fi or local network, without the internet (this device
+    /// only; off until switched on; works while `alongside serve` or the app runs).
+    MeetingMode {
+        /// The group (id prefix or name).
+        #[arg(long)]
+        group: String,
+        /// Switch it on or off.
+        #[arg(value_enum)]
+        state: OnOff,
+    },
     /// See it work: three members on this machine (loopback only) write apart and reconcile.
     Demo,
     /// Write what you can read in a group to a file or folder.

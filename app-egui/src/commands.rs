@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{
     AgreementCommand, Command, ExportFormat, GoalCommand, GroupCommand, HistoryMode, ListArgs, MeetingCommand,
-    MemberCommand, ReachOutArgs, ReachOutCommand, StoryCommand,
+    MemberCommand, OnOff, ReachOutArgs, ReachOutCommand, StoryCommand,
 };
 use crate::export;
 
@@ -117,6 +117,24 @@ pub(crate) fn execute(v: &mut Vault, command: Command, o: &mut Out<'_>) -> Resul
         Command::Export { group, format, out } => {
             let g = v.resolve_group(&group)?;
             export_group(v.session(&g)?, format, &out, o)
+        }
+        Command::MeetingMode { group, state } => {
+            let g = v.resolve_group(&group)?;
+            let on = state == OnOff::On;
+            v.set_meeting_mode(&g, on)?;
+            let name = v.session(&g)?.name();
+            if on {
+                note!(
+                    o,
+                    "Meeting mode is on for {name}: while Alongside runs, members on the same Wi-Fi or local network find each other, no internet needed. Others on that network see only an unreadable name."
+                );
+            } else {
+                note!(
+                    o,
+                    "Meeting mode is off for {name}: this device no longer looks for members on the local network."
+                );
+            }
+            Ok(())
         }
         _ => bail!("that command cannot run here"),
     }

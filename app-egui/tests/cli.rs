@@ -626,6 +626,9 @@ fn bad_input_gets_one_clear_sentence_and_a_failing_exit() {
             "could not find member",
         ),
         (vec!["reach-out", "--group", &g], "needs --group and --message"),
+        (vec!["meeting-mode", "--group", &g, "maybe"], "invalid value"),
+        (vec!["meeting-mode", "--group", "nope", "on"], "no group matches"),
+        (vec!["--relay", "sometimes", "sync", "--group", &g], "not a relay mode"),
     ];
     let before = files_with_hashes(&p.dir);
     for (args, expected) in cases {
@@ -633,6 +636,11 @@ fn bad_input_gets_one_clear_sentence_and_a_failing_exit() {
         assert!(err.contains(expected), "`{}` said: {err}", args.join(" "));
     }
     assert_eq!(files_with_hashes(&p.dir), before, "a failed command wrote something");
+    let on = p.ok(&["meeting-mode", "--group", &g, "on"]);
+    assert!(on.is_empty(), "the confirmation goes to stderr");
+    let off = p.run(&["meeting-mode", "--group", &g, "off"]);
+    assert!(off.status.success());
+    assert!(String::from_utf8_lossy(&off.stderr).contains("Meeting mode is off for Circle"));
 }
 
 #[test]

@@ -701,6 +701,22 @@ impl GroupSession {
         self.current_epoch_key().ok().map(|(id, k)| (id, k.clone()))
     }
 
+    /// The local-network (mDNS) service name of this group in its current epoch: derived
+    /// from the epoch key, so only members holding that key can tell which group a record
+    /// on the network belongs to, and the name changes with every epoch (a removed member
+    /// learns nothing from the new one). 13 characters, within DNS-SD's limit of 15.
+    pub fn lan_service_name(&self) -> Option<String> {
+        let (_, key) = self.current_epoch_key().ok()?;
+        let mut h = blake3::Hasher::new_keyed(key.expose());
+        h.update(b"alongside/lan-service/v1");
+        h.update(&self.group.0);
+        let digest = h.finalize();
+        let name = data_encoding::BASE32_NOPAD
+            .encode(&digest.as_bytes()[..10])
+            .to_ascii_lowercase();
+        Some(format!("a{}", &name[..12]))
+    }
+
     /// A unit carrying the whole of `doc` as a saved document (for a peer with nothing).
     pub fn document_unit(&mut self, doc: &DocId) -> Option<SealedUnit> {
         let payload = self.docs.get(doc)?.document_payload();

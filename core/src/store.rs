@@ -23,7 +23,8 @@ type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// Which table a record lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Profile-level settings (label, install facts).
+    /// Profile-level settings (label, install facts) and settings this device keeps per
+    /// group and never shares (meeting mode).
     Meta,
     /// One record per group membership: its secrets and keys.
     Group,

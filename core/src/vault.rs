@@ -120,6 +120,8 @@ pub enum Committed {
     Unit(GroupId, std::sync::Arc<SealedUnit>),
     /// The group's membership operations or audience grants grew.
     Membership(GroupId),
+    /// A setting kept only on this device changed (e.g. meeting mode).
+    LocalSettings(GroupId),
 }
 
 impl Vault {
@@ -394,6 +396,25 @@ impl Vault {
             session.restore_pending(unit);
         }
         Ok(session)
+    }
+
+    /// Whether meeting mode (local-network discovery) is on for `group` on this device.
+    /// Off unless switched on; never shared with the group.
+    pub fn meeting_mode(&mut self, group: &GroupId) -> Result<bool, VaultError> {
+        self.ensure_loaded(group)?;
+        let raw = self.store.get(Kind::Meta, &Key::in_group(*group, b"meeting-mode"))?;
+        Ok(raw.is_some_and(|v| v.as_slice() == [1]))
+    }
+
+    /// Switches meeting mode for `group` on this device (durable; a running node starts or
+    /// stops discovery at once).
+    pub fn set_meeting_mode(&mut self, group: &GroupId, on: bool) -> Result<(), VaultError> {
+        self.ensure_loaded(group)?;
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::in_group(*group, b"meeting-mode"), vec![u8::from(on)]);
+        self.store.commit(batch)?;
+        self.committed.push(Committed::LocalSettings(*group));
+        Ok(())
     }
 
     /// Records a new invitation to `group` and returns the invite key's secret half (for the

@@ -22,6 +22,7 @@ mod accept;
 mod conn;
 mod join;
 mod live;
+mod meeting;
 mod node;
 mod supervisor;
 

@@ -177,6 +177,10 @@ pub(crate) struct Inner {
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Held while a group's endpoint is being bound.
     serving: tokio::sync::Mutex<()>,
+    /// Meeting mode (local-network discovery) per group.
+    pub(crate) lan: crate::meeting::Lan,
+    /// Members just discovered nearby: the supervisor retries them at once.
+    pub(crate) discovered: Mutex<Vec<(GroupId, [u8; 32])>>,
 }
 
 /// The network side of an unlocked profile.
@@ -320,6 +324,7 @@ impl Inner {
             .map_err(|_| NetError::Internal("node lock poisoned".into()))?
             .insert(group, served);
         self.shared.emit(NodeEvent::Serving { group });
+        crate::meeting::apply(self, group).await;
         self.wake.notify_one();
         Ok(())
     }
@@ -375,6 +380,8 @@ impl Node {
                 wake: Notify::new(),
                 supervisor: Mutex::new(None),
                 serving: tokio::sync::Mutex::new(()),
+                lan: crate::meeting::Lan::default(),
+                discovered: Mutex::new(Vec::new()),
             }),
         };
         for g in groups {
@@ -412,10 +419,24 @@ impl Node {
         self.inner.serve_group(group).await
     }
 
-    /// Where `group`'s endpoint can be reached: its id and bound socket addresses.
+    /// Where `group`'s endpoint can be reached: its id and socket addresses (the bound
+    /// address, or each interface's address when bound to all of them).
     pub fn address(&self, group: &GroupId) -> Option<([u8; 32], Vec<SocketAddr>)> {
         let served = self.inner.served(group)?;
-        Some((*served.endpoint.id().as_bytes(), served.endpoint.bound_sockets()))
+        let bound = served.endpoint.bound_sockets();
+        let addrs = if self.inner.config.bind_ip.is_unspecified() {
+            let mut direct: Vec<SocketAddr> = served.endpoint.addr().ip_addrs().copied().collect();
+            direct.sort_by_key(|a| (a.is_ipv6(), a.ip().is_loopback()));
+            if direct.is_empty() { bound } else { direct }
+        } else {
+            bound
+        };
+        Some((*served.endpoint.id().as_bytes(), addrs))
+    }
+
+    /// The local-network service name `group` is discoverable under, if meeting mode runs.
+    pub fn meeting_service(&self, group: &GroupId) -> Option<String> {
+        self.inner.lan.service(group)
     }
 
     /// Members of `group` with an open connection now.
@@ -495,6 +516,7 @@ impl Node {
         if let Some(task) = self.inner.supervisor.lock().ok().and_then(|mut s| s.take()) {
             task.abort();
         }
+        self.inner.lan.stop_all();
         let served: Vec<Arc<Served>> = self
             .inner
             .groups

@@ -60,6 +60,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     let mut backoff: HashMap<PeerKey, Backoff> = HashMap::new();
     let mut dialing: HashSet<PeerKey> = HashSet::new();
     loop {
+        // Someone just appeared nearby: try them now, whatever their backoff said.
+        if let Ok(mut found) = inner.discovered.lock() {
+            for key in found.drain(..) {
+                backoff.remove(&key);
+            }
+        }
         let next = dial_due(&inner, &mut backoff, &mut dialing, &done_tx).await;
         tokio::select! {
             biased;
@@ -71,13 +77,17 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                     backoff.insert(key, Backoff::after(ok, previous));
                 }
             }
-            item = fresh.recv() => {
-                if let Ok(Fresh { item: Committed::Membership(g), .. }) = item
-                    && let Err(e) = inner.serve_group(g).await
-                {
-                    tracing::warn!(error = %e, "could not serve a new group");
+            item = fresh.recv() => match item {
+                Ok(Fresh { item: Committed::Membership(g), .. }) => {
+                    if let Err(e) = inner.serve_group(g).await {
+                        tracing::warn!(error = %e, "could not serve a new group");
+                    }
+                    // A new epoch means a new meeting-mode service name.
+                    crate::meeting::apply(&inner, g).await;
                 }
-            }
+                Ok(Fresh { item: Committed::LocalSettings(g), .. }) => crate::meeting::apply(&inner, g).await,
+                _ => {}
+            },
             () = inner.wake.notified() => {}
             () = tokio::time::sleep_until(next) => {}
         }
