@@ -203,6 +203,8 @@ pub struct Store {
     values: SymmetricKey,
     key_hash: Zeroizing<[u8; 32]>,
     rng: rand::rngs::StdRng,
+    /// Whether commits wait for the disk (always, except in benchmarks of the in-memory path).
+    durable: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -275,6 +277,7 @@ impl Store {
             values: data_key.derive("alongside store values v1"),
             key_hash: Zeroizing::new(*data_key.derive("alongside store keys v1").expose()),
             rng,
+            durable: true,
         }
     }
 
@@ -402,11 +405,21 @@ impl Store {
         guarded(|| self.commit_inner(&batch))
     }
 
+    /// **Benchmarks only.** With `false`, commits no longer wait for the disk: a crash may
+    /// lose the latest ones. Measures the in-memory path of sync without fsync.
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
     fn commit_inner(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let Some(Db::Write(db)) = &self.db else {
             unreachable!("ensure_writable opened the file for writing")
         };
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        if !self.durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+        }
         for (kind, group) in &batch.clears {
             let prefix = self.group_prefix(group);
             let mut table = txn.open_table(kind.table())?;

@@ -398,6 +398,11 @@ impl Vault {
         Ok(session)
     }
 
+    /// **Benchmarks only**: commits stop waiting for the disk (see `Store::set_durable`).
+    pub fn set_durable_commits(&mut self, durable: bool) {
+        self.store.set_durable(durable);
+    }
+
     /// Whether meeting mode (local-network discovery) is on for `group` on this device.
     /// Off unless switched on; never shared with the group.
     pub fn meeting_mode(&mut self, group: &GroupId) -> Result<bool, VaultError> {

@@ -4,7 +4,7 @@ use alongside_core::group::{GroupSession, MembershipSecrets, TransportBinding};
 use alongside_core::ids::GroupId;
 use alongside_core::invite::Ticket;
 use alongside_core::membership::{OpKind, SignedOp};
-use alongside_core::sync::Message;
+use alongside_core::sync::{Message, SyncStats};
 use iroh::Endpoint;
 use iroh::endpoint::Connection;
 
@@ -19,7 +19,7 @@ pub(crate) async fn join(
     config: &NetConfig,
     ticket: &Ticket,
     display_name: &str,
-) -> Result<GroupId, NetError> {
+) -> Result<(GroupId, SyncStats), NetError> {
     if ticket.expires_at_ms <= now_ms() {
         return Err(NetError::Refused("that invitation has expired"));
     }
@@ -45,7 +45,7 @@ async fn join_on(
     secrets: MembershipSecrets,
     rng: rand::rngs::StdRng,
     display_name: &str,
-) -> Result<GroupId, NetError> {
+) -> Result<(GroupId, SyncStats), NetError> {
     let group = ticket.group;
     let me_endpoint = *endpoint.id().as_bytes();
     let conn = dial(endpoint, ticket.inviter, &ticket.addrs).await?;
@@ -90,10 +90,10 @@ async fn join_on(
     };
     let result = converse(vault, peer, framed, Mode::Once).await;
     close_dialer(&conn, &result);
-    result?;
+    let stats = result?;
     let (inviter_endpoint, addrs) = (ticket.inviter, ticket.addrs.clone());
     with_vault(vault, move |v| v.remember_address(&group, &inviter_endpoint, &addrs)).await?;
-    Ok(group)
+    Ok((group, stats))
 }
 
 /// Why the inviter closed the connection, from its close code.

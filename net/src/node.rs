@@ -480,11 +480,16 @@ impl Node {
 
     /// Joins the group of `ticket` as `display_name`, pulls its content, and serves it.
     pub async fn join(&self, ticket: &Ticket, display_name: &str) -> Result<GroupId, NetError> {
-        let group = crate::join::join(&self.inner.shared, &self.inner.config, ticket, display_name).await?;
+        Ok(self.join_measured(ticket, display_name).await?.0)
+    }
+
+    /// [`Node::join`], also returning the counters of the first sync (for benchmarks).
+    pub async fn join_measured(&self, ticket: &Ticket, display_name: &str) -> Result<(GroupId, SyncReport), NetError> {
+        let (group, stats) = crate::join::join(&self.inner.shared, &self.inner.config, ticket, display_name).await?;
         self.serve_group(group).await?;
         // The inviter's address is in the book now: a live node connects at once.
         self.inner.wake.notify_one();
-        Ok(group)
+        Ok((group, SyncReport { stats }))
     }
 
     /// Syncs `group` once with every endpoint in its address book (other than this one's).
