@@ -18,8 +18,10 @@ use crate::wire::{DecodeError, Reader, Writer};
 
 /// Text prefix of a ticket.
 pub const TICKET_PREFIX: &str = "alongside1";
-const TICKET_VERSION: u8 = 1;
+const TICKET_VERSION: u8 = 2;
 const MAX_ADDRS: usize = 16;
+/// Longest relay URL a ticket carries.
+pub const MAX_RELAY_URL: usize = 256;
 const PROOF_CONTEXT: &[u8] = b"alongside/join-proof/v1";
 
 /// A ticket could not be read or used.
@@ -43,6 +45,8 @@ pub struct Ticket {
     pub inviter: [u8; 32],
     /// Where the inviter's node listens.
     pub addrs: Vec<SocketAddr>,
+    /// The iroh relay the inviter's node is reachable through, if it uses one.
+    pub relay: Option<String>,
     /// The one-time invite key (secret half).
     pub invite_secret: [u8; 32],
     /// When it stops working (Unix ms).
@@ -54,6 +58,7 @@ impl std::fmt::Debug for Ticket {
         f.debug_struct("Ticket")
             .field("group", &self.group)
             .field("addrs", &self.addrs)
+            .field("relay", &self.relay)
             .field("expires_at_ms", &self.expires_at_ms)
             .finish_non_exhaustive()
     }
@@ -77,6 +82,7 @@ impl Ticket {
             };
             w.u16(a.port());
         }
+        w.var_bytes(self.relay.as_deref().unwrap_or("").as_bytes());
         w.bytes(&self.invite_secret).i64(self.expires_at_ms);
         let bytes = w.finish();
         format!(
@@ -99,8 +105,9 @@ impl Ticket {
 
     fn decode(bytes: &[u8]) -> Result<Ticket, DecodeError> {
         let mut r = Reader::new(bytes);
+        // Version 1 had no relay; it is still read.
         let version = r.u8()?;
-        if version != TICKET_VERSION {
+        if version != TICKET_VERSION && version != 1 {
             return Err(DecodeError::Version(version));
         }
         let group = GroupId(r.array()?);
@@ -120,6 +127,13 @@ impl Ticket {
             };
             addrs.push(SocketAddr::new(ip, r.u16()?));
         }
+        let relay = if version >= 2 {
+            let raw = r.var_bytes(MAX_RELAY_URL)?;
+            let url = std::str::from_utf8(raw).map_err(|_| DecodeError::Invalid("relay URL"))?;
+            (!url.is_empty()).then(|| url.to_string())
+        } else {
+            None
+        };
         let invite_secret = r.array()?;
         let expires_at_ms = r.i64()?;
         r.finish()?;
@@ -127,6 +141,7 @@ impl Ticket {
             group,
             inviter,
             addrs,
+            relay,
             invite_secret,
             expires_at_ms,
         })
@@ -205,6 +220,7 @@ mod tests {
             group: GroupId([3; 32]),
             inviter: [4; 32],
             addrs: vec!["127.0.0.1:4567".parse().unwrap(), "[::1]:4567".parse().unwrap()],
+            relay: Some("https://relay.example.org./".into()),
             invite_secret: [5; 32],
             expires_at_ms: 1_800_000_000_000,
         }
@@ -217,6 +233,8 @@ mod tests {
         assert!(text.starts_with(TICKET_PREFIX));
         assert!(text.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(Ticket::from_text(&format!("  {text}\n")).unwrap(), t);
+        let direct = Ticket { relay: None, ..t.clone() };
+        assert_eq!(Ticket::from_text(&direct.to_text()).unwrap(), direct);
         assert!(
             !format!("{t:?}").contains("invite_secret"),
             "the secret stays out of Debug"

@@ -496,6 +496,26 @@ impl Vault {
         Ok(())
     }
 
+    /// Remembers the iroh relay through which `endpoint` of `group` can be reached (from a
+    /// ticket, or seen on a connection). No write if it is already known.
+    pub fn remember_relay(&mut self, group: &GroupId, endpoint: &[u8; 32], url: &str) -> Result<(), VaultError> {
+        if url.len() > crate::invite::MAX_RELAY_URL || self.relay_of(group, endpoint)?.as_deref() == Some(url) {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::in_group(*group, &relay_key(endpoint)), url.as_bytes().to_vec());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
+    /// The relay `endpoint` of `group` was last reachable through, if any.
+    pub fn relay_of(&self, group: &GroupId, endpoint: &[u8; 32]) -> Result<Option<String>, VaultError> {
+        Ok(self
+            .store
+            .get(Kind::Meta, &Key::in_group(*group, &relay_key(endpoint)))?
+            .and_then(|raw| String::from_utf8(raw.to_vec()).ok()))
+    }
+
     /// The address book of `group`: every endpoint with the addresses it was last seen at.
     pub fn addresses(&self, group: &GroupId) -> Result<Vec<AddressEntry>, VaultError> {
         let mut out = Vec::new();
@@ -538,6 +558,11 @@ struct Record {
     secrets: MembershipSecrets,
     epoch_keys: BTreeMap<KeyId, SymmetricKey>,
     audience_keys: BTreeMap<DocId, SymmetricKey>,
+}
+
+/// The store key of an endpoint's relay URL (in the profile's settings table).
+fn relay_key(endpoint: &[u8; 32]) -> Vec<u8> {
+    [b"relay:".as_slice(), endpoint].concat()
 }
 
 fn encode_record(s: &GroupSession) -> Vec<u8> {

@@ -127,16 +127,26 @@ impl Handler {
         };
         // A member's node reached us: remember where, so the supervisor can dial back
         // later. (Not a joiner's: it joins from a temporary endpoint.)
-        let seen: Vec<SocketAddr> = conn
-            .paths()
-            .iter()
-            .filter_map(|p| match p.remote_addr() {
-                TransportAddr::Ip(a) => Some(*a),
-                _ => None,
+        let mut seen: Vec<SocketAddr> = Vec::new();
+        let mut relay = None;
+        for path in conn.paths().iter() {
+            match path.remote_addr() {
+                TransportAddr::Ip(a) => seen.push(*a),
+                TransportAddr::Relay(url) => relay = Some(url.to_string()),
+                _ => {}
+            }
+        }
+        if known.is_some() && (!seen.is_empty() || relay.is_some()) {
+            let _ = with_vault(&self.vault, move |v| {
+                if !seen.is_empty() {
+                    v.remember_address(&group, &remote, &seen)?;
+                }
+                if let Some(url) = relay {
+                    v.remember_relay(&group, &remote, &url)?;
+                }
+                Ok(())
             })
-            .collect();
-        if known.is_some() && !seen.is_empty() {
-            let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
+            .await;
         }
         let _presence = self.inner.present(group, peer);
         let mode = Mode::Live {

@@ -48,7 +48,7 @@ async fn join_on(
 ) -> Result<(GroupId, SyncStats), NetError> {
     let group = ticket.group;
     let me_endpoint = *endpoint.id().as_bytes();
-    let conn = dial(endpoint, ticket.inviter, &ticket.addrs).await?;
+    let conn = dial(endpoint, ticket.inviter, &ticket.addrs, ticket.relay.as_deref()).await?;
     let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
     let mut framed = Framed::new(send, recv);
     let request = Message::JoinRequest {
@@ -91,8 +91,15 @@ async fn join_on(
     let result = converse(vault, peer, framed, Mode::Once).await;
     close_dialer(&conn, &result);
     let stats = result?;
-    let (inviter_endpoint, addrs) = (ticket.inviter, ticket.addrs.clone());
-    with_vault(vault, move |v| v.remember_address(&group, &inviter_endpoint, &addrs)).await?;
+    let (inviter_endpoint, addrs, relay) = (ticket.inviter, ticket.addrs.clone(), ticket.relay.clone());
+    with_vault(vault, move |v| {
+        v.remember_address(&group, &inviter_endpoint, &addrs)?;
+        if let Some(url) = relay {
+            v.remember_relay(&group, &inviter_endpoint, &url)?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok((group, stats))
 }
 

@@ -57,6 +57,9 @@ pub struct NetConfig {
     pub bind_ip: IpAddr,
     /// Which relays endpoints use.
     pub relay: RelayChoice,
+    /// Root certificates (DER) to trust for a self-hosted relay with its own certificate
+    /// authority. Empty: the usual web roots.
+    pub relay_roots: Vec<Vec<u8>>,
     /// Whether local-network discovery may run at all (a group's meeting mode switches
     /// it on for that group; `false` is the global kill switch).
     pub lan: bool,
@@ -99,6 +102,7 @@ impl NetConfig {
         NetConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             relay: RelayChoice::Disabled,
+            relay_roots: Vec::new(),
             lan: false,
             anti_entropy: Duration::from_secs(20),
         }
@@ -203,7 +207,15 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
         RelayChoice::Default => RelayMode::Default,
         RelayChoice::Custom(url) => RelayMode::custom([url.clone()]),
     };
-    Endpoint::builder(presets::Minimal)
+    let mut builder = Endpoint::builder(presets::Minimal);
+    if config.relay != RelayChoice::Disabled && !config.relay_roots.is_empty() {
+        let roots = config
+            .relay_roots
+            .iter()
+            .map(|der| rustls_pki_types::CertificateDer::from(der.clone()));
+        builder = builder.ca_tls_config(iroh::tls::CaTlsConfig::custom_roots(roots));
+    }
+    builder
         .relay_mode(relay)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
@@ -341,10 +353,12 @@ impl Inner {
         let served = self
             .served(&group)
             .ok_or(NetError::Internal("group not served".into()))?;
-        let member = with_vault(&self.shared, move |v| Ok(v.session(&group)?.member_for_endpoint(&peer)))
-            .await?
-            .ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
-        let conn = dial(&served.endpoint, peer, addrs).await?;
+        let (member, relay) = with_vault(&self.shared, move |v| {
+            Ok((v.session(&group)?.member_for_endpoint(&peer), v.relay_of(&group, &peer)?))
+        })
+        .await?;
+        let member = member.ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
+        let conn = dial(&served.endpoint, peer, addrs, relay.as_deref()).await?;
         let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         let _presence = self.present(group, member);
         let result = converse(
@@ -434,6 +448,19 @@ impl Node {
         Some((*served.endpoint.id().as_bytes(), addrs))
     }
 
+    /// The relay `group`'s endpoint is reachable through, if relays are on. Waits up to
+    /// five seconds for the endpoint to choose and reach its relay (iroh measures the relays
+    /// first, about three seconds; with no internet it never reaches one, and then there is
+    /// none to give).
+    pub async fn relay_url(&self, group: &GroupId) -> Option<String> {
+        if self.inner.config.relay == RelayChoice::Disabled {
+            return None;
+        }
+        let served = self.inner.served(group)?;
+        let _ = tokio::time::timeout(Duration::from_secs(5), served.endpoint.online()).await;
+        served.endpoint.addr().relay_urls().next().map(|u| u.to_string())
+    }
+
     /// The local-network service name `group` is discoverable under, if meeting mode runs.
     pub fn meeting_service(&self, group: &GroupId) -> Option<String> {
         self.inner.lan.service(group)
@@ -458,11 +485,13 @@ impl Node {
         let (inviter, addrs) = self
             .address(&group)
             .ok_or(NetError::Internal("group not served".into()))?;
+        let relay = self.relay_url(&group).await;
         let invite_secret = self.with_vault(move |v| v.create_invite(&group, expires_at_ms)).await?;
         Ok(Ticket {
             group,
             inviter,
             addrs,
+            relay,
             invite_secret,
             expires_at_ms,
         })
@@ -535,11 +564,20 @@ impl Node {
     }
 }
 
-pub(crate) async fn dial(endpoint: &Endpoint, peer: [u8; 32], addrs: &[SocketAddr]) -> Result<Connection, NetError> {
+/// Dials endpoint `peer` at its direct `addrs` and, if known, through `relay`.
+pub(crate) async fn dial(
+    endpoint: &Endpoint,
+    peer: [u8; 32],
+    addrs: &[SocketAddr],
+    relay: Option<&str>,
+) -> Result<Connection, NetError> {
     let id = EndpointId::from_bytes(&peer).map_err(|_| NetError::Protocol("not an endpoint id".into()))?;
     let mut addr = EndpointAddr::new(id);
     for a in addrs {
         addr = addr.with_ip_addr(*a);
+    }
+    if let Some(url) = relay.and_then(|r| r.parse::<iroh::RelayUrl>().ok()) {
+        addr = addr.with_relay_url(url);
     }
     match tokio::time::timeout(DIAL_TIMEOUT, endpoint.connect(addr, ALPN)).await {
         Ok(connected) => connected.map_err(|e| NetError::Connection(e.to_string())),
