@@ -233,7 +233,10 @@ mod tests {
         assert!(text.starts_with(TICKET_PREFIX));
         assert!(text.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(Ticket::from_text(&format!("  {text}\n")).unwrap(), t);
-        let direct = Ticket { relay: None, ..t.clone() };
+        let direct = Ticket {
+            relay: None,
+            ..t.clone()
+        };
         assert_eq!(Ticket::from_text(&direct.to_text()).unwrap(), direct);
         assert!(
             !format!("{t:?}").contains("invite_secret"),

@@ -503,7 +503,11 @@ impl Vault {
             return Ok(());
         }
         let mut batch = Batch::new();
-        batch.put(Kind::Meta, Key::in_group(*group, &relay_key(endpoint)), url.as_bytes().to_vec());
+        batch.put(
+            Kind::Meta,
+            Key::in_group(*group, &relay_key(endpoint)),
+            url.as_bytes().to_vec(),
+        );
         self.store.commit(batch)?;
         Ok(())
     }

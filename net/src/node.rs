@@ -354,7 +354,10 @@ impl Inner {
             .served(&group)
             .ok_or(NetError::Internal("group not served".into()))?;
         let (member, relay) = with_vault(&self.shared, move |v| {
-            Ok((v.session(&group)?.member_for_endpoint(&peer), v.relay_of(&group, &peer)?))
+            Ok((
+                v.session(&group)?.member_for_endpoint(&peer),
+                v.relay_of(&group, &peer)?,
+            ))
         })
         .await?;
         let member = member.ok_or(NetError::Refused("that endpoint is not a member of the group"))?;

@@ -69,10 +69,7 @@ async fn a_member_whose_direct_addresses_lead_nowhere_is_reached_through_the_rel
         .expect("joined in time")
         .unwrap();
     assert_eq!(joined, group);
-    let name = bob
-        .with_vault(move |v| Ok(v.session(&group)?.name()))
-        .await
-        .unwrap();
+    let name = bob.with_vault(move |v| Ok(v.session(&group)?.name())).await.unwrap();
     assert_eq!(name, "Tuesday Circle");
     // Bob remembers the relay for later syncs.
     let alice_endpoint = ticket.inviter;
