@@ -68,28 +68,35 @@ impl MembershipSecrets {
     }
 }
 
-/// A member's transport key (its iroh endpoint id for the group), signed by its
-/// membership key so that nobody can claim another member's endpoint.
+/// A member's transport key (its iroh endpoint id for the group), bound both ways: the
+/// membership key signs the transport key, and the transport key signs the membership key.
+/// So nobody can claim another member's endpoint (they cannot sign with its key), and
+/// nobody can attach their endpoint to another member (they cannot sign with theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransportBinding {
     /// The transport public key.
     pub key: [u8; 32],
     /// The membership key's signature over `"alongside/transport/v1" ‖ group ‖ key`.
     pub signature: [u8; 64],
+    /// The transport key's signature over `"alongside/transport-owner/v1" ‖ group ‖ member`.
+    pub owner_signature: [u8; 64],
 }
 
 const TRANSPORT_CONTEXT: &[u8] = b"alongside/transport/v1";
+const TRANSPORT_OWNER_CONTEXT: &[u8] = b"alongside/transport-owner/v1";
 
 impl TransportBinding {
-    /// Binds `transport` to `membership` in `group`.
-    pub fn new(group: &GroupId, membership: &SigningSecret, transport: [u8; 32]) -> TransportBinding {
+    /// Binds `transport` and `membership` to each other in `group`.
+    pub fn new(group: &GroupId, membership: &SigningSecret, transport: &SigningSecret) -> TransportBinding {
+        let key = transport.public();
         TransportBinding {
-            key: transport,
-            signature: membership.sign(&[TRANSPORT_CONTEXT, &group.0, &transport].concat()),
+            key,
+            signature: membership.sign(&[TRANSPORT_CONTEXT, &group.0, &key].concat()),
+            owner_signature: transport.sign(&[TRANSPORT_OWNER_CONTEXT, &group.0, &membership.public()].concat()),
         }
     }
 
-    /// Whether `member` really bound this key in `group`.
+    /// Whether `member` and this transport key really bound each other in `group`.
     pub fn verify(&self, group: &GroupId, member: &MemberId) -> bool {
         crate::crypto::verify(
             &member.0,
@@ -97,6 +104,12 @@ impl TransportBinding {
             &self.signature,
         )
         .is_ok()
+            && crate::crypto::verify(
+                &self.key,
+                &[TRANSPORT_OWNER_CONTEXT, &group.0, &member.0].concat(),
+                &self.owner_signature,
+            )
+            .is_ok()
     }
 }
 
@@ -519,7 +532,7 @@ impl GroupSession {
 
     /// This member's transport binding (its endpoint key for the group, signed).
     pub fn transport_binding(&self) -> TransportBinding {
-        TransportBinding::new(&self.group, &self.me.signing, self.me.transport.public())
+        TransportBinding::new(&self.group, &self.me.signing, &self.me.transport)
     }
 
     /// Announces this member's transport key in its member document (encrypted under the
@@ -533,7 +546,7 @@ impl GroupSession {
         if current == Some(binding) {
             return Ok(());
         }
-        self.edit_my_doc(|tx| crate::model::edits::set_transport(tx, &binding.key, &binding.signature))
+        self.edit_my_doc(|tx| crate::model::edits::set_transport(tx, &binding))
     }
 
     /// The current member whose announced, verified transport key is `endpoint`.

@@ -108,8 +108,9 @@ pub struct Vault {
     rng: StdRng,
     /// What became durable since the driver last asked (see [`Vault::take_committed`]).
     committed: Vec<Committed>,
-    /// Per group, how many membership operations and grants were last persisted.
-    membership_sizes: BTreeMap<GroupId, (usize, usize)>,
+    /// Per group, how many membership operations, grants and waiting units were last
+    /// persisted (to tell whether an edit changed anything worth a write).
+    membership_sizes: BTreeMap<GroupId, (usize, usize, usize)>,
 }
 
 /// Something that became durable in a group, for a running node to pass on to connected
@@ -294,8 +295,10 @@ impl Vault {
     fn ensure_loaded(&mut self, group: &GroupId) -> Result<(), VaultError> {
         if !self.sessions.contains_key(group) {
             let session = self.load(group)?;
-            self.membership_sizes
-                .insert(*group, (session.ops().len(), session.grants().len()));
+            self.membership_sizes.insert(
+                *group,
+                (session.ops().len(), session.grants().len(), session.pending_count()),
+            );
             self.sessions.insert(*group, session);
         }
         Ok(())
@@ -303,6 +306,18 @@ impl Vault {
 
     fn persist(&mut self, group: &GroupId) -> Result<(), VaultError> {
         let session = self.sessions.get_mut(group).expect("persisting a loaded session");
+        let units: Vec<SealedUnit> = session
+            .take_outbox()
+            .into_iter()
+            .chain(session.take_accepted())
+            .collect();
+        let dirty = session.take_dirty();
+        let sizes = (session.ops().len(), session.grants().len(), session.pending_count());
+        let before = self.membership_sizes.get(group).copied();
+        if units.is_empty() && dirty.is_empty() && before == Some(sizes) {
+            // Nothing new (a sync frame that only talked): no write, no fsync.
+            return Ok(());
+        }
         let mut batch = Batch::new();
         batch.put(Kind::Group, Key::in_group(*group, b""), encode_record(session));
         for op in session.ops() {
@@ -315,16 +330,10 @@ impl Vault {
                 grant.bytes().to_vec(),
             );
         }
-        let units: Vec<SealedUnit> = session
-            .take_outbox()
-            .into_iter()
-            .chain(session.take_accepted())
-            .collect();
         for unit in &units {
             batch.append_unit(*group, unit.bytes().to_vec());
         }
-        let sizes = (session.ops().len(), session.grants().len());
-        for doc in session.take_dirty() {
+        for doc in dirty {
             if let Some(replica) = session.replica(&doc) {
                 batch.put(
                     Kind::Snapshot,
@@ -344,7 +353,8 @@ impl Vault {
         self.store.commit(batch)?;
         // Durable now: only from here on may it be passed on. A new group counts as a
         // membership change (a running node starts serving it).
-        if self.membership_sizes.insert(*group, sizes) != Some(sizes) {
+        self.membership_sizes.insert(*group, sizes);
+        if before.map(|(o, g, _)| (o, g)) != Some((sizes.0, sizes.1)) {
             self.committed.push(Committed::Membership(*group));
         }
         self.committed.extend(

@@ -14,6 +14,13 @@ use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler};
 
 use crate::close_code;
+
+/// How long a connecting peer may take to open its stream and, if it is not a member, to
+/// send its join request.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The largest first frame a non-member may send (a join request is about 450 bytes).
+const JOIN_REQUEST_LIMIT: usize = 4096;
 use crate::conn::{Framed, SharedVault, with_vault};
 use crate::live::{Mode, Peer, converse};
 use crate::node::{Inner, NetError, now_ms};
@@ -64,9 +71,9 @@ impl Handler {
     async fn serve(&self, conn: &Connection, remote: [u8; 32]) -> Result<(), (u32, String)> {
         let group = self.group;
         let protocol = |e: NetError| (close_code::PROTOCOL, e.to_string());
-        let (send, recv) = conn
-            .accept_bi()
+        let (send, recv) = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.accept_bi())
             .await
+            .map_err(|_| (close_code::PROTOCOL, "no stream opened in time".to_string()))?
             .map_err(|e| (close_code::PROTOCOL, e.to_string()))?;
         let mut framed = Framed::new(send, recv);
         let known = with_vault(&self.vault, move |v| {
@@ -77,8 +84,14 @@ impl Handler {
         let peer = match known {
             Some(member) => member,
             None => {
-                // Not a member: the only thing it may say is a valid join request.
-                let first = framed.next_frame().await.map_err(protocol)?;
+                // Not a member: the only thing it may say is a valid join request, which is
+                // small and must come at once.
+                framed.set_limit(JOIN_REQUEST_LIMIT);
+                let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next_frame())
+                    .await
+                    .map_err(|_| (close_code::REFUSED, "no join request in time".to_string()))?
+                    .map_err(protocol)?;
+                framed.set_limit(usize::MAX);
                 let request = first.and_then(|b| Message::decode(&b).ok());
                 let Some(Message::JoinRequest {
                     group: g,
@@ -127,26 +140,18 @@ impl Handler {
         };
         // A member's node reached us: remember where, so the supervisor can dial back
         // later. (Not a joiner's: it joins from a temporary endpoint.)
-        let mut seen: Vec<SocketAddr> = Vec::new();
-        let mut relay = None;
-        for path in conn.paths().iter() {
-            match path.remote_addr() {
-                TransportAddr::Ip(a) => seen.push(*a),
-                TransportAddr::Relay(url) => relay = Some(url.to_string()),
-                _ => {}
-            }
-        }
-        if known.is_some() && (!seen.is_empty() || relay.is_some()) {
-            let _ = with_vault(&self.vault, move |v| {
-                if !seen.is_empty() {
-                    v.remember_address(&group, &remote, &seen)?;
-                }
-                if let Some(url) = relay {
-                    v.remember_relay(&group, &remote, &url)?;
-                }
-                Ok(())
+        // (A relay path is not remembered: it is most likely our own home relay, which the
+        // member dialed through; its own relay comes from its ticket.)
+        let seen: Vec<SocketAddr> = conn
+            .paths()
+            .iter()
+            .filter_map(|p| match p.remote_addr() {
+                TransportAddr::Ip(a) => Some(*a),
+                _ => None,
             })
-            .await;
+            .collect();
+        if known.is_some() && !seen.is_empty() {
+            let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
         }
         let _presence = self.inner.present(group, peer);
         let mode = Mode::Live {

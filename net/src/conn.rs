@@ -113,6 +113,11 @@ impl Framed {
         write_frames(&mut self.send, frames).await
     }
 
+    /// Sets the largest frame accepted (see `FrameReader::set_limit`).
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.reader.set_limit(limit);
+    }
+
     /// The next frame body, or `None` if the peer finished its side.
     pub(crate) async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, NetError> {
         next_frame(&mut self.reader, &mut self.recv).await

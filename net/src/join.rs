@@ -56,7 +56,7 @@ async fn join_on(
         invite: ticket.invite_public(),
         proof: ticket.prove(&me_endpoint),
         keys: secrets.public_keys(&group),
-        transport: TransportBinding::new(&group, &secrets.signing, me_endpoint),
+        transport: TransportBinding::new(&group, &secrets.signing, &secrets.transport),
     };
     framed.write_frames(&[request.to_frame()]).await?;
     let ops = match framed.next_frame().await {

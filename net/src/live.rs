@@ -101,10 +101,15 @@ pub(crate) async fn converse(
                     step
                 }
                 Ok(_) => continue,
-                // Fell behind the feed: some pushes were missed, so reconcile now.
+                // Fell behind the feed: some pushes were missed. Push any operations the peer
+                // lacks, and (dialer) reconcile now; the acceptor's lost units come with the
+                // dialer's next round.
                 Err(RecvError::Lagged(_)) => {
-                    let step;
-                    (sync, step) = begin_round(shared, group, sync).await?;
+                    let mut step;
+                    (sync, step) = drive(shared, None, sync, move |sync, v| Ok(sync.push_membership(v.session(&group)?))).await?;
+                    let round;
+                    (sync, round) = begin_round(shared, group, sync).await?;
+                    step.frames.extend(round.frames);
                     step
                 }
                 Err(RecvError::Closed) => break,

@@ -113,8 +113,11 @@ pub(crate) async fn apply(inner: &Arc<Inner>, group: GroupId) {
         }
     });
     tracing::info!(group = %alongside_core::ids::short_hex(&group.0), "meeting mode on");
-    if let Ok(mut running) = inner.lan.running.lock() {
-        running.insert(group, Running { service, listener });
+    if let Ok(mut running) = inner.lan.running.lock()
+        && let Some(raced) = running.insert(group, Running { service, listener })
+    {
+        // Another call started one meanwhile: only one may advertise.
+        raced.listener.abort();
     }
 }
 

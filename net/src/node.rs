@@ -185,6 +185,8 @@ pub(crate) struct Inner {
     pub(crate) lan: crate::meeting::Lan,
     /// Members just discovered nearby: the supervisor retries them at once.
     pub(crate) discovered: Mutex<Vec<(GroupId, [u8; 32])>>,
+    /// Set by shutdown: no endpoint is bound after it.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// The network side of an unlocked profile.
@@ -301,6 +303,9 @@ impl Inner {
         if self.served(&group).is_some() {
             return Ok(());
         }
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(NetError::Internal("the node is shutting down".into()));
+        }
         let seed = with_vault(&self.shared, move |v| {
             Ok(*v.session(&group)?.secrets().transport.seed())
         })
@@ -399,6 +404,7 @@ impl Node {
                 serving: tokio::sync::Mutex::new(()),
                 lan: crate::meeting::Lan::default(),
                 discovered: Mutex::new(Vec::new()),
+                closing: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         for g in groups {
@@ -550,6 +556,9 @@ impl Node {
 
     /// Stops the supervisor and closes every endpoint (live connections end with them).
     pub async fn shutdown(self) {
+        self.inner.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wait for any bind in progress, so nothing is bound after the drain below.
+        drop(self.inner.serving.lock().await);
         if let Some(task) = self.inner.supervisor.lock().ok().and_then(|mut s| s.take()) {
             task.abort();
         }

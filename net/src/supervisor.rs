@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use alongside_core::ids::GroupId;
 use alongside_core::vault::Committed;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -59,14 +60,20 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(PeerKey, bool)>();
     let mut backoff: HashMap<PeerKey, Backoff> = HashMap::new();
     let mut dialing: HashSet<PeerKey> = HashSet::new();
+    let mut next = Instant::now();
+    // Whether to look at the address books again (not for every unit that goes by).
+    let mut look = true;
     loop {
-        // Someone just appeared nearby: try them now, whatever their backoff said.
-        if let Ok(mut found) = inner.discovered.lock() {
-            for key in found.drain(..) {
-                backoff.remove(&key);
+        if look {
+            // Someone just appeared nearby: try them now, whatever their backoff said.
+            if let Ok(mut found) = inner.discovered.lock() {
+                for key in found.drain(..) {
+                    backoff.remove(&key);
+                }
             }
+            next = dial_due(&inner, &mut backoff, &mut dialing, &done_tx).await;
         }
-        let next = dial_due(&inner, &mut backoff, &mut dialing, &done_tx).await;
+        look = true;
         tokio::select! {
             biased;
             done = done_rx.recv() => {
@@ -86,7 +93,17 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                     crate::meeting::apply(&inner, g).await;
                 }
                 Ok(Fresh { item: Committed::LocalSettings(g), .. }) => crate::meeting::apply(&inner, g).await,
-                _ => {}
+                Ok(Fresh { item: Committed::Unit(..), .. }) => look = false,
+                Err(RecvError::Lagged(_)) => {
+                    // Missed some: serve every group and settle every meeting mode again.
+                    let groups = with_vault(&inner.shared, |v| v.group_ids()).await.unwrap_or_default();
+                    for g in groups {
+                        if inner.serve_group(g).await.is_ok() {
+                            crate::meeting::apply(&inner, g).await;
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => return,
             },
             () = inner.wake.notified() => {}
             () = tokio::time::sleep_until(next) => {}

@@ -205,6 +205,23 @@ async fn a_stranger_endpoint_is_refused_with_a_protocol_error_and_gets_no_frame(
     }
     let got = recv.read_to_end(1 << 20).await;
     assert!(got.map(|b| b.is_empty()).unwrap_or(true), "no group data was sent");
+    // A stranger announcing a huge first frame is cut off at once, before it is buffered.
+    let conn = tokio::time::timeout(
+        LIMIT,
+        stranger.connect(endpoint_addr(&alice_id, &alice_addrs), alongside_net::ALPN),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&(60u32 * 1024 * 1024).to_le_bytes()).await.unwrap();
+    send.write_all(&[0u8; 1024]).await.unwrap();
+    match tokio::time::timeout(LIMIT, conn.closed()).await.unwrap() {
+        iroh::endpoint::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(u64::from(c.error_code), u64::from(alongside_net::close_code::PROTOCOL));
+        }
+        other => panic!("expected a protocol error, got {other}"),
+    }
     stranger.close().await;
     alice.shutdown().await;
 }
@@ -229,7 +246,11 @@ async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_s
         invite: ticket.invite_public(),
         proof: proof_for_someone_else,
         keys: secrets.public_keys(&group),
-        transport: TransportBinding::new(&group, &secrets.signing, *mallory.id().as_bytes()),
+        transport: TransportBinding::new(
+            &group,
+            &secrets.signing,
+            &alongside_core::crypto::SigningSecret::from_seed(&mallory_key),
+        ),
     };
     let addr = endpoint_addr(&ticket.inviter, &ticket.addrs);
     let conn = mallory.connect(addr, alongside_net::ALPN).await.unwrap();

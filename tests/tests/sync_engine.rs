@@ -431,3 +431,37 @@ fn an_interrupted_transfer_keeps_what_arrived_and_resumes_without_resending_it()
     assert_eq!(bob.meetings()[0].notes, text);
     same(&alice, &bob);
 }
+
+#[test]
+fn a_document_diff_naming_one_document_many_times_costs_one_transfer() {
+    let mut g = group(39, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    alice.add_meeting(&meeting(), NOW_MS).unwrap();
+    alice.take_outbox();
+    // Bob dials; his document diff is tampered with to name Alice's new meeting 5,000 times.
+    let (mut dialer, first_a) = PeerSync::start(&bob, alice.me(), true);
+    let (mut acceptor, first_b) = PeerSync::start(&alice, bob.me(), false);
+    let (mut to_alice, mut to_bob) = (first_a.frames, first_b.frames);
+    let mut units_from_alice = 0;
+    while !to_alice.is_empty() || !to_bob.is_empty() {
+        for frame in std::mem::take(&mut to_alice) {
+            let frame = match Message::decode(&frame[4..]).unwrap() {
+                Message::DocDiff { mine, theirs } => {
+                    let theirs = theirs.iter().flat_map(|id| std::iter::repeat_n(*id, 5_000)).collect();
+                    Message::DocDiff { mine, theirs }.to_frame()
+                }
+                _ => frame,
+            };
+            let step = acceptor.handle_frame(&mut alice, &frame[4..]).unwrap();
+            to_bob.extend(step.frames);
+        }
+        for frame in std::mem::take(&mut to_bob) {
+            units_from_alice += usize::from(matches!(Message::decode(&frame[4..]).unwrap(), Message::Unit { .. }));
+            let step = dialer.handle_frame(&mut bob, &frame[4..]).unwrap();
+            to_alice.extend(step.frames);
+        }
+    }
+    assert_eq!(units_from_alice, 1, "the meeting was sent once");
+    assert_eq!(bob.meetings().len(), 1);
+}

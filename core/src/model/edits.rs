@@ -169,10 +169,11 @@ pub(crate) fn set_display_name(tx: &mut Transaction<'_>, name: &str) -> Result<(
     Ok(())
 }
 
-pub(crate) fn set_transport(tx: &mut Transaction<'_>, key: &[u8; 32], signature: &[u8; 64]) -> Result<(), EditError> {
+pub(crate) fn set_transport(tx: &mut Transaction<'_>, b: &crate::group::TransportBinding) -> Result<(), EditError> {
     let obj = tx.put_object(ROOT, "transport", ObjType::Map)?;
-    tx.put(&obj, "key", crate::ids::hex(key))?;
-    tx.put(&obj, "sig", crate::ids::hex(signature))?;
+    tx.put(&obj, "key", crate::ids::hex(&b.key))?;
+    tx.put(&obj, "sig", crate::ids::hex(&b.signature))?;
+    tx.put(&obj, "owner_sig", crate::ids::hex(&b.owner_signature))?;
     Ok(())
 }
 

@@ -438,6 +438,7 @@ pub fn transport(replica: &Replica) -> Option<crate::group::TransportBinding> {
     Some(crate::group::TransportBinding {
         key: crate::ids::parse_hex::<32>(&get_str(doc, &obj, "key")?)?,
         signature: crate::ids::parse_hex::<64>(&get_str(doc, &obj, "sig")?)?,
+        owner_signature: crate::ids::parse_hex::<64>(&get_str(doc, &obj, "owner_sig")?)?,
     })
 }
 

@@ -23,6 +23,11 @@ impl GroupSession {
         self.log.ops().map(|o| o.hash()).collect()
     }
 
+    /// One membership operation by hash, if this device holds it.
+    pub fn membership_op(&self, hash: &OpHash) -> Option<&SignedOp> {
+        self.log.get(hash)
+    }
+
     /// The operations a peer holding `theirs` lacks, in an order that respects parents.
     pub fn ops_lacking(&self, theirs: &[OpHash]) -> Vec<SignedOp> {
         let theirs: BTreeSet<OpHash> = theirs.iter().copied().collect();

@@ -344,7 +344,9 @@ impl PeerSync {
             return Err(ProtocolError::WrongGroup);
         }
         self.round.got_hello = true;
-        self.peer_ops.extend(ops.iter().copied());
+        // Remember only what we hold ourselves: a peer cannot grow this set with made-up hashes.
+        self.peer_ops
+            .extend(ops.iter().filter(|h| session.membership_op(h).is_some()).copied());
         let lacking = session.ops_lacking(ops);
         let grants = session.grants_for(&self.peer);
         let msg = Message::Membership {
@@ -368,6 +370,10 @@ impl PeerSync {
         self.round.got_membership = true;
         self.live = true;
         self.receive_membership(session, ops, grants)?;
+        // Operations made here after we answered their hello were not pushed (we were not
+        // live yet): send them now.
+        let late = self.push_membership(session);
+        step.frames.extend(late.frames);
         if self.initiator {
             let mut neg = self.pair_negentropy(session)?;
             let first = neg.initiate().map_err(|_| ProtocolError::Reconcile)?;
@@ -477,10 +483,15 @@ impl PeerSync {
         let offered: BTreeSet<DocId> = mine.iter().map(|e| e.doc).collect();
         let my_docs: BTreeSet<DocId> = self.round.pairs.values().map(|e| e.doc).collect();
         // My documents whose heads the dialer lacks: all of it if it has none, else settle.
+        // Each document once, however often the diff names it.
+        let mut named = BTreeMap::new();
         for id in theirs {
             let Some(entry) = self.round.pairs.get(id).copied() else {
                 return Err(ProtocolError::Unexpected("a document pair this side never offered"));
             };
+            named.insert(entry.doc, entry);
+        }
+        for entry in named.into_values() {
             if offered.contains(&entry.doc) {
                 self.round.unsettled.insert(entry.doc);
             } else {
@@ -601,7 +612,9 @@ impl PeerSync {
                 Ok(())
             }
             Ok(Received::Duplicate) | Ok(Received::Queued) => Ok(()),
-            Err(ReceiveError::NoKey) => {
+            // No key yet, an author whose add has not reached us yet, or a full queue: an
+            // honest peer can cause these, so skip the unit; the next round brings it again.
+            Err(ReceiveError::NoKey | ReceiveError::NotAMember | ReceiveError::QueueFull) => {
                 self.stats.units_skipped += 1;
                 Ok(())
             }

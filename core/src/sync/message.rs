@@ -187,7 +187,9 @@ impl Message {
             } => {
                 w.bytes(&group.0).bytes(invite).bytes(proof);
                 keys.encode(&mut w);
-                w.bytes(&transport.key).bytes(&transport.signature);
+                w.bytes(&transport.key)
+                    .bytes(&transport.signature)
+                    .bytes(&transport.owner_signature);
             }
             Message::JoinAccepted { ops } => {
                 w.count(ops.len());
@@ -294,6 +296,7 @@ impl Message {
                 transport: crate::group::TransportBinding {
                     key: r.array()?,
                     signature: r.array()?,
+                    owner_signature: r.array()?,
                 },
             },
             9 => {
@@ -313,15 +316,31 @@ impl Message {
 
 /// Splits a byte stream into frame bodies, refusing an over-long frame as soon as its
 /// length prefix arrives (before buffering it).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameReader {
     buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> FrameReader {
+        FrameReader {
+            buf: Vec::new(),
+            limit: MAX_FRAME,
+        }
+    }
 }
 
 impl FrameReader {
     /// An empty reader.
     pub fn new() -> FrameReader {
         FrameReader::default()
+    }
+
+    /// Lowers (or restores) the largest frame accepted, e.g. to a few KiB while a stranger
+    /// may only send a join request. Never above the protocol's own limit.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_FRAME);
     }
 
     /// Adds received bytes.
@@ -335,10 +354,10 @@ impl FrameReader {
             return Ok(None);
         }
         let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        if len == 0 || len > MAX_FRAME {
+        if len == 0 || len > self.limit {
             return Err(DecodeError::TooLong {
                 len: len as u64,
-                max: MAX_FRAME as u64,
+                max: self.limit as u64,
             });
         }
         if self.buf.len() < 4 + len {
