@@ -4,16 +4,21 @@
 //!
 //! The loop is `select! { biased; ... }` over three sources: frames from the peer (read by a
 //! separate task, so no read is ever cancelled half-way), the node's feed of durable
-//! changes, and the anti-entropy timer (dialer only). Each arm hands the engine to a
+//! changes, and the anti-entropy timer (dialer only). Frames to send go to a writer task
+//! (see [`Outbox`]), so the loop never stops reading while a write waits for the peer. Each arm hands the engine to a
 //! blocking task that locks the vault, so what a frame changed is durable before anything
 //! is sent on.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::sync::{Event, PeerSync, Step, SyncStats};
 use alongside_core::vault::{Committed, Vault, VaultError};
+use iroh::endpoint::SendStream;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 use crate::conn::{Framed, Fresh, SharedVault, with_vault, with_vault_from, write_frames};
 use crate::node::{NetError, NodeEvent};
@@ -55,12 +60,13 @@ pub(crate) async fn converse(
     } = peer;
     // Subscribe before the first round starts, so nothing made meanwhile is missed.
     let mut fresh = shared.fresh.subscribe();
-    let (mut send, mut frames) = framed.into_split();
+    let (send, mut frames) = framed.into_split();
+    let mut out = Outbox::spawn(send);
     let (mut sync, first) = with_vault(shared, move |v| {
         Ok(PeerSync::start(v.session(&group)?, member, initiator))
     })
     .await?;
-    write_frames(&mut send, &first.frames).await?;
+    out.send(first.frames)?;
     let live = matches!(mode, Mode::Live { .. });
     let period = match mode {
         Mode::Live { anti_entropy } => anti_entropy,
@@ -74,6 +80,11 @@ pub(crate) async fn converse(
         }
         let step = tokio::select! {
             biased;
+            // The writer stopped before we asked it to: the stream failed.
+            written = &mut out.writer => {
+                written.map_err(|e| NetError::Internal(e.to_string()))??;
+                return Err(NetError::Connection("the stream closed".into()));
+            }
             frame = frames.recv() => match frame {
                 Some(Ok(body)) => {
                     let step;
@@ -88,7 +99,9 @@ pub(crate) async fn converse(
                 None if sync.is_caught_up() => break,
                 None => return Err(NetError::Connection("the peer ended the sync early".into())),
             },
-            item = fresh.recv(), if live => match item {
+            // While the peer is slow to read what we already queued, leave new changes in
+            // the feed; if it overflows, the next round repairs what was skipped.
+            item = fresh.recv(), if live && !out.is_backed_up() => match item {
                 Ok(f) if f.from == Some(member) => continue,
                 Ok(Fresh { item: Committed::Unit(g, unit), .. }) if g == group => {
                     let step;
@@ -120,14 +133,65 @@ pub(crate) async fn converse(
                 step
             }
         };
-        write_frames(&mut send, &step.frames).await?;
+        out.send(step.frames)?;
     }
-    // Finish our side, then read theirs to its end so nothing in flight is lost.
-    let _ = send.finish();
+    // Finish our side (after everything queued is written), then read theirs to its end so
+    // nothing in flight is lost.
+    drop(out.tx);
+    out.writer.await.map_err(|e| NetError::Internal(e.to_string()))??;
     while let Some(frame) = frames.recv().await {
         frame?;
     }
     Ok(sync.stats())
+}
+
+/// Above this many queued bytes, no new pushes are taken (the peer reads slowly).
+const OUT_SOFT_LIMIT: usize = 8 * 1024 * 1024;
+/// Above this many, the peer is not reading at all: the connection is closed.
+const OUT_HARD_LIMIT: usize = 96 * 1024 * 1024;
+
+/// The send side, written by its own task so the conversation keeps reading while a
+/// write waits for the peer: two peers writing to each other can never block each other.
+/// The queue is unbounded in items but counted in bytes: what goes in is our own answers
+/// and pushes, and a peer that lets more than [`OUT_HARD_LIMIT`] pile up is cut off.
+struct Outbox {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    writer: tokio::task::JoinHandle<Result<(), NetError>>,
+}
+
+impl Outbox {
+    fn spawn(mut send: SendStream) -> Outbox {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = queued.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                write_frames(&mut send, std::slice::from_ref(&frame)).await?;
+                counter.fetch_sub(frame.len(), Ordering::SeqCst);
+            }
+            let _ = send.finish();
+            Ok(())
+        });
+        Outbox { tx, queued, writer }
+    }
+
+    fn send(&self, frames: Vec<Vec<u8>>) -> Result<(), NetError> {
+        for frame in frames {
+            let queued = self.queued.fetch_add(frame.len(), Ordering::SeqCst) + frame.len();
+            if queued > OUT_HARD_LIMIT {
+                return Err(NetError::Protocol("the peer stopped reading".into()));
+            }
+            self.tx
+                .send(frame)
+                .map_err(|_| NetError::Connection("the stream closed".into()))?;
+        }
+        Ok(())
+    }
+
+    fn is_backed_up(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > OUT_SOFT_LIMIT
+    }
 }
 
 /// Runs `f` on the engine and the vault in a blocking task (see [`with_vault_from`]).
