@@ -245,6 +245,26 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_ticket_without_a_relay_is_still_read() {
+        let t = Ticket {
+            relay: None,
+            ..ticket()
+        };
+        let mut w = Writer::new();
+        w.u8(1).bytes(&t.group.0).bytes(&t.inviter).count(1);
+        w.u8(4).bytes(&[127, 0, 0, 1]).u16(4567);
+        w.bytes(&t.invite_secret).i64(t.expires_at_ms);
+        let text = format!(
+            "{TICKET_PREFIX}{}",
+            data_encoding::BASE32_NOPAD.encode(&w.finish()).to_ascii_lowercase()
+        );
+        let read = Ticket::from_text(&text).unwrap();
+        assert_eq!(read.relay, None);
+        assert_eq!(read.addrs, vec!["127.0.0.1:4567".parse().unwrap()]);
+        assert_eq!(read.invite_secret, t.invite_secret);
+    }
+
+    #[test]
     fn bad_tickets_are_clear_errors() {
         assert_eq!(Ticket::from_text("hello"), Err(TicketError::NotATicket));
         assert_eq!(Ticket::from_text("alongside1!!!"), Err(TicketError::NotATicket));
