@@ -2,47 +2,17 @@
 //! without anyone running `sync`; nodes that drop redial; groups made while running are
 //! served. Every wait is for an event or a condition, with a timeout.
 
-use std::time::Duration;
+mod common;
 
-use alongside_core::crypto::PassphraseKdf;
-use alongside_core::model::edits::NewStory;
 use alongside_core::vault::Vault;
-use alongside_net::{NetConfig, Node, NodeEvent};
+use alongside_net::{Node, NodeEvent};
+use common::{LIMIT, NOW, in_an_hour, node, on, story};
 use tokio::sync::broadcast::Receiver;
 
-const NOW: i64 = 1_795_953_600_000;
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn in_an_hour() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        + 3_600_000
-}
-
 async fn live_node(dir: &std::path::Path, label: &str) -> Node {
-    let path = dir.join(label);
-    let vault = if path.exists() {
-        Vault::unlock(&path, b"pw").unwrap()
-    } else {
-        Vault::init(&path, label, b"pw", PassphraseKdf::TEST).unwrap()
-    };
-    let node = Node::start(vault, NetConfig::loopback()).await.unwrap();
+    let node = node(dir, label).await;
     node.go_live();
     node
-}
-
-async fn on<T: Send + 'static>(n: &Node, f: impl FnOnce(&mut Vault) -> T + Send + 'static) -> T {
-    n.with_vault(move |v| Ok(f(v))).await.unwrap()
-}
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: format!("{title}: in my own words."),
-        ..Default::default()
-    }
 }
 
 /// Waits until `check` holds on `n`'s profile, looking again after each of its events.

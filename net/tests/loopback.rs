@@ -1,29 +1,12 @@
 //! Real iroh endpoints on loopback (relays, lookup and port mapping off), real stores on
 //! disk: invitations, joining, offline edits and reconciliation between two nodes.
 
-use std::time::Duration;
+mod common;
 
-use alongside_core::crypto::PassphraseKdf;
 use alongside_core::invite::Ticket;
-use alongside_core::model::edits::NewStory;
 use alongside_core::vault::Vault;
-use alongside_net::{NetConfig, NetError, Node};
-
-const NOW: i64 = 1_795_953_600_000;
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn far_future() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        + 3_600_000
-}
-
-async fn node(dir: &std::path::Path, label: &str) -> Node {
-    let vault = Vault::init(&dir.join(label), label, b"pw", PassphraseKdf::TEST).unwrap();
-    Node::start(vault, NetConfig::loopback()).await.unwrap()
-}
+use alongside_net::NetError;
+use common::{LIMIT, NOW, in_an_hour, node, on, story};
 
 /// A bare iroh endpoint on loopback with the given key (everything outside off), driven
 /// by hand to play a misbehaving or foreign peer.
@@ -49,19 +32,6 @@ fn endpoint_addr(id: &[u8; 32], addrs: &[std::net::SocketAddr]) -> iroh::Endpoin
     )
 }
 
-/// Runs `f` on `n`'s profile (through the node, as every caller must).
-async fn on<T: Send + 'static>(n: &Node, f: impl FnOnce(&mut Vault) -> T + Send + 'static) -> T {
-    n.with_vault(move |v| Ok(f(v))).await.unwrap()
-}
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: format!("{title}: in my own words."),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_offline() {
     let root = tempfile::tempdir().unwrap();
@@ -73,7 +43,7 @@ async fn a_member_invites_a_friend_who_joins_and_both_reconcile_after_writing_of
         g
     })
     .await;
-    let ticket = alice.invite(group, far_future()).await.unwrap();
+    let ticket = alice.invite(group, in_an_hour()).await.unwrap();
     let text = ticket.to_text();
     let parsed = Ticket::from_text(&text).unwrap();
 
@@ -143,19 +113,19 @@ async fn expired_tickets_and_strangers_are_refused_before_any_group_data() {
     let eve = node(root.path(), "eve").await;
     let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
     // An expired ticket is refused by the joiner itself and by the inviter.
-    let mut expired = alice.invite(group, far_future()).await.unwrap();
+    let mut expired = alice.invite(group, in_an_hour()).await.unwrap();
     expired.expires_at_ms = 1;
     let r = tokio::time::timeout(LIMIT, eve.join(&expired, "Eve")).await.unwrap();
     assert!(matches!(r, Err(NetError::Refused(_))), "{r:?}");
     let short = alice.invite(group, 1).await.unwrap();
     let mut forged_expiry = short.clone();
-    forged_expiry.expires_at_ms = far_future();
+    forged_expiry.expires_at_ms = in_an_hour();
     let r = tokio::time::timeout(LIMIT, eve.join(&forged_expiry, "Eve"))
         .await
         .unwrap();
     assert!(matches!(r, Err(NetError::Refused(m)) if m.contains("expired")), "{r:?}");
     // A made-up invite key is unknown to the inviter.
-    let mut unknown = alice.invite(group, far_future()).await.unwrap();
+    let mut unknown = alice.invite(group, in_an_hour()).await.unwrap();
     unknown.invite_secret = [7; 32];
     let r = tokio::time::timeout(LIMIT, eve.join(&unknown, "Eve")).await.unwrap();
     assert!(matches!(r, Err(NetError::Refused(_))), "{r:?}");
@@ -235,7 +205,7 @@ async fn a_replayed_join_proof_from_another_endpoint_is_refused_and_the_ticket_s
     let alice = node(root.path(), "alice").await;
     let bob = node(root.path(), "bob").await;
     let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
-    let ticket = alice.invite(group, far_future()).await.unwrap();
+    let ticket = alice.invite(group, in_an_hour()).await.unwrap();
     // Mallory saw a proof made for Bob's endpoint [9; 32] and replays it from her own.
     let proof_for_someone_else = ticket.prove(&[9; 32]);
     let mallory_key = [43u8; 32];
@@ -288,7 +258,7 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
         g
     })
     .await;
-    let ticket = alice.invite(group, far_future()).await.unwrap();
+    let ticket = alice.invite(group, in_an_hour()).await.unwrap();
     bob.join(&ticket, "Bob").await.unwrap();
     let heads_before = on(&alice, move |v| {
         v.session(&group)

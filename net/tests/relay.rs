@@ -2,17 +2,14 @@
 //! named in the ticket. The relay is an iroh relay server on loopback with a self-signed
 //! certificate that only these nodes trust; nothing leaves the machine.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use alongside_core::crypto::PassphraseKdf;
-use alongside_core::vault::Vault;
-use alongside_net::{NetConfig, Node, RelayChoice};
+use alongside_net::{NetConfig, RelayChoice};
+use common::{LIMIT, NOW, in_an_hour, node_with};
 use iroh_relay::server::{AllowAll, CertConfig, RelayConfig, Server, ServerConfig, TlsConfig};
-
-const NOW: i64 = 1_795_953_600_000;
-const LIMIT: Duration = Duration::from_secs(30);
 
 /// A relay on loopback: the server, its URL, and the certificate to trust.
 async fn loopback_relay() -> (Server, String, Vec<u8>) {
@@ -30,14 +27,6 @@ async fn loopback_relay() -> (Server, String, Vec<u8>) {
     (server, url, certs[0].to_vec())
 }
 
-fn in_an_hour() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        + 3_600_000
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_direct_addresses_lead_nowhere_is_reached_through_the_relay() {
     let (_server, url, cert) = loopback_relay().await;
@@ -47,14 +36,8 @@ async fn a_member_whose_direct_addresses_lead_nowhere_is_reached_through_the_rel
         ..NetConfig::loopback()
     };
     let root = tempfile::tempdir().unwrap();
-    let start = |name: &'static str| {
-        let (dir, config) = (root.path().join(name), config.clone());
-        async move {
-            let vault = Vault::init(&dir, name, b"pw", PassphraseKdf::TEST).unwrap();
-            Node::start(vault, config).await.unwrap()
-        }
-    };
-    let (alice, bob) = (start("alice").await, start("bob").await);
+    let alice = node_with(root.path(), "alice", config.clone()).await;
+    let bob = node_with(root.path(), "bob", config).await;
     let group = alice
         .with_vault(|v| v.create_group("Tuesday Circle", "Alice", NOW))
         .await
