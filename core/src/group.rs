@@ -18,7 +18,7 @@ use crate::audience::AudienceGrant;
 use crate::crypto::{BoxSecret, SigningSecret, SymmetricKey};
 use crate::ids::{DocId, DocKind, GroupId, ItemId, KeyId, MemberId, UnitId};
 use crate::membership::{
-    EPOCH_SEAL_INFO, KeySeal, MemberKeys, MembershipLog, MembershipState, Op, OpError, OpKind, Role, SignedOp,
+    EPOCH_SEAL_INFO, KeySeal, MemberKeys, MembershipLog, MembershipState, Op, OpError, OpKind, SignedOp,
 };
 use crate::model::EditError;
 use crate::replica::{ACTOR_SUFFIX_LEN, Ingest, Rejection, Replica, WritePolicy, actor_for};
@@ -233,9 +233,20 @@ impl WritePolicy for Policy<'_> {
                 DocKind::Audience => self.audience.is_some_and(|a| a.contains(author)),
             }
     }
+
+    fn departed_heads(&self, author: &MemberId) -> Option<Vec<crate::membership::ActorHead>> {
+        let recorded = self.state.departed.get(author)?;
+        Some(
+            recorded
+                .iter()
+                .filter(|(doc, _)| *doc == self.doc)
+                .flat_map(|(_, heads)| heads.iter().copied())
+                .collect(),
+        )
+    }
 }
 
-fn open_seal(me: &MembershipSecrets, group: &GroupId, seal: &KeySeal) -> Option<SymmetricKey> {
+pub(crate) fn open_seal(me: &MembershipSecrets, group: &GroupId, seal: &KeySeal) -> Option<SymmetricKey> {
     if seal.recipient != me.member() {
         return None;
     }
@@ -382,55 +393,15 @@ impl GroupSession {
         self.pending.values().cloned().collect()
     }
 
-    /// Opens every epoch key sealed to this member by a *valid* operation: a create or
-    /// rotate for the epoch it starts, an add for the epoch that was current when it was
-    /// made (resolution checks that). A key already held is never replaced, so an invalid
-    /// or late operation cannot plant one.
-    fn collect_epoch_keys(&mut self) {
-        let group = self.group;
-        let me = self.me.member();
-        let mut found = Vec::new();
-        for op in self.log.valid_ops() {
-            let (epoch, seal) = match &op.op().kind {
-                OpKind::Create { seal, .. } => (KeyId(op.hash().0), Some(seal)),
-                OpKind::Add { epoch, seal, .. } => (*epoch, Some(seal)),
-                OpKind::Rotate { seals, .. } => (KeyId(op.hash().0), seals.iter().find(|s| s.recipient == me)),
-                _ => continue,
-            };
-            if self.epoch_keys.contains_key(&epoch) || found.iter().any(|(e, _)| *e == epoch) {
-                continue;
-            }
-            if let Some(key) = seal.and_then(|s| open_seal(&self.me, &group, s)) {
-                found.push((epoch, key));
-            }
-        }
-        self.epoch_keys.extend(found);
-    }
-
     /// Adds membership operations (in any order; unknown parents wait for each other).
     pub fn receive_ops(&mut self, ops: &[SignedOp]) -> Result<usize, GroupError> {
-        let mut waiting: Vec<&SignedOp> = ops.iter().collect();
-        let mut added = 0;
-        loop {
-            let before = waiting.len();
-            let mut still = Vec::new();
-            for op in waiting {
-                match self.log.insert(op.clone()) {
-                    Ok(true) => added += 1,
-                    Ok(false) => {}
-                    Err(OpError::MissingParent) => still.push(op),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            waiting = still;
-            if waiting.is_empty() || waiting.len() == before {
-                break;
-            }
-        }
+        let result = self.log.insert_all(ops);
+        // Whatever was stored counts, even if a later operation was refused.
+        self.collect_epoch_keys();
+        let (added, waiting) = result?;
         if !waiting.is_empty() {
             return Err(OpError::MissingParent.into());
         }
-        self.collect_epoch_keys();
         Ok(added)
     }
 
@@ -449,31 +420,6 @@ impl GroupSession {
         let key = grant.open(&self.me.member(), &self.me.boxed);
         self.audiences.insert(grant.doc, Audience { grant, key });
         Ok(())
-    }
-
-    /// Adds a member (facilitators only), granting the current epoch key.
-    pub fn add_member(&mut self, keys: MemberKeys, role: Role, now_ms: i64) -> Result<SignedOp, GroupError> {
-        if !self.log.state().is_facilitator(&self.me()) {
-            return Err(GroupError::NotAllowed("Only facilitators can add members.".into()));
-        }
-        let (epoch, key) = self.current_epoch_key()?;
-        let key = key.clone();
-        let seal = seal_key(&mut self.rng, &self.group, &keys.member, &keys.box_public, &key)?;
-        let op = Op {
-            group: self.group,
-            author: self.me(),
-            parents: self.log.heads(),
-            created_at_ms: now_ms,
-            kind: OpKind::Add {
-                keys,
-                role,
-                epoch,
-                seal,
-            },
-        }
-        .sign(&self.me.signing);
-        self.log.insert(op.clone())?;
-        Ok(op)
     }
 
     pub(crate) fn current_epoch_key(&self) -> Result<(KeyId, &SymmetricKey), GroupError> {
@@ -498,6 +444,11 @@ impl GroupSession {
     where
         F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), EditError>,
     {
+        if !self.log.state().is_member(&self.me()) {
+            return Err(GroupError::NotAllowed(
+                "You are no longer a member of this group.".into(),
+            ));
+        }
         let (key_id, key) = self.doc_key(&doc)?;
         let actor = actor_for(&self.me(), &self.me.actor_suffix);
         let group = self.group;
@@ -772,7 +723,7 @@ impl GroupSession {
     }
 }
 
-fn seal_key<R: CryptoRng>(
+pub(crate) fn seal_key<R: CryptoRng>(
     rng: &mut R,
     group: &GroupId,
     recipient: &MemberId,

@@ -28,6 +28,7 @@ pub mod membership;
 pub mod model;
 pub mod profile;
 pub mod replica;
+mod roster;
 pub mod store;
 pub mod sync;
 pub mod unit;

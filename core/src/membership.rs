@@ -15,7 +15,12 @@ use thiserror::Error;
 
 use crate::crypto::{self, SigningSecret};
 use crate::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId, OpHash};
+use crate::replica::ACTOR_SUFFIX_LEN;
 use crate::wire::{DecodeError, Reader, Writer};
+
+mod resolve;
+
+pub use resolve::MembershipState;
 
 /// Format version of membership operations.
 pub const OP_VERSION: u8 = 1;
@@ -24,7 +29,13 @@ pub const MAX_OP_LEN: usize = 256 * 1024;
 const MAX_PARENTS: usize = 64;
 const MAX_SEALS: usize = 1024;
 const MAX_SEAL_LEN: usize = 256;
-const MAX_HEAD_DOCS: usize = 4096;
+/// Largest encrypted list of earlier epoch keys a rotation may carry.
+const MAX_PREVIOUS_LEN: usize = 4096;
+/// Most operations one group's log may hold. Resolution is quadratic in the worst case;
+/// groups of tens of people make hundreds of operations.
+pub const MAX_OPS: usize = 4096;
+/// Most documents one removal records heads for.
+pub const MAX_HEAD_DOCS: usize = 4096;
 const MAX_HEADS: usize = 256;
 
 const OP_SIG_CONTEXT: &[u8] = b"alongside/op/v1";
@@ -126,8 +137,21 @@ impl KeySeal {
     }
 }
 
-/// Per document, the heads of a departing member's accepted changes as the author saw them.
-pub type RemovalHeads = Vec<(DocId, Vec<ChangeHash>)>;
+/// The latest change of one of a departing member's installs (actors) in one document, as
+/// the author of the removal saw it. Installs write linear histories (forks are rejected),
+/// so this names every earlier change of that install too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ActorHead {
+    /// The install suffix of the actor id (the member key is the removed member's).
+    pub suffix: [u8; ACTOR_SUFFIX_LEN],
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its change hash.
+    pub hash: ChangeHash,
+}
+
+/// Per document, the latest accepted change of each of a departing member's installs.
+pub type RemovalHeads = Vec<(DocId, Vec<ActorHead>)>;
 
 /// What an operation does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,8 +197,9 @@ pub enum OpKind {
     Rotate {
         /// One seal per member of the causal past, exactly.
         seals: Vec<KeySeal>,
-        /// The previous epoch key encrypted under the new one (absent when new members
-        /// must not read earlier history).
+        /// The keys of the epochs it follows, encrypted under the new key (see
+        /// [`PreviousKeys`]), so whoever holds the new key can read earlier history.
+        /// Absent when new members must not read earlier history.
         previous: Option<Vec<u8>>,
     },
 }
@@ -237,6 +262,9 @@ pub enum OpError {
     /// The author never was a member of the group.
     #[error("membership operation by someone who is not a member")]
     NotAMember,
+    /// The group's log is full.
+    #[error("the group has more membership operations than allowed")]
+    TooMany,
 }
 
 impl Op {
@@ -322,7 +350,7 @@ fn encode_heads(w: &mut Writer, heads: &RemovalHeads) {
         doc.encode(w);
         w.count(hashes.len());
         for h in hashes {
-            w.bytes(&h.0);
+            w.bytes(&h.suffix).u32(h.seq).bytes(&h.hash.0);
         }
     }
 }
@@ -332,10 +360,14 @@ fn decode_heads(r: &mut Reader<'_>) -> Result<RemovalHeads, DecodeError> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let doc = DocId::decode(r)?;
-        let m = r.count(MAX_HEADS, 32)?;
+        let m = r.count(MAX_HEADS, ACTOR_SUFFIX_LEN + 4 + 32)?;
         let mut hashes = Vec::with_capacity(m);
         for _ in 0..m {
-            hashes.push(ChangeHash(r.array()?));
+            hashes.push(ActorHead {
+                suffix: r.array()?,
+                seq: r.u32()?,
+                hash: ChangeHash(r.array()?),
+            });
         }
         out.push((doc, hashes));
     }
@@ -426,7 +458,7 @@ fn decode_body(body: &[u8]) -> Result<Op, DecodeError> {
             }
             let previous = match r.u8()? {
                 0 => None,
-                1 => Some(r.var_bytes(MAX_SEAL_LEN)?.to_vec()),
+                1 => Some(r.var_bytes(MAX_PREVIOUS_LEN)?.to_vec()),
                 tag => return Err(DecodeError::UnknownTag { what: "option", tag }),
             };
             OpKind::Rotate { seals, previous }
@@ -458,27 +490,48 @@ pub struct MemberInfo {
     pub seniority: usize,
 }
 
-/// The resolved membership of a group.
-#[derive(Debug, Clone, Default)]
-pub struct MembershipState {
-    /// Current members by id.
-    pub members: BTreeMap<MemberId, MemberInfo>,
-    /// Members who were removed or left, with the recorded heads.
-    pub departed: BTreeMap<MemberId, RemovalHeads>,
-    /// Everyone who ever held the facilitator role.
-    pub ever_facilitators: BTreeSet<MemberId>,
-    /// The current epoch.
-    pub epoch: Option<KeyId>,
-    /// Every epoch in resolved order.
-    pub epochs: Vec<KeyId>,
-    /// Operations that were valid, in resolved order.
-    pub valid: Vec<OpHash>,
-}
+/// The keys of the epochs a rotation follows, carried inside it encrypted under the new
+/// key: `count(16) × ([32] epoch id ‖ [32] key)`, sealed with XChaCha20-Poly1305 (the
+/// group id as associated data).
+pub struct PreviousKeys;
 
-impl MembershipState {
-    /// Whether `member` is a current facilitator.
-    pub fn is_facilitator(&self, member: &MemberId) -> bool {
-        self.members.get(member).is_some_and(|m| m.role == Role::Facilitator)
+const PREVIOUS_CONTEXT: &[u8] = b"alongside/previous-keys/v1";
+const MAX_PREVIOUS_KEYS: usize = 16;
+
+impl PreviousKeys {
+    /// Encrypts `keys` (at most 16; extra ones are left out) under `new_key`.
+    pub fn seal<R: rand::CryptoRng>(
+        rng: &mut R,
+        group: &GroupId,
+        new_key: &crypto::SymmetricKey,
+        keys: &[(KeyId, crypto::SymmetricKey)],
+    ) -> Vec<u8> {
+        let keys = &keys[..keys.len().min(MAX_PREVIOUS_KEYS)];
+        let mut w = Writer::new();
+        w.count(keys.len());
+        for (id, key) in keys {
+            w.bytes(&id.0).bytes(key.expose());
+        }
+        let plain = zeroize::Zeroizing::new(w.finish());
+        new_key.seal(rng, &[PREVIOUS_CONTEXT, &group.0].concat(), &plain)
+    }
+
+    /// Opens what [`PreviousKeys::seal`] made; `None` if it does not open or parse.
+    pub fn open(
+        group: &GroupId,
+        new_key: &crypto::SymmetricKey,
+        sealed: &[u8],
+    ) -> Option<Vec<(KeyId, crypto::SymmetricKey)>> {
+        let plain = new_key.open(&[PREVIOUS_CONTEXT, &group.0].concat(), sealed).ok()?;
+        let mut r = Reader::new(&plain);
+        let n = r.count(MAX_PREVIOUS_KEYS, 64).ok()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = KeyId(r.array().ok()?);
+            out.push((id, crypto::SymmetricKey::from_bytes(r.array().ok()?)));
+        }
+        r.finish().ok()?;
+        Some(out)
     }
 }
 
@@ -488,6 +541,8 @@ pub struct MembershipLog {
     group: GroupId,
     genesis: OpHash,
     ops: BTreeMap<OpHash, SignedOp>,
+    /// Everyone some stored create or add names (valid or not): only they may author.
+    known: BTreeSet<MemberId>,
     state: MembershipState,
 }
 
@@ -501,6 +556,7 @@ impl MembershipLog {
             group: create.op.group,
             genesis: create.hash,
             ops: BTreeMap::new(),
+            known: BTreeSet::from([create.op.author]),
             state: MembershipState::default(),
         };
         log.ops.insert(create.hash, create);
@@ -521,6 +577,16 @@ impl MembershipLog {
     /// Every operation, by hash.
     pub fn ops(&self) -> impl Iterator<Item = &SignedOp> {
         self.ops.values()
+    }
+
+    /// How many operations the log holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Always `false`: a log holds at least its create operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
     }
 
     /// Looks up one operation.
@@ -544,6 +610,52 @@ impl MembershipLog {
 
     /// Adds a verified operation and re-resolves. Returns `false` if it was already known.
     pub fn insert(&mut self, op: SignedOp) -> Result<bool, OpError> {
+        let added = self.insert_unresolved(op)?;
+        if added {
+            self.resolve();
+        }
+        Ok(added)
+    }
+
+    /// Adds verified operations in any order (parents may come later in `ops`), resolving
+    /// once. Returns how many were new, and the operations whose parents are still
+    /// missing. Any other refusal is an error (and nothing after it is stored).
+    pub fn insert_all(&mut self, ops: &[SignedOp]) -> Result<(usize, Vec<SignedOp>), OpError> {
+        let mut waiting: Vec<SignedOp> = ops.to_vec();
+        let mut added = 0;
+        let mut refused = None;
+        'passes: loop {
+            let before = waiting.len();
+            let mut still = Vec::new();
+            for op in waiting {
+                match self.insert_unresolved(op.clone()) {
+                    Ok(true) => added += 1,
+                    Ok(false) => {}
+                    Err(OpError::MissingParent) => still.push(op),
+                    Err(e) => {
+                        refused = Some(e);
+                        still.clear();
+                        waiting = still;
+                        break 'passes;
+                    }
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() || waiting.len() == before {
+                break;
+            }
+        }
+        if added > 0 {
+            self.resolve();
+        }
+        match refused {
+            Some(e) => Err(e),
+            None => Ok((added, waiting)),
+        }
+    }
+
+    /// Stores one operation without resolving.
+    fn insert_unresolved(&mut self, op: SignedOp) -> Result<bool, OpError> {
         if op.op.group != self.group {
             return Err(OpError::WrongGroup);
         }
@@ -556,153 +668,22 @@ impl MembershipLog {
         if !op.op.parents.iter().all(|p| self.ops.contains_key(p)) || op.op.parents.is_empty() {
             return Err(OpError::MissingParent);
         }
-        // Someone who was never a member has no business in the log (a member's operations
-        // always follow the add that made them one).
-        let state = &self.state;
-        if !state.members.contains_key(&op.op.author) && !state.departed.contains_key(&op.op.author) {
+        // Someone no operation ever named has no business in the log (a member's
+        // operations always follow the add that made them one).
+        if !self.known.contains(&op.op.author) {
             return Err(OpError::NotAMember);
         }
+        if self.ops.len() >= MAX_OPS {
+            return Err(OpError::TooMany);
+        }
+        if let OpKind::Add { keys, .. } = &op.op.kind {
+            self.known.insert(keys.member);
+        }
         self.ops.insert(op.hash, op);
-        self.resolve();
         Ok(true)
     }
 
-    /// The deterministic causal order: Kahn's algorithm, ready operations taken by hash.
-    fn causal_order(&self) -> Vec<OpHash> {
-        let mut waiting: BTreeMap<OpHash, usize> = BTreeMap::new();
-        let mut children: BTreeMap<OpHash, Vec<OpHash>> = BTreeMap::new();
-        for (h, op) in &self.ops {
-            waiting.insert(*h, op.op.parents.len());
-            for p in &op.op.parents {
-                children.entry(*p).or_default().push(*h);
-            }
-        }
-        let mut ready: BTreeSet<OpHash> = waiting.iter().filter(|(_, n)| **n == 0).map(|(h, _)| *h).collect();
-        let mut order = Vec::with_capacity(self.ops.len());
-        while let Some(h) = ready.pop_first() {
-            order.push(h);
-            for c in children.get(&h).into_iter().flatten() {
-                let n = waiting.get_mut(c).expect("every child is an op");
-                *n -= 1;
-                if *n == 0 {
-                    ready.insert(*c);
-                }
-            }
-        }
-        order
-    }
-
     fn resolve(&mut self) {
-        let mut state = MembershipState::default();
-        for (position, hash) in self.causal_order().into_iter().enumerate() {
-            let op = &self.ops[&hash];
-            if apply(&mut state, &self.group, hash, &op.op, position, hash == self.genesis) {
-                state.valid.push(hash);
-            }
-        }
-        promote_if_no_facilitator(&mut state);
-        self.state = state;
-    }
-}
-
-/// Applies one operation to `state` if it is valid there; returns whether it was.
-fn apply(state: &mut MembershipState, group: &GroupId, hash: OpHash, op: &Op, position: usize, genesis: bool) -> bool {
-    let author_is_member = state.members.contains_key(&op.author);
-    let author_is_facilitator = state.is_facilitator(&op.author);
-    match &op.kind {
-        OpKind::Create { creator, .. } => {
-            if !genesis || creator.member != op.author || !creator.verify(group) {
-                return false;
-            }
-            state.members.insert(
-                op.author,
-                MemberInfo {
-                    id: op.author,
-                    box_public: creator.box_public,
-                    role: Role::Facilitator,
-                    joined_at_ms: op.created_at_ms,
-                    seniority: position,
-                },
-            );
-            state.ever_facilitators.insert(op.author);
-            state.epoch = Some(KeyId(hash.0));
-            state.epochs.push(KeyId(hash.0));
-            true
-        }
-        OpKind::Add {
-            keys,
-            role,
-            epoch,
-            seal,
-        } => {
-            if !author_is_facilitator
-                || state.members.contains_key(&keys.member)
-                || state.departed.contains_key(&keys.member)
-                || Some(*epoch) != state.epoch
-                || seal.recipient != keys.member
-                || !keys.verify(group)
-            {
-                return false;
-            }
-            state.members.insert(
-                keys.member,
-                MemberInfo {
-                    id: keys.member,
-                    box_public: keys.box_public,
-                    role: *role,
-                    joined_at_ms: op.created_at_ms,
-                    seniority: position,
-                },
-            );
-            if *role == Role::Facilitator {
-                state.ever_facilitators.insert(keys.member);
-            }
-            true
-        }
-        OpKind::Remove { member, heads } => {
-            if !author_is_facilitator || state.members.remove(member).is_none() {
-                return false;
-            }
-            state.departed.insert(*member, heads.clone());
-            true
-        }
-        OpKind::ChangeRole { member, role } => {
-            let Some(info) = state.members.get_mut(member).filter(|_| author_is_facilitator) else {
-                return false;
-            };
-            info.role = *role;
-            if *role == Role::Facilitator {
-                state.ever_facilitators.insert(*member);
-            }
-            true
-        }
-        OpKind::Leave { heads } => {
-            if state.members.remove(&op.author).is_none() {
-                return false;
-            }
-            state.departed.insert(op.author, heads.clone());
-            true
-        }
-        OpKind::Rotate { seals, .. } => {
-            let recipients: BTreeSet<MemberId> = seals.iter().map(|s| s.recipient).collect();
-            let members: BTreeSet<MemberId> = state.members.keys().copied().collect();
-            if !author_is_member || recipients != members || recipients.len() != seals.len() {
-                return false;
-            }
-            state.epoch = Some(KeyId(hash.0));
-            state.epochs.push(KeyId(hash.0));
-            true
-        }
-    }
-}
-
-/// DESIGN.md: if no facilitator remains, the longest-standing member becomes one.
-fn promote_if_no_facilitator(state: &mut MembershipState) {
-    if state.members.values().any(|m| m.role == Role::Facilitator) {
-        return;
-    }
-    if let Some(oldest) = state.members.values_mut().min_by_key(|m| m.seniority) {
-        oldest.role = Role::Facilitator;
-        state.ever_facilitators.insert(oldest.id);
+        self.state = resolve::resolve(&self.group, self.genesis, &self.ops);
     }
 }

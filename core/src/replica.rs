@@ -28,6 +28,7 @@ use thiserror::Error;
 
 use crate::crypto::SigningSecret;
 use crate::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId};
+use crate::membership::ActorHead;
 use crate::unit::{ChangeSignature, Payload, PayloadKind};
 
 /// Bytes of an install suffix appended to the membership key in an actor id.
@@ -41,6 +42,14 @@ pub const MAX_ACTORS_PER_AUTHOR: usize = 64;
 pub trait WritePolicy {
     /// Whether `author` may write the document being validated.
     fn may_write(&self, author: &MemberId) -> bool;
+
+    /// If `author` has left or was removed: the latest of their changes to this document
+    /// that every removal of them recorded. Their changes stay acceptable only up to
+    /// those, or where a current member's change in the same unit depends on them.
+    /// `None` for a current member.
+    fn departed_heads(&self, _author: &MemberId) -> Option<Vec<ActorHead>> {
+        None
+    }
 }
 
 /// Why a unit's changes were refused.
@@ -74,6 +83,10 @@ pub enum Rejection {
     /// The document would have more actors than allowed (in all, or for one author).
     #[error("the changes use more actor ids than allowed")]
     TooManyActors,
+    /// A change by a member who left or was removed, written after that, which no
+    /// current member's change depends on.
+    #[error("a change was written after its author left the group")]
+    AfterRemoval,
 }
 
 /// What happened to a unit offered to [`Replica::ingest`].
@@ -185,6 +198,31 @@ impl ChangeIndex {
     /// Whether `hash` is indexed.
     pub fn contains(&self, hash: &ChangeHash) -> bool {
         self.changes.contains_key(hash)
+    }
+
+    /// The latest change of each install (actor) of `member`, sorted.
+    pub fn actor_heads(&self, member: &MemberId) -> Vec<ActorHead> {
+        let mine: Vec<(u32, [u8; ACTOR_SUFFIX_LEN])> = self
+            .actors
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| actor_member(a) == Some(*member))
+            .filter_map(|(i, a)| Some((i as u32, a.to_bytes()[32..].try_into().ok()?)))
+            .collect();
+        let mut heads: Vec<ActorHead> = self
+            .changes
+            .iter()
+            .filter_map(|(hash, e)| {
+                let (_, suffix) = mine.iter().find(|(slot, _)| *slot == e.actor)?;
+                (e.seq == self.max_seq[e.actor as usize]).then_some(ActorHead {
+                    suffix: *suffix,
+                    seq: e.seq,
+                    hash: *hash,
+                })
+            })
+            .collect();
+        heads.sort();
+        heads
     }
 
     /// Index slots for a payload's actors: existing slots, or provisional ones after the
@@ -692,6 +730,7 @@ impl Replica {
             Err(e) => return Err(e),
         };
         let keep = self.check_coverage(&new, &slots, &staged, &payload.signatures)?;
+        self.check_departed(&new, &metas.actors, &slots, &staged, policy)?;
         let count = new.len();
         self.apply(parsed, &new, all_new)?;
         self.index.commit(staged);
@@ -737,6 +776,51 @@ impl Replica {
             }
         }
         Ok(keep)
+    }
+
+    /// A departed member's new change must be one their removal recorded (at or before
+    /// the recorded head of its install), or one that a current member's change in this
+    /// unit descends from (someone built on it before learning of the removal).
+    fn check_departed(
+        &self,
+        new: &[&Meta],
+        actors: &[ActorId],
+        slots: &[u32],
+        staged: &Staged,
+        policy: &dyn WritePolicy,
+    ) -> Result<(), Rejection> {
+        let departed: Vec<Option<Vec<ActorHead>>> = actors
+            .iter()
+            .map(|a| actor_member(a).and_then(|m| policy.departed_heads(&m)))
+            .collect();
+        if departed.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        for m in new {
+            let Some(heads) = &departed[m.actor as usize] else {
+                continue;
+            };
+            let suffix = &actors[m.actor as usize].to_bytes()[32..];
+            let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
+            let recorded = heads
+                .iter()
+                .any(|h| h.suffix[..] == *suffix && (h.seq > seq || (h.seq == seq && h.hash == m.hash)));
+            if recorded {
+                continue;
+            }
+            let slot = slots[m.actor as usize] as usize;
+            let depended_on = new.iter().any(|c| {
+                departed[c.actor as usize].is_none()
+                    && self
+                        .index
+                        .clock(staged, &c.hash)
+                        .is_some_and(|clock| clock.get(slot).is_some_and(|s| *s >= seq))
+            });
+            if !depended_on {
+                return Err(Rejection::AfterRemoval);
+            }
+        }
+        Ok(())
     }
 
     fn actors_len(&self, staged: &Staged) -> usize {

@@ -1,0 +1,365 @@
+//! The resolution rule of `docs/MEMBERSHIP.md`: which operations of a membership DAG are
+//! valid, and the state the valid ones build. A pure function of the set of operations, so
+//! every device holding the same set computes the same state.
+//!
+//! In short: operations are taken in one deterministic causal order (Kahn's algorithm,
+//! ties by hash). An operation is judged against `S(x)`, the state built from the valid
+//! operations among its own ancestors. Strong removal is a fixpoint over an *excluded*
+//! set: after a pass, every non-removal operation whose author has a valid removal that
+//! does not descend from it joins the set, and the pass repeats until the set stops
+//! growing. The set only grows, so the loop ends, and its result depends only on the
+//! operations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{MemberInfo, Op, OpKind, RemovalHeads, Role, SignedOp};
+use crate::ids::{GroupId, KeyId, MemberId, OpHash};
+
+/// The resolved membership of a group.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipState {
+    /// Current members by id.
+    pub members: BTreeMap<MemberId, MemberInfo>,
+    /// Members who were removed or left, with the heads every valid removal recorded.
+    pub departed: BTreeMap<MemberId, RemovalHeads>,
+    /// Everyone who ever held the facilitator role.
+    pub ever_facilitators: BTreeSet<MemberId>,
+    /// The current epoch: among the valid epochs no valid rotation descends from, the
+    /// lowest hash of those whose key exactly the current members hold (or, while a
+    /// rotation is needed, the lowest hash of them all).
+    pub epoch: Option<KeyId>,
+    /// Every valid epoch, in resolved order.
+    pub epochs: Vec<KeyId>,
+    /// Per valid epoch, who its key was sealed to: the creator or a rotation's recipients,
+    /// plus members whose valid add names that epoch.
+    pub holders: BTreeMap<KeyId, BTreeSet<MemberId>>,
+    /// Whether the current epoch's key is held by someone who departed, or not held by
+    /// every member. Any member may then issue a rotation (see `docs/MEMBERSHIP.md`).
+    pub needs_rotation: bool,
+    /// Operations that were valid, in resolved order.
+    pub valid: Vec<OpHash>,
+}
+
+impl MembershipState {
+    /// Whether `member` is a current facilitator.
+    pub fn is_facilitator(&self, member: &MemberId) -> bool {
+        self.members.get(member).is_some_and(|m| m.role == Role::Facilitator)
+    }
+
+    /// Whether `member` is a current member.
+    pub fn is_member(&self, member: &MemberId) -> bool {
+        self.members.contains_key(member)
+    }
+
+    /// Whether `member` was ever in the group (current or departed).
+    pub fn ever_member(&self, member: &MemberId) -> bool {
+        self.members.contains_key(member) || self.departed.contains_key(member)
+    }
+}
+
+/// A set of positions in the resolved order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn union(&mut self, other: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a |= b;
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(i, w)| {
+            let mut w = *w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let bit = w.trailing_zeros() as usize;
+                w &= w - 1;
+                Some(i * 64 + bit)
+            })
+        })
+    }
+}
+
+/// The DAG in resolved order, with each operation's ancestors.
+struct Dag<'a> {
+    group: GroupId,
+    order: Vec<&'a SignedOp>,
+    /// Strict ancestors of each position.
+    anc: Vec<Bits>,
+    /// Positions of the removals (remove or leave) of each member.
+    removals_of: BTreeMap<MemberId, Vec<usize>>,
+}
+
+/// Whom an operation removes, if it is a removal.
+fn removes(op: &Op) -> Option<MemberId> {
+    match &op.kind {
+        OpKind::Remove { member, .. } => Some(*member),
+        OpKind::Leave { .. } => Some(op.author),
+        _ => None,
+    }
+}
+
+/// Resolves `ops` (which must be closed under parents, with `genesis` its only root).
+pub(super) fn resolve(group: &GroupId, genesis: OpHash, ops: &BTreeMap<OpHash, SignedOp>) -> MembershipState {
+    let dag = Dag::new(*group, ops);
+    debug_assert_eq!(dag.order.first().map(|o| o.hash()), Some(genesis));
+    let n = dag.order.len();
+    let mut excluded = Bits::new(n);
+    loop {
+        let (valid, state) = dag.validity(&excluded);
+        let mut more = excluded.clone();
+        for x in 0..n {
+            let op = dag.order[x].op();
+            if removes(op).is_some() {
+                continue;
+            }
+            let removed = dag.removals_of.get(&op.author).into_iter().flatten();
+            if removed.into_iter().any(|&r| valid[r] && !dag.anc[r].get(x)) {
+                more.set(x);
+            }
+        }
+        if more == excluded {
+            return dag.finish(state, &valid);
+        }
+        excluded = more;
+    }
+}
+
+impl<'a> Dag<'a> {
+    fn new(group: GroupId, ops: &'a BTreeMap<OpHash, SignedOp>) -> Dag<'a> {
+        let order = causal_order(ops);
+        let n = order.len();
+        let pos: BTreeMap<OpHash, usize> = order.iter().enumerate().map(|(i, o)| (o.hash(), i)).collect();
+        let mut anc: Vec<Bits> = Vec::with_capacity(n);
+        let mut removals_of: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
+        for (i, op) in order.iter().enumerate() {
+            let mut mine = Bits::new(n);
+            for p in &op.op().parents {
+                let p = pos[p];
+                mine.set(p);
+                mine.union(&anc[p]);
+            }
+            anc.push(mine);
+            if let Some(m) = removes(op.op()) {
+                removals_of.entry(m).or_default().push(i);
+            }
+        }
+        Dag {
+            group,
+            order,
+            anc,
+            removals_of,
+        }
+    }
+
+    /// One pass: every operation judged in order against the state of its valid
+    /// ancestors; `excluded` operations are invalid. Returns the verdicts and the state
+    /// of all valid operations.
+    fn validity(&self, excluded: &Bits) -> (Vec<bool>, MembershipState) {
+        let n = self.order.len();
+        let mut valid = vec![false; n];
+        // The state of the valid operations before position i: S(i) whenever i's
+        // ancestors are all of them (a linear history), which is the common case.
+        let mut prefix = MembershipState::default();
+        for i in 0..n {
+            let op = self.order[i];
+            let ok = !excluded.get(i)
+                && if self.anc[i].count() == i {
+                    authorised(&prefix, &self.group, op, i == 0)
+                } else {
+                    authorised(&self.state_before(i, &valid), &self.group, op, i == 0)
+                };
+            if ok {
+                valid[i] = true;
+                apply(&mut prefix, op, i);
+            }
+        }
+        (valid, prefix)
+    }
+
+    /// `S(i)`: the valid ancestors of `i`, applied in order.
+    fn state_before(&self, i: usize, valid: &[bool]) -> MembershipState {
+        let mut state = MembershipState::default();
+        for j in self.anc[i].iter().filter(|j| valid[*j]) {
+            apply(&mut state, self.order[j], j);
+        }
+        state
+    }
+
+    /// Completes the final state: valid list, key holders, current epoch.
+    fn finish(&self, mut state: MembershipState, valid: &[bool]) -> MembershipState {
+        let valid_at: Vec<usize> = (0..self.order.len()).filter(|i| valid[*i]).collect();
+        state.valid = valid_at.iter().map(|i| self.order[*i].hash()).collect();
+        let mut starts = Vec::new();
+        for &i in &valid_at {
+            let op = self.order[i];
+            match &op.op().kind {
+                OpKind::Create { creator, .. } => {
+                    starts.push(i);
+                    state
+                        .holders
+                        .insert(KeyId(op.hash().0), BTreeSet::from([creator.member]));
+                }
+                OpKind::Rotate { seals, .. } => {
+                    starts.push(i);
+                    let recipients = seals.iter().map(|s| s.recipient).collect();
+                    state.holders.insert(KeyId(op.hash().0), recipients);
+                }
+                OpKind::Add { keys, epoch, .. } => {
+                    state.holders.entry(*epoch).or_default().insert(keys.member);
+                }
+                _ => {}
+            }
+        }
+        let rotations: Vec<usize> = starts.iter().copied().filter(|i| *i != 0).collect();
+        let latest: Vec<KeyId> = starts
+            .iter()
+            .filter(|e| !rotations.iter().any(|r| self.anc[*r].get(**e)))
+            .map(|e| KeyId(self.order[*e].hash().0))
+            .collect();
+        let members: BTreeSet<MemberId> = state.members.keys().copied().collect();
+        let clean = |e: &KeyId| {
+            let holders = &state.holders[e];
+            members.is_subset(holders) && !holders.iter().any(|h| state.departed.contains_key(h))
+        };
+        let current = latest
+            .iter()
+            .filter(|e| clean(e))
+            .min()
+            .or(latest.iter().min())
+            .copied();
+        state.needs_rotation = !members.is_empty() && !current.is_some_and(|e| clean(&e));
+        state.epoch = current;
+        state
+    }
+}
+
+/// The deterministic causal order: Kahn's algorithm, ready operations taken by hash.
+fn causal_order(ops: &BTreeMap<OpHash, SignedOp>) -> Vec<&SignedOp> {
+    let mut waiting: BTreeMap<OpHash, usize> = BTreeMap::new();
+    let mut children: BTreeMap<OpHash, Vec<OpHash>> = BTreeMap::new();
+    for (h, op) in ops {
+        waiting.insert(*h, op.op().parents.len());
+        for p in &op.op().parents {
+            children.entry(*p).or_default().push(*h);
+        }
+    }
+    let mut ready: BTreeSet<OpHash> = waiting.iter().filter(|(_, n)| **n == 0).map(|(h, _)| *h).collect();
+    let mut order = Vec::with_capacity(ops.len());
+    while let Some(h) = ready.pop_first() {
+        order.push(&ops[&h]);
+        for c in children.get(&h).into_iter().flatten() {
+            let n = waiting.get_mut(c).expect("every child is an op");
+            *n -= 1;
+            if *n == 0 {
+                ready.insert(*c);
+            }
+        }
+    }
+    order
+}
+
+/// Whether the author of `op` may do it in `state` (its causal-past state).
+fn authorised(state: &MembershipState, group: &GroupId, op: &SignedOp, genesis: bool) -> bool {
+    let author = &op.op().author;
+    let member = state.is_member(author);
+    let facilitator = state.is_facilitator(author);
+    match &op.op().kind {
+        OpKind::Create { creator, seal } => {
+            genesis && creator.member == *author && seal.recipient == *author && creator.verify(group)
+        }
+        OpKind::Add { keys, epoch, seal, .. } => {
+            facilitator
+                && !state.ever_member(&keys.member)
+                && state.epochs.contains(epoch)
+                && seal.recipient == keys.member
+                && keys.verify(group)
+        }
+        OpKind::Remove { member: target, .. } => facilitator && target != author && state.is_member(target),
+        OpKind::ChangeRole { member: target, .. } => facilitator && state.is_member(target),
+        OpKind::Leave { .. } => member,
+        OpKind::Rotate { seals, .. } => {
+            let recipients: BTreeSet<MemberId> = seals.iter().map(|s| s.recipient).collect();
+            member && recipients.len() == seals.len() && recipients.iter().eq(state.members.keys())
+        }
+    }
+}
+
+/// Applies the effect of a valid operation at `position`. Effects never undo a removal:
+/// a departed member is never added back, whatever order concurrent operations take.
+fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
+    let o = op.op();
+    let join = |id: MemberId, box_public: [u8; 32], role: Role| MemberInfo {
+        id,
+        box_public,
+        role,
+        joined_at_ms: o.created_at_ms,
+        seniority: position,
+    };
+    match &o.kind {
+        OpKind::Create { creator, .. } => {
+            state
+                .members
+                .insert(o.author, join(o.author, creator.box_public, Role::Facilitator));
+            state.ever_facilitators.insert(o.author);
+            state.epochs.push(KeyId(op.hash().0));
+        }
+        OpKind::Add { keys, role, .. } => {
+            if !state.ever_member(&keys.member) {
+                state
+                    .members
+                    .insert(keys.member, join(keys.member, keys.box_public, *role));
+                if *role == Role::Facilitator {
+                    state.ever_facilitators.insert(keys.member);
+                }
+            }
+        }
+        OpKind::Remove { member, heads } => depart(state, *member, heads),
+        OpKind::Leave { heads } => depart(state, o.author, heads),
+        OpKind::ChangeRole { member, role } => {
+            if let Some(info) = state.members.get_mut(member) {
+                info.role = *role;
+                if *role == Role::Facilitator {
+                    state.ever_facilitators.insert(*member);
+                }
+            }
+        }
+        OpKind::Rotate { .. } => state.epochs.push(KeyId(op.hash().0)),
+    }
+    promote_if_no_facilitator(state);
+}
+
+fn depart(state: &mut MembershipState, member: MemberId, heads: &RemovalHeads) {
+    state.members.remove(&member);
+    state.departed.entry(member).or_default().extend(heads.iter().cloned());
+}
+
+/// DESIGN.md: if no facilitator remains, the longest-standing member becomes one.
+fn promote_if_no_facilitator(state: &mut MembershipState) {
+    if state.members.values().any(|m| m.role == Role::Facilitator) {
+        return;
+    }
+    if let Some(oldest) = state.members.values_mut().min_by_key(|m| m.seniority) {
+        oldest.role = Role::Facilitator;
+        state.ever_facilitators.insert(oldest.id);
+    }
+}

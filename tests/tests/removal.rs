@@ -1,0 +1,143 @@
+//! What removal promises (docs/SECURITY.md): a removed member reads nothing sealed after
+//! a device applied the removal, and nothing they write afterwards is accepted, unless a
+//! current member had already built on it.
+
+use alongside_core::crypto::SymmetricKey;
+use alongside_core::group::{GroupSession, ReceiveError, Received};
+use alongside_core::ids::KeyId;
+use alongside_core::model::edits::{NewMeeting, NewStory};
+use alongside_core::replica::Rejection;
+use alongside_core::unit::SealedUnit;
+use alongside_tests::{NOW_MS, deliver, group, ordered_ops};
+
+fn story(title: &str) -> NewStory {
+    NewStory {
+        title: title.into(),
+        body: "Something only the group should read.".into(),
+        warnings: vec![],
+        no_replies: false,
+    }
+}
+
+fn outbox(s: &mut GroupSession) -> Vec<Vec<u8>> {
+    s.take_outbox().into_iter().map(|u| u.bytes().to_vec()).collect()
+}
+
+/// Alice (facilitator), Bob, Carol and Dan, each holding everything written so far.
+fn circle(seed: u64) -> Vec<GroupSession> {
+    group(seed, &["Alice", "Bob", "Carol", "Dan"])
+}
+
+/// Hands `to` every membership operation `from` holds.
+fn tell_ops(g: &mut [GroupSession], from: usize, to: usize) {
+    let ops = ordered_ops(&g[from]);
+    g[to].receive_ops(&ops).unwrap();
+}
+
+#[test]
+fn a_removed_member_decrypts_nothing_written_after_the_removal_with_any_key_it_held() {
+    let mut g = circle(31);
+    let carol = g[2].me();
+    let mut held: Vec<(KeyId, SymmetricKey)> = vec![g[2].epoch_key().unwrap()];
+    // A rotation while Carol is still a member: she holds that key too.
+    g[0].rotate(NOW_MS).unwrap();
+    tell_ops(&mut g, 0, 2);
+    held.push(g[2].epoch_key().unwrap());
+    assert_ne!(held[0].0, held[1].0);
+
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    g[0].add_story(&story("After Carol left"), NOW_MS).unwrap();
+    let after = outbox(&mut g[0]);
+    // Carol's device captures everything: the operations and every unit.
+    tell_ops(&mut g, 0, 2);
+    for bytes in &after {
+        assert!(matches!(g[2].receive_unit(bytes), Err(ReceiveError::NoKey)));
+        let unit = SealedUnit::decode(bytes).unwrap();
+        for (_, key) in &held {
+            assert!(unit.open(key).is_err(), "no key Carol ever held opens it");
+        }
+    }
+    assert!(g[2].stories().iter().all(|s| s.title != "After Carol left"));
+    // Bob reads it.
+    tell_ops(&mut g, 0, 1);
+    deliver(&mut g[1..2], &after);
+    assert!(g[1].stories().iter().any(|s| s.title == "After Carol left"));
+}
+
+#[test]
+fn a_removed_members_change_written_after_the_removal_is_rejected_even_under_an_old_key() {
+    let mut g = circle(32);
+    let carol = g[2].me();
+    // Carol writes one story Alice sees before removing her, then another she writes
+    // without knowing she was removed (sealed under the key she still holds).
+    g[2].add_story(&story("Before"), NOW_MS).unwrap();
+    let before = outbox(&mut g[2]);
+    deliver(&mut g[0..1], &before);
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    g[2].add_story(&story("After"), NOW_MS).unwrap();
+    let late = outbox(&mut g[2]);
+
+    // Bob hears of the removal first, then gets both of Carol's units.
+    tell_ops(&mut g, 0, 1);
+    assert!(matches!(g[1].receive_unit(&before[0]), Ok(Received::Applied { .. })));
+    let refused = g[1].receive_unit(&late[0]);
+    assert!(
+        matches!(refused, Err(ReceiveError::Rejected(Rejection::AfterRemoval))),
+        "{refused:?}"
+    );
+    // Alice, who removed her, refuses it too.
+    assert!(matches!(
+        g[0].receive_unit(&late[0]),
+        Err(ReceiveError::Rejected(Rejection::AfterRemoval))
+    ));
+    let titles: Vec<String> = g[1].stories().into_iter().map(|s| s.title).collect();
+    assert_eq!(titles, vec!["Before".to_string()]);
+}
+
+#[test]
+fn a_removed_members_change_a_current_member_built_on_is_kept() {
+    let mut g = circle(33);
+    let carol = g[2].me();
+    let meeting = NewMeeting {
+        title: "Tuesday".into(),
+        at: "2026-12-01T19:00:00Z".into(),
+        place: None,
+        facilitator: None,
+        agenda: "Check-ins".into(),
+    };
+    let id = g[0].add_meeting(&meeting, NOW_MS).unwrap().to_hex();
+    let units = outbox(&mut g[0]);
+    deliver(&mut g, &units);
+    let doc = SealedUnit::decode(&units[0]).unwrap().header().doc;
+
+    // Alice removes Carol. Carol, not knowing, types into the notes; Dan, not knowing
+    // either, gets her change and writes below it.
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    g[2].append_meeting_notes(&id, "Carol: glad to be here. ").unwrap();
+    let carols = outbox(&mut g[2]);
+    deliver(&mut g[3..4], &carols);
+    g[3].append_meeting_notes(&id, "Dan: me too.").unwrap();
+    outbox(&mut g[3]);
+
+    // Bob knows of the removal. Carol's change alone is refused; Dan's catch-up, which
+    // carries Carol's change with his change built on it, is accepted whole.
+    tell_ops(&mut g, 0, 1);
+    assert!(matches!(
+        g[1].receive_unit(&carols[0]),
+        Err(ReceiveError::Rejected(Rejection::AfterRemoval))
+    ));
+    let have = g[1].replica(&doc).unwrap().heads();
+    for unit in g[3].catch_up_units(&doc, &have, 1_000_000) {
+        assert!(matches!(g[1].receive_unit(unit.bytes()), Ok(Received::Applied { .. })));
+    }
+    let notes = g[1]
+        .meetings()
+        .into_iter()
+        .find(|m| m.title == "Tuesday")
+        .unwrap()
+        .notes;
+    assert!(
+        notes.contains("Carol: glad to be here.") && notes.contains("Dan: me too."),
+        "{notes}"
+    );
+}
