@@ -83,6 +83,11 @@ pub(crate) enum Command {
     /// Members and roles.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Leave a group. You keep what you already synced; members will see you left.
+    Leave {
+        #[command(flatten)]
+        group: GroupArg,
+    },
     /// Invite someone: prints a ticket (like a key to the group's history) and a QR code.
     Invite {
         /// The group (id prefix or name).
@@ -425,4 +430,31 @@ pub(crate) enum AgreementCommand {
 pub(crate) enum MemberCommand {
     /// List members with their roles.
     List(ListArgs),
+    /// Remove a member (facilitators). They will not be able to read anything written
+    /// from now on; they keep what they already synced.
+    Remove {
+        #[command(flatten)]
+        group: GroupArg,
+        /// The member (id prefix or display name).
+        member: String,
+    },
+    /// Give a member a role (facilitators).
+    Role {
+        #[command(flatten)]
+        group: GroupArg,
+        /// The member (id prefix or display name).
+        member: String,
+        /// The new role.
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+}
+
+/// A role as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RoleArg {
+    /// May add and remove members and change roles.
+    Facilitator,
+    /// An ordinary member.
+    Member,
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use alongside_core::crypto::PassphraseKdf;
 use alongside_core::group::GroupSession;
 use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::membership::Role;
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
 use alongside_core::vault::Vault;
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,9 +26,58 @@ use zeroize::Zeroizing;
 
 use crate::cli::{
     AgreementCommand, Command, ExportFormat, GoalCommand, GroupCommand, HistoryMode, ListArgs, MeetingCommand,
-    MemberCommand, OnOff, ReachOutArgs, ReachOutCommand, StoryCommand,
+    MemberCommand, OnOff, ReachOutArgs, ReachOutCommand, RoleArg, StoryCommand,
 };
 use crate::export;
+
+fn member(v: &mut Vault, c: MemberCommand, o: &mut Out<'_>) -> Result<()> {
+    match c {
+        MemberCommand::List(l) => {
+            let g = v.resolve_group(&l.group.group)?;
+            let session = v.session(&g)?;
+            if !session.membership().is_member(&session.me()) {
+                note!(
+                    o,
+                    "You are no longer a member of this group; this is the list as you last knew it."
+                );
+            }
+            let members = v.session(&g)?.members();
+            print_list(o, &l, &members, |m| {
+                format!(
+                    "{}  {}  {}{}",
+                    short(&m.id),
+                    m.name,
+                    m.role,
+                    if m.me { "  (you)" } else { "" }
+                )
+            })?;
+        }
+        MemberCommand::Remove { group, member } => {
+            let g = v.resolve_group(&group.group)?;
+            let session = v.session(&g)?;
+            let who = session.find_member(&member)?;
+            let name = session.display_name(&who);
+            v.edit(&g, |s| s.remove_member(&who, now_ms()).map(|_| ()))?;
+            note!(
+                o,
+                "{name} is no longer a member. They will not be able to read anything written from now on, and the group's devices will refuse to sync with them; they keep what they had already synced. Other members' devices apply this when they next sync with a device that knows."
+            );
+        }
+        MemberCommand::Role { group, member, role } => {
+            let g = v.resolve_group(&group.group)?;
+            let session = v.session(&g)?;
+            let who = session.find_member(&member)?;
+            let name = session.display_name(&who);
+            let role = match role {
+                RoleArg::Facilitator => Role::Facilitator,
+                RoleArg::Member => Role::Member,
+            };
+            v.edit(&g, |s| s.change_role(&who, role, now_ms()).map(|_| ()))?;
+            note!(o, "{name} is now a {}.", role.as_str());
+        }
+    }
+    Ok(())
+}
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> i64 {
@@ -101,18 +151,16 @@ pub(crate) fn execute(v: &mut Vault, command: Command, o: &mut Out<'_>) -> Resul
         Command::Meeting(c) => meeting(v, c, o),
         Command::ReachOut(a) => reach_out(v, a, o),
         Command::Agreement(c) => agreement(v, c, o),
-        Command::Member(MemberCommand::List(l)) => {
-            let g = v.resolve_group(&l.group.group)?;
-            let members = v.session(&g)?.members();
-            print_list(o, &l, &members, |m| {
-                format!(
-                    "{}  {}  {}{}",
-                    short(&m.id),
-                    m.name,
-                    m.role,
-                    if m.me { "  (you)" } else { "" }
-                )
-            })
+        Command::Member(c) => member(v, c, o),
+        Command::Leave { group } => {
+            let g = v.resolve_group(&group.group)?;
+            let name = v.session(&g)?.name();
+            v.edit(&g, |s| s.leave(now_ms()))?;
+            note!(
+                o,
+                "You have left {name}. Members will see this the next time this device reaches one of them. What you already synced stays on this device; nothing new will arrive."
+            );
+            Ok(())
         }
         Command::Export { group, format, out } => {
             let g = v.resolve_group(&group)?;
@@ -233,17 +281,15 @@ fn group(v: &mut Vault, c: GroupCommand, o: &mut Out<'_>) -> Result<()> {
         }
         GroupCommand::Settings { group, history } => {
             let g = v.resolve_group(&group.group)?;
-            let since_join = matches!(history, HistoryMode::SinceJoin);
-            v.edit(&g, |s| s.set_history_since_join(since_join))?;
-            note!(
-                o,
-                "{}",
-                if since_join {
-                    "New members will see only what is written after they join."
-                } else {
-                    "New members will see the group's history."
-                }
-            );
+            if matches!(history, HistoryMode::SinceJoin) {
+                // docs/MEMBERSHIP.md, "Not yet": a member's catch-up would still carry the
+                // older history to a newcomer, so the setting would promise too much.
+                bail!(
+                    "keeping earlier history from new members is not available yet: a new member would still receive it when they first sync, so nothing was changed"
+                );
+            }
+            v.edit(&g, |s| s.set_history_since_join(false))?;
+            note!(o, "New members will see the group's history.");
         }
     }
     Ok(())

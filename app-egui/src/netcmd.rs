@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alongside_core::invite::Ticket;
-use alongside_net::{NetConfig, Node, RelayChoice};
+use alongside_net::{NetConfig, NetError, Node, RelayChoice};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
@@ -168,6 +168,9 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
                 Ok(Ok(n)) => {
                     let _ = writeln!(o.err, "Up to date with {n} member(s) of {name}.");
                 }
+                Ok(Err(NetError::NotAMember)) => bail!(
+                    "the members of {name} you reached no longer accept this device: you are not a member of this group any more"
+                ),
                 _ => bail!(
                     "could not reach anyone in {name} right now; your changes are saved and will be shared when someone is reachable"
                 ),

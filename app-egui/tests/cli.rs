@@ -629,6 +629,20 @@ fn bad_input_gets_one_clear_sentence_and_a_failing_exit() {
         (vec!["meeting-mode", "--group", &g, "maybe"], "invalid value"),
         (vec!["meeting-mode", "--group", "nope", "on"], "no group matches"),
         (vec!["--relay", "sometimes", "sync", "--group", &g], "not a relay mode"),
+        (
+            vec!["member", "remove", "--group", &g, "laptop"],
+            "cannot remove yourself",
+        ),
+        (vec!["member", "remove", "--group", &g, "nobody"], "nothing matches"),
+        (
+            vec!["member", "role", "--group", &g, "laptop", "member"],
+            "needs a facilitator",
+        ),
+        (vec!["member", "role", "--group", &g, "laptop", "boss"], "invalid value"),
+        (
+            vec!["group", "settings", "--group", &g, "--history", "since-join"],
+            "not available yet",
+        ),
     ];
     let before = files_with_hashes(&p.dir);
     for (args, expected) in cases {
@@ -641,6 +655,14 @@ fn bad_input_gets_one_clear_sentence_and_a_failing_exit() {
     let off = p.run(&["meeting-mode", "--group", &g, "off"]);
     assert!(off.status.success());
     assert!(String::from_utf8_lossy(&off.stderr).contains("Meeting mode is off for Circle"));
+
+    // Leaving says what it means, and afterwards this device writes nothing to the group.
+    let left = p.run(&["leave", "--group", &g]);
+    assert!(left.status.success());
+    assert!(String::from_utf8_lossy(&left.stderr).contains("You have left Circle"));
+    let after = p.fails(&["story", "add", "--group", &g, "--title", "t", "--body", "b"]);
+    assert!(after.contains("no longer a member"), "{after}");
+    assert!(p.fails(&["leave", "--group", &g]).contains("no longer a member"));
 }
 
 #[test]

@@ -91,11 +91,7 @@ fn stop(mut child: Child) {
 #[test]
 fn three_members_invite_join_write_apart_and_sync_to_identical_content() {
     let root = tempfile::tempdir().unwrap();
-    let (alice, bob, carol) = (
-        Member::new(root.path(), "alice"),
-        Member::new(root.path(), "bob"),
-        Member::new(root.path(), "carol"),
-    );
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| Member::new(root.path(), n));
     let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
     let meeting = alice.ok(&[
         "meeting",
@@ -327,4 +323,68 @@ fn while_two_nodes_serve_a_story_written_on_one_appears_on_the_other_without_a_s
     });
     stop(bob_node);
     stop(alice_node);
+}
+
+#[test]
+fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
+    let root = tempfile::tempdir().unwrap();
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| Member::new(root.path(), n));
+    let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
+    let server = alice.serve();
+    for (who, name) in [(&bob, "Bob"), (&carol, "Carol")] {
+        let ticket = alice.ok(&["invite", "--group", &g]).lines().next().unwrap().to_string();
+        assert_eq!(who.ok(&["join", &ticket, "--as", name]), g);
+    }
+    carol.ok(&["sync", "--group", &g]);
+
+    // Alice (through her running node) removes Carol, then writes.
+    let said = String::from_utf8(alice.run(&["member", "remove", "--group", &g, "Carol"]).stderr).unwrap();
+    assert!(said.contains("keep what they had already synced"), "{said}");
+    alice.ok(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "After Carol left",
+        "--body",
+        "For the group as it is now.",
+    ]);
+
+    // Bob syncs and reads it.
+    bob.ok(&["sync", "--group", &g]);
+    assert!(bob.ok(&["story", "list", "--group", &g]).contains("After Carol left"));
+    let members = bob.json(&["member", "list", "--group", &g, "--json"]);
+    let names: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Alice", "Bob"]);
+
+    // Carol's sync is refused, and she gets nothing.
+    let refused = carol.fails(&["sync", "--group", &g, "--timeout", "10s"]);
+    assert!(refused.contains("not a member"), "{refused}");
+    assert!(!carol.ok(&["story", "list", "--group", &g]).contains("After Carol left"));
+
+    // Carol writes while apart (her device never heard of the removal) and tries again:
+    // nobody takes it.
+    carol.ok(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "Carol writes on",
+        "--body",
+        "Nobody should receive this.",
+    ]);
+    let refused = carol.fails(&["sync", "--group", &g, "--timeout", "10s"]);
+    assert!(refused.contains("not a member"), "{refused}");
+    bob.ok(&["sync", "--group", &g]);
+    for m in [&alice, &bob] {
+        assert!(!m.ok(&["story", "list", "--group", &g]).contains("Carol writes on"));
+    }
+    stop(server);
 }

@@ -162,7 +162,10 @@ impl Handler {
             member: peer,
             initiator: false,
         };
-        converse(&self.vault, peer, framed, mode).await.map_err(protocol)?;
-        Ok(())
+        match converse(&self.vault, peer, framed, mode).await {
+            Ok(_) => Ok(()),
+            Err(NetError::Departed) => Err((close_code::REFUSED, "no longer a member".into())),
+            Err(e) => Err(protocol(e)),
+        }
     }
 }

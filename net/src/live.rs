@@ -87,12 +87,16 @@ pub(crate) async fn converse(
             }
             frame = frames.recv() => match frame {
                 Some(Ok(body)) => {
-                    let step;
-                    (sync, step) = drive(shared, Some(member), sync, move |sync, v| {
-                        v.edit(&group, |s| sync.handle_frame(s, &body))
+                    let (step, still);
+                    (sync, (step, still)) = drive(shared, Some(member), sync, move |sync, v| {
+                        let step = v.edit(&group, |s| sync.handle_frame(s, &body))?;
+                        Ok((step, is_member(v, group, member)?))
                     })
                     .await?;
                     report(shared, peer, &sync, &step);
+                    if !still {
+                        return part(out, step).await;
+                    }
                     step
                 }
                 Some(Err(e)) => return Err(e),
@@ -109,8 +113,14 @@ pub(crate) async fn converse(
                     step
                 }
                 Ok(Fresh { item: Committed::Membership(g), .. }) if g == group => {
-                    let step;
-                    (sync, step) = drive(shared, None, sync, move |sync, v| Ok(sync.push_membership(v.session(&group)?))).await?;
+                    let (step, still);
+                    (sync, (step, still)) = drive(shared, None, sync, move |sync, v| {
+                        Ok((sync.push_membership(v.session(&group)?), is_member(v, group, member)?))
+                    })
+                    .await?;
+                    if !still {
+                        return part(out, step).await;
+                    }
                     step
                 }
                 Ok(_) => continue,
@@ -145,6 +155,24 @@ pub(crate) async fn converse(
     Ok(sync.stats())
 }
 
+/// Whether `member` is (still) a current member of `group` here.
+fn is_member(v: &mut Vault, group: GroupId, member: MemberId) -> Result<bool, VaultError> {
+    Ok(v.session(&group)?.membership().is_member(&member))
+}
+
+/// Ends a conversation with someone who just left or was removed: the membership
+/// operations that tell them so go out first, then the conversation stops with
+/// [`NetError::Departed`] (the connection closes as refused).
+async fn part(out: Outbox, step: Step) -> Result<SyncStats, NetError> {
+    out.send(step.frames)?;
+    drop(out.tx);
+    let _ = out.writer.await;
+    Err(NetError::Departed)
+}
+
+/// How long the end of a conversation waits for the peer to acknowledge our last frames.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// Above this many queued bytes, no new pushes are taken (the peer reads slowly).
 const OUT_SOFT_LIMIT: usize = 8 * 1024 * 1024;
 /// Above this many, the peer is not reading at all: the connection is closed.
@@ -171,6 +199,9 @@ impl Outbox {
                 counter.fetch_sub(frame.len(), Ordering::SeqCst);
             }
             let _ = send.finish();
+            // Until the peer has acknowledged everything (or a while): a close right after
+            // this (a member who was just removed) must not drop the last frames.
+            let _ = tokio::time::timeout(LINGER, send.stopped()).await;
             Ok(())
         });
         Outbox { tx, queued, writer }

@@ -41,6 +41,12 @@ pub enum NetError {
     /// The other device refused us.
     #[error("the other device refused the connection ({0})")]
     Refused(&'static str),
+    /// The other device no longer counts this device's member as a member of the group.
+    #[error("the other device does not accept this device as a member of the group")]
+    NotAMember,
+    /// The peer left the group or was removed while connected; the conversation ended.
+    #[error("the other device's member is no longer in the group")]
+    Departed,
     /// The network settings are not usable.
     #[error("{0}")]
     Config(String),
@@ -380,8 +386,11 @@ impl Inner {
             mode,
         )
         .await;
+        // (Read how the peer closed before closing ourselves.)
+        let result = result.map_err(|e| refused_as_member(&conn, e));
         close_dialer(&conn, &result);
         let stats = result?;
+        crate::supervisor::settle(self, group).await;
         let addrs = addrs.to_vec();
         with_vault(&self.shared, move |v| v.remember_address(&group, &peer, &addrs)).await?;
         self.wake.notify_one();
@@ -543,7 +552,10 @@ impl Node {
                 Ok(_) => reached += 1,
                 Err(e) => {
                     tracing::debug!(error = %e, "could not sync with a member");
-                    last_error = Some(e);
+                    // Being refused as a non-member says more than any other failure.
+                    if !matches!(last_error, Some(NetError::NotAMember)) {
+                        last_error = Some(e);
+                    }
                 }
             }
         }
@@ -597,6 +609,19 @@ pub(crate) async fn dial(
     }
 }
 
+/// A conversation that failed because the other device closed it as refused means this
+/// device's member is not (or no longer) a member there.
+pub(crate) fn refused_as_member(conn: &Connection, error: NetError) -> NetError {
+    match conn.close_reason() {
+        Some(iroh::endpoint::ConnectionError::ApplicationClosed(c))
+            if u64::from(c.error_code) == u64::from(close_code::REFUSED) =>
+        {
+            NetError::NotAMember
+        }
+        _ => error,
+    }
+}
+
 /// The dialer's ending: a close code that says how it went (the conversation already
 /// finished its stream politely if it went well).
 pub(crate) fn close_dialer<T>(conn: &Connection, result: &Result<T, NetError>) {
@@ -605,6 +630,7 @@ pub(crate) fn close_dialer<T>(conn: &Connection, result: &Result<T, NetError>) {
         Err(NetError::Protocol(_)) | Err(NetError::Vault(VaultError::Protocol(_))) => {
             conn.close(close_code::PROTOCOL.into(), b"protocol error");
         }
+        Err(NetError::Departed) => conn.close(close_code::REFUSED.into(), b"not a member"),
         Err(_) => conn.close(close_code::PROTOCOL.into(), b"sync failed"),
     }
 }

@@ -89,6 +89,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                     if let Err(e) = inner.serve_group(g).await {
                         tracing::warn!(error = %e, "could not serve a new group");
                     }
+                    settle(&inner, g).await;
                     // A new epoch means a new meeting-mode service name.
                     crate::meeting::apply(&inner, g).await;
                 }
@@ -108,6 +109,20 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep_until(next) => {}
         }
+    }
+}
+
+/// Rotates the group's key if its membership now asks for one (someone left, or
+/// concurrent changes left no clean epoch); the rotation goes out like any change.
+pub(crate) async fn settle(inner: &Arc<Inner>, group: GroupId) {
+    let now = crate::node::now_ms();
+    let rotated = with_vault(&inner.shared, move |v| v.edit(&group, |s| s.rotate_if_needed(now))).await;
+    match rotated {
+        Ok(Some(_)) => {
+            tracing::info!(group = %alongside_core::ids::short_hex(&group.0), "rotated the group key after a membership change")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not rotate the group key"),
     }
 }
 

@@ -173,3 +173,77 @@ async fn a_node_that_restarts_is_found_again_and_catches_up() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_while_connected_is_cut_off_and_refused_from_then_on() {
+    let root = tempfile::tempdir().unwrap();
+    let alice = live_node(root.path(), "alice").await;
+    let group = on(&alice, |v| v.create_group("Tuesday Circle", "Alice", NOW).unwrap()).await;
+    let alice_id = on(&alice, move |v| v.session(&group).unwrap().me()).await;
+    let bob = live_node(root.path(), "bob").await;
+    let carol = live_node(root.path(), "carol").await;
+    let mut carol_events = carol.events();
+    let mut alice_events = alice.events();
+    for (n, name) in [(&bob, "Bob"), (&carol, "Carol")] {
+        let ticket = alice.invite(group, in_an_hour()).await.unwrap();
+        tokio::time::timeout(LIMIT, n.join(&ticket, name))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let carol_id = on(&carol, move |v| v.session(&group).unwrap().me()).await;
+    // Carol's node keeps a live connection to Alice once joined. (The join itself was a
+    // connection too, so wait for the live one on both sides.)
+    let wait = async {
+        while !(alice.connected(&group).contains(&carol_id) && carol.connected(&group).contains(&alice_id)) {
+            let _ = alice_events.recv().await;
+        }
+    };
+    tokio::time::timeout(LIMIT, wait)
+        .await
+        .expect("Alice and Carol connected");
+    let mut alice_events = alice.events();
+
+    // Alice removes Carol while they are connected: Carol's device hears of it, and the
+    // connection ends.
+    on(&alice, move |v| {
+        v.edit(&group, |s| s.remove_member(&carol_id, NOW)).unwrap()
+    })
+    .await;
+
+    until(
+        &carol,
+        &mut carol_events,
+        "Carol's device knows she was removed",
+        move |v| !v.session(&group).unwrap().membership().is_member(&carol_id),
+    )
+    .await;
+    event(
+        &mut alice_events,
+        "Carol's connection to end",
+        |e| matches!(e, NodeEvent::Disconnected { member, .. } if *member == carol_id),
+    )
+    .await;
+    assert!(!alice.connected(&group).contains(&carol_id));
+
+    // What Alice writes now reaches Bob, not Carol; Carol's attempts are refused.
+    on(&alice, move |v| {
+        v.edit(&group, |s| s.add_story(&story("After Carol left"), NOW))
+            .unwrap()
+    })
+    .await;
+    let mut bob_events = bob.events();
+    until(&bob, &mut bob_events, "Bob holds the story", move |v| {
+        titles(v, group) == ["After Carol left"]
+    })
+    .await;
+    let refused = tokio::time::timeout(LIMIT, carol.sync_all(group)).await.unwrap();
+    assert!(
+        matches!(refused, Err(alongside_net::NetError::NotAMember)),
+        "{refused:?}"
+    );
+    assert!(on(&carol, move |v| titles(v, group)).await.is_empty());
+    for n in [alice, bob, carol] {
+        n.shutdown().await;
+    }
+}

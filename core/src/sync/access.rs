@@ -12,6 +12,10 @@ use crate::unit::SealedUnit;
 impl GroupSession {
     /// Whether `peer` may receive `doc` at all (audience documents go to their audience only).
     pub fn may_read(&self, peer: &MemberId, doc: &DocId) -> bool {
+        if !self.log.state().is_member(peer) {
+            // Someone who left or was removed gets nothing more, whatever they ask.
+            return false;
+        }
         match doc.kind {
             DocKind::Audience => self.audiences.get(doc).is_some_and(|a| a.grant.members.contains(peer)),
             _ => true,
