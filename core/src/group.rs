@@ -395,14 +395,42 @@ impl GroupSession {
 
     /// Adds membership operations (in any order; unknown parents wait for each other).
     pub fn receive_ops(&mut self, ops: &[SignedOp]) -> Result<usize, GroupError> {
+        let departed_before = self.log.state().departed.clone();
         let result = self.log.insert_all(ops);
         // Whatever was stored counts, even if a later operation was refused.
         self.collect_epoch_keys();
+        if self.log.state().departed != departed_before {
+            self.prune_departed();
+        }
         let (added, waiting) = result?;
         if !waiting.is_empty() {
             return Err(OpError::MissingParent.into());
         }
         Ok(added)
+    }
+
+    /// Drops, from every document, changes of departed members that their removal no
+    /// longer lets stand (see [`Replica::prune_departed`]).
+    fn prune_departed(&mut self) {
+        let docs: Vec<DocId> = self.docs.keys().copied().collect();
+        for doc in docs {
+            let policy = Policy {
+                state: self.log.state(),
+                doc,
+                audience: self.audiences.get(&doc).map(|a| a.grant.members.as_slice()),
+            };
+            let Some(replica) = self.docs.get_mut(&doc) else {
+                continue;
+            };
+            match replica.prune_departed(&policy) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(changes = n, "dropped changes written after their author left");
+                    self.dirty.insert(doc);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not drop a departed member's late changes"),
+            }
+        }
     }
 
     /// Records an audience grant; opens its key if this member is in the audience.
@@ -481,9 +509,33 @@ impl GroupSession {
         self.edit_doc(DocId::member_doc(&self.me()), edit)
     }
 
-    /// This member's transport binding (its endpoint key for the group, signed).
+    /// The transport (endpoint) secret for the current epoch: this install's base
+    /// transport key in the group's first epoch, and in every later one a key derived from
+    /// it and the epoch id. So endpoint ids change with every epoch, and nobody without the
+    /// base key can link one epoch's id to the next.
+    pub fn transport_secret(&self) -> SigningSecret {
+        match self.log.state().epoch {
+            Some(epoch) if epoch.0 != self.log.genesis().0 => {
+                let mut h = blake3::Hasher::new_derive_key("alongside/transport-key/v1");
+                h.update(&*self.me.transport.seed());
+                h.update(&epoch.0);
+                SigningSecret::from_seed(h.finalize().as_bytes())
+            }
+            _ => self.me.transport.clone(),
+        }
+    }
+
+    /// This member's transport binding (its endpoint key for the group in the current
+    /// epoch, signed).
     pub fn transport_binding(&self) -> TransportBinding {
-        TransportBinding::new(&self.group, &self.me.signing, &self.me.transport)
+        TransportBinding::new(&self.group, &self.me.signing, &self.transport_secret())
+    }
+
+    /// Whether a connection whose authenticated endpoint id is `endpoint` may sync as
+    /// `member`: the binding presented is genuine, names that endpoint, and `member` is a
+    /// current member. (Any key of a member who left or was removed is refused.)
+    pub fn accepts_presented(&self, member: &MemberId, binding: &TransportBinding, endpoint: &[u8; 32]) -> bool {
+        binding.key == *endpoint && self.log.state().is_member(member) && binding.verify(&self.group, member)
     }
 
     /// Announces this member's transport key in its member document (encrypted under the

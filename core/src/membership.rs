@@ -569,6 +569,11 @@ impl MembershipLog {
         self.group
     }
 
+    /// The create operation's hash (the first epoch's id).
+    pub fn genesis(&self) -> OpHash {
+        self.genesis
+    }
+
     /// The resolved state.
     pub fn state(&self) -> &MembershipState {
         &self.state

@@ -614,6 +614,93 @@ impl Replica {
         }
     }
 
+    /// Drops the changes `policy` no longer accepts from members who left or were removed:
+    /// per install of such a member, everything after the later of the head its removal
+    /// recorded and the last of its changes a current member's change depends on, plus
+    /// anything built on a dropped change. (A device may have accepted such a change
+    /// before it heard of the removal; every device must end with the same document.)
+    /// Automerge cannot remove a change, so the document is rebuilt from the rest.
+    /// Returns how many changes were dropped.
+    pub fn prune_departed(&mut self, policy: &dyn WritePolicy) -> Result<usize, Rejection> {
+        let departed: Vec<(usize, Vec<ActorHead>)> = self
+            .index
+            .actors
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, a)| Some((slot, policy.departed_heads(&actor_member(a)?)?)))
+            .collect();
+        if departed.is_empty() {
+            return Ok(0);
+        }
+        let clock_of = |e: &IndexEntry| &self.index.clocks[e.clock_at..e.clock_at + e.clock_len as usize];
+        let departed_slots: HashSet<usize> = departed.iter().map(|(s, _)| *s).collect();
+        // Per departed install: the last sequence number that stays.
+        let mut keep: HashMap<usize, u32> = HashMap::new();
+        for (slot, heads) in &departed {
+            let suffix = &self.index.actors[*slot].to_bytes()[32..];
+            let recorded = heads
+                .iter()
+                .filter(|h| h.suffix[..] == *suffix)
+                .map(|h| {
+                    let genuine = self
+                        .index
+                        .changes
+                        .iter()
+                        .any(|(hash, e)| e.actor as usize == *slot && e.seq == h.seq && *hash == h.hash);
+                    // A different change at the recorded number is a fork: keep what precedes.
+                    if genuine { h.seq } else { h.seq.saturating_sub(1) }
+                })
+                .max()
+                .unwrap_or(0);
+            keep.insert(*slot, recorded);
+        }
+        for e in self.index.changes.values() {
+            if departed_slots.contains(&(e.actor as usize)) {
+                continue;
+            }
+            let clock = clock_of(e);
+            for (slot, kept) in keep.iter_mut() {
+                *kept = (*kept).max(clock.get(*slot).copied().unwrap_or(0));
+            }
+        }
+        let dropped: HashSet<ChangeHash> = self
+            .index
+            .changes
+            .iter()
+            .filter(|(_, e)| {
+                let clock = clock_of(e);
+                keep.iter()
+                    .any(|(slot, kept)| clock.get(*slot).copied().unwrap_or(0) > *kept)
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        if dropped.is_empty() {
+            return Ok(0);
+        }
+        let kept: Vec<Change> = self
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .filter(|c| !dropped.contains(&ChangeHash(c.hash().0)))
+            .collect();
+        let rebuilt = crate::guard::catch(move || {
+            let mut doc = Automerge::new();
+            doc.apply_changes(kept).map(|()| doc.save())
+        });
+        let saved = match rebuilt {
+            Ok(Ok(saved)) => saved,
+            _ => return Err(Rejection::Malformed),
+        };
+        let signatures: Vec<ChangeSignature> = self
+            .signatures
+            .values()
+            .filter(|s| !dropped.contains(&s.hash))
+            .cloned()
+            .collect();
+        *self = Replica::from_trusted_save(self.group, self.id, &saved, signatures)?;
+        Ok(dropped.len())
+    }
+
     /// Makes a local change as `actor` (the author's actor id on this install), signs it,
     /// and returns the single-change payload to seal. `edit` runs inside one transaction.
     ///

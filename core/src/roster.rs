@@ -175,6 +175,17 @@ impl GroupSession {
         self.rotate(now_ms).map(Some)
     }
 
+    /// What a device does after its membership state changed: rotate if resolution asks
+    /// for it, then announce this epoch's transport key (under this epoch's key) if it is
+    /// not announced yet.
+    pub fn settle(&mut self, now_ms: i64) -> Result<(), GroupError> {
+        self.rotate_if_needed(now_ms)?;
+        if self.log.state().is_member(&self.me()) && self.current_epoch_key().is_ok() {
+            self.announce_transport()?;
+        }
+        Ok(())
+    }
+
     fn rotate_with(&mut self, now_ms: i64, with_history: bool) -> Result<SignedOp, GroupError> {
         let state = self.log.state();
         if !state.is_member(&self.me()) {
@@ -198,6 +209,8 @@ impl GroupSession {
         let previous = with_history.then(|| PreviousKeys::seal(&mut self.rng, &self.group, &key, &held));
         let op = self.sign_op(OpKind::Rotate { seals, previous }, now_ms)?;
         self.epoch_keys.insert(KeyId(op.hash().0), key);
+        // A new epoch, a new endpoint key: announce it under the new key.
+        self.announce_transport()?;
         Ok(op)
     }
 

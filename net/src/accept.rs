@@ -19,8 +19,9 @@ use crate::close_code;
 /// send its join request.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The largest first frame a non-member may send (a join request is about 450 bytes).
-const JOIN_REQUEST_LIMIT: usize = 4096;
+/// The largest first frame anyone may send (a join request is about 450 bytes, a
+/// member's presentation about 200).
+const FIRST_FRAME_LIMIT: usize = 4096;
 use crate::conn::{Framed, SharedVault, with_vault};
 use crate::live::{Mode, Peer, converse};
 use crate::node::{Inner, NetError, now_ms};
@@ -59,6 +60,38 @@ impl ProtocolHandler for Handler {
 }
 
 impl Handler {
+    /// Redeems the invitation and adds the joiner; answers with every operation.
+    async fn admit(
+        &self,
+        framed: &mut Framed,
+        invite: [u8; 32],
+        keys: alongside_core::membership::MemberKeys,
+    ) -> Result<alongside_core::ids::MemberId, (u32, String)> {
+        let group = self.group;
+        let protocol = |e: NetError| (close_code::PROTOCOL, e.to_string());
+        let now = now_ms();
+        let member = keys.member;
+        let ops = with_vault(&self.vault, move |v| {
+            v.redeem_invite(&group, &invite, now)?;
+            v.edit(&group, |s| s.add_member(keys, Role::Member, now))?;
+            let mut ops = v.session(&group)?.ops();
+            ops.sort_by_key(|o| !o.op().parents.is_empty());
+            Ok(ops.iter().map(|o| o.bytes().to_vec()).collect::<Vec<_>>())
+        })
+        .await
+        .map_err(|e| match e {
+            NetError::Vault(VaultError::Invite(InviteError::Used)) => (close_code::INVITE_USED, e.to_string()),
+            NetError::Vault(VaultError::Invite(InviteError::Expired)) => (close_code::INVITE_EXPIRED, e.to_string()),
+            NetError::Vault(VaultError::Invite(InviteError::Unknown)) => (close_code::INVITE_UNKNOWN, e.to_string()),
+            other => protocol(other),
+        })?;
+        framed
+            .write_frames(&[Message::JoinAccepted { ops }.to_frame()])
+            .await
+            .map_err(protocol)?;
+        Ok(member)
+    }
+
     pub(crate) fn new(group: GroupId, inner: Arc<Inner>, me: [u8; 32]) -> Handler {
         Handler {
             group,
@@ -76,33 +109,38 @@ impl Handler {
             .map_err(|_| (close_code::PROTOCOL, "no stream opened in time".to_string()))?
             .map_err(|e| (close_code::PROTOCOL, e.to_string()))?;
         let mut framed = Framed::new(send, recv);
-        let known = with_vault(&self.vault, move |v| {
-            Ok(v.session(&group)?.member_for_endpoint(&remote))
-        })
-        .await
-        .map_err(protocol)?;
-        let peer = match known {
-            Some(member) => member,
-            None => {
-                // Not a member: the only thing it may say is a valid join request, which is
-                // small and must come at once.
-                framed.set_limit(JOIN_REQUEST_LIMIT);
-                let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next_frame())
+        // The first frame says who is calling: a member presenting its transport binding,
+        // or someone with an invitation. It is small and must come at once.
+        framed.set_limit(FIRST_FRAME_LIMIT);
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next_frame())
+            .await
+            .map_err(|_| (close_code::REFUSED, "nothing said in time".to_string()))?
+            .map_err(protocol)?;
+        framed.set_limit(usize::MAX);
+        let (peer, member_dialed) = match first.and_then(|b| Message::decode(&b).ok()) {
+            Some(Message::Present {
+                group: g,
+                member,
+                transport,
+            }) => {
+                let accepted = g == group
+                    && with_vault(&self.vault, move |v| {
+                        Ok(v.session(&group)?.accepts_presented(&member, &transport, &remote))
+                    })
                     .await
-                    .map_err(|_| (close_code::REFUSED, "no join request in time".to_string()))?
                     .map_err(protocol)?;
-                framed.set_limit(usize::MAX);
-                let request = first.and_then(|b| Message::decode(&b).ok());
-                let Some(Message::JoinRequest {
-                    group: g,
-                    invite,
-                    proof,
-                    keys,
-                    transport,
-                }) = request
-                else {
+                if !accepted {
                     return Err((close_code::REFUSED, "not a member".into()));
-                };
+                }
+                (member, true)
+            }
+            Some(Message::JoinRequest {
+                group: g,
+                invite,
+                proof,
+                keys,
+                transport,
+            }) => {
                 let valid = g == group
                     && verify_proof(&invite, &group, &self.me, &remote, &proof)
                     && keys.verify(&group)
@@ -111,32 +149,9 @@ impl Handler {
                 if !valid {
                     return Err((close_code::REFUSED, "invalid invitation proof".into()));
                 }
-                let now = now_ms();
-                let member = keys.member;
-                let ops = with_vault(&self.vault, move |v| {
-                    v.redeem_invite(&group, &invite, now)?;
-                    v.edit(&group, |s| s.add_member(keys, Role::Member, now))?;
-                    let mut ops = v.session(&group)?.ops();
-                    ops.sort_by_key(|o| !o.op().parents.is_empty());
-                    Ok(ops.iter().map(|o| o.bytes().to_vec()).collect::<Vec<_>>())
-                })
-                .await
-                .map_err(|e| match e {
-                    NetError::Vault(VaultError::Invite(InviteError::Used)) => (close_code::INVITE_USED, e.to_string()),
-                    NetError::Vault(VaultError::Invite(InviteError::Expired)) => {
-                        (close_code::INVITE_EXPIRED, e.to_string())
-                    }
-                    NetError::Vault(VaultError::Invite(InviteError::Unknown)) => {
-                        (close_code::INVITE_UNKNOWN, e.to_string())
-                    }
-                    other => protocol(other),
-                })?;
-                framed
-                    .write_frames(&[Message::JoinAccepted { ops }.to_frame()])
-                    .await
-                    .map_err(protocol)?;
-                member
+                (self.admit(&mut framed, invite, keys).await?, false)
             }
+            _ => return Err((close_code::REFUSED, "not a member".into())),
         };
         // A member's node reached us: remember where, so the supervisor can dial back
         // later. (Not a joiner's: it joins from a temporary endpoint.)
@@ -150,7 +165,7 @@ impl Handler {
                 _ => None,
             })
             .collect();
-        if known.is_some() && !seen.is_empty() {
+        if member_dialed && !seen.is_empty() {
             let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
         }
         let _presence = self.inner.present(group, peer);

@@ -41,6 +41,15 @@ impl Lan {
         }
     }
 
+    /// Stops `group`'s discovery (its endpoint is being replaced).
+    pub(crate) fn stop(&self, group: &GroupId) {
+        if let Ok(mut running) = self.running.lock()
+            && let Some(r) = running.remove(group)
+        {
+            r.listener.abort();
+        }
+    }
+
     /// Whether discovery runs for `group`, and under which service name.
     pub(crate) fn service(&self, group: &GroupId) -> Option<String> {
         self.running.lock().ok()?.get(group).map(|r| r.service.clone())

@@ -7,9 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alongside_core::crypto::SigningSecret;
+use alongside_core::group::TransportBinding;
 use alongside_core::ids::{DocId, GroupId, MemberId};
 use alongside_core::invite::Ticket;
-use alongside_core::sync::SyncStats;
+use alongside_core::sync::{Message, SyncStats};
 use alongside_core::vault::{Vault, VaultError};
 use iroh::endpoint::{Connection, PortmapperConfig, presets};
 use iroh::protocol::Router;
@@ -71,6 +73,11 @@ pub struct NetConfig {
     pub lan: bool,
     /// Time between anti-entropy rounds on a live connection.
     pub anti_entropy: Duration,
+    /// After an epoch change moves a group to a new endpoint key, how long the previous
+    /// endpoint still answers (no longer on the local network), so members who know only
+    /// the old id reach this device and learn the new one. It refuses anyone who is not a
+    /// current member, like every endpoint. Zero: closed at once.
+    pub endpoint_grace: Duration,
 }
 
 /// Which iroh relays a node uses.
@@ -111,6 +118,7 @@ impl NetConfig {
             relay_roots: Vec::new(),
             lan: false,
             anti_entropy: Duration::from_secs(20),
+            endpoint_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -173,6 +181,8 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Served {
     pub(crate) endpoint: Endpoint,
     router: Router,
+    /// The endpoint's secret key seed (to present it when dialing).
+    seed: [u8; 32],
 }
 
 /// What the node's tasks share.
@@ -180,6 +190,8 @@ pub(crate) struct Inner {
     pub(crate) shared: SharedVault,
     pub(crate) config: NetConfig,
     groups: Mutex<HashMap<GroupId, Arc<Served>>>,
+    /// Endpoints of earlier epochs still answering during their grace period.
+    retired: Mutex<Vec<Arc<Served>>>,
     /// Open conversations per member.
     connected: Mutex<HashMap<(GroupId, MemberId), usize>>,
     /// Wakes the supervisor (an address learned, a connection ended).
@@ -306,19 +318,20 @@ impl Inner {
     pub(crate) async fn serve_group(self: &Arc<Self>, group: GroupId) -> Result<(), NetError> {
         // One at a time, so a group is never bound twice (its address must be one).
         let _serving = self.serving.lock().await;
-        if self.served(&group).is_some() {
-            return Ok(());
-        }
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(NetError::Internal("the node is shutting down".into()));
         }
-        let seed = with_vault(&self.shared, move |v| {
-            Ok(*v.session(&group)?.secrets().transport.seed())
-        })
-        .await?;
+        let seed = with_vault(&self.shared, move |v| Ok(*v.session(&group)?.transport_secret().seed())).await?;
+        let me = *SecretKey::from_bytes(&seed).public().as_bytes();
+        if let Some(current) = self.served(&group) {
+            if *current.endpoint.id().as_bytes() == me {
+                return Ok(());
+            }
+            // A new epoch, a new endpoint key.
+            self.retire(group, current).await;
+        }
         // Keep the port this group's endpoint had last time, so members who only know that
         // address still find it after a restart; any free port if it is taken.
-        let me = *SecretKey::from_bytes(&seed).public().as_bytes();
         let last_port = with_vault(&self.shared, move |v| {
             Ok(v.addresses(&group)?
                 .into_iter()
@@ -341,7 +354,7 @@ impl Inner {
         with_vault(&self.shared, move |v| v.remember_address(&group, &me, &bound)).await?;
         let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes());
         let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
-        let served = Arc::new(Served { endpoint, router });
+        let served = Arc::new(Served { endpoint, router, seed });
         self.groups
             .lock()
             .map_err(|_| NetError::Internal("node lock poisoned".into()))?
@@ -350,6 +363,33 @@ impl Inner {
         crate::meeting::apply(self, group).await;
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Takes the group's endpoint of the previous epoch out of service: it stops
+    /// advertising itself on the local network at once, keeps its connections and answers
+    /// for [`NetConfig::endpoint_grace`] (refusing anyone who is not a current member),
+    /// then closes.
+    async fn retire(self: &Arc<Self>, group: GroupId, old: Arc<Served>) {
+        self.lan.stop(&group);
+        if let Ok(lookup) = old.endpoint.address_lookup() {
+            lookup.clear();
+        }
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.remove(&group);
+        }
+        if let Ok(mut list) = self.retired.lock() {
+            list.push(old.clone());
+        }
+        let inner = self.clone();
+        let grace = self.config.endpoint_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Ok(mut list) = inner.retired.lock() {
+                list.retain(|r| !Arc::ptr_eq(r, &old));
+            }
+            let _ = old.router.shutdown().await;
+            old.endpoint.close().await;
+        });
     }
 
     /// Dials the member behind `peer` and runs a conversation with it in `mode`.
@@ -364,16 +404,23 @@ impl Inner {
         let served = self
             .served(&group)
             .ok_or(NetError::Internal("group not served".into()))?;
-        let (member, relay) = with_vault(&self.shared, move |v| {
-            Ok((
-                v.session(&group)?.member_for_endpoint(&peer),
-                v.relay_of(&group, &peer)?,
-            ))
+        let seed = served.seed;
+        let (member, relay, present) = with_vault(&self.shared, move |v| {
+            let session = v.session(&group)?;
+            // Who we are, bound to the endpoint key we dial from.
+            let present = Message::Present {
+                group,
+                member: session.me(),
+                transport: TransportBinding::new(&group, &session.secrets().signing, &SigningSecret::from_seed(&seed)),
+            };
+            Ok((session.member_for_endpoint(&peer), v.relay_of(&group, &peer)?, present))
         })
         .await?;
         let member = member.ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
         let conn = dial(&served.endpoint, peer, addrs, relay.as_deref()).await?;
         let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        let mut framed = Framed::new(send, recv);
+        framed.write_frames(&[present.to_frame()]).await?;
         let _presence = self.present(group, member);
         let result = converse(
             &self.shared,
@@ -382,7 +429,7 @@ impl Inner {
                 member,
                 initiator: true,
             },
-            Framed::new(send, recv),
+            framed,
             mode,
         )
         .await;
@@ -407,6 +454,7 @@ impl Node {
                 shared: Arc::new(Shared::new(vault)),
                 config,
                 groups: Mutex::new(HashMap::new()),
+                retired: Mutex::new(Vec::new()),
                 connected: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 supervisor: Mutex::new(None),
@@ -581,7 +629,13 @@ impl Node {
             .lock()
             .map(|mut g| g.drain().map(|(_, s)| s).collect())
             .unwrap_or_default();
-        for s in served {
+        let retired: Vec<Arc<Served>> = self
+            .inner
+            .retired
+            .lock()
+            .map(|mut r| r.drain(..).collect())
+            .unwrap_or_default();
+        for s in served.into_iter().chain(retired) {
             let _ = s.router.shutdown().await;
             s.endpoint.close().await;
         }

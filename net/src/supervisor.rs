@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::conn::{Fresh, with_vault};
 use crate::live::Mode;
-use crate::node::Inner;
+use crate::node::{Inner, NetError};
 
 /// First retry delay after a failure; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -35,7 +35,17 @@ struct Backoff {
     next: Instant,
 }
 
+/// How long before a member that refused us (we left or were removed) is tried again.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(3600);
+
 impl Backoff {
+    fn refused() -> Backoff {
+        Backoff {
+            failures: u32::MAX,
+            next: Instant::now() + REFUSED_BACKOFF,
+        }
+    }
+
     fn after(outcome_ok: bool, previous: Option<Backoff>) -> Backoff {
         let failures = if outcome_ok {
             0
@@ -57,7 +67,7 @@ impl Backoff {
 /// The supervisor's loop; runs until the node aborts it.
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut fresh = inner.shared.fresh.subscribe();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(PeerKey, bool)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(PeerKey, Outcome)>();
     let mut backoff: HashMap<PeerKey, Backoff> = HashMap::new();
     let mut dialing: HashSet<PeerKey> = HashSet::new();
     let mut next = Instant::now();
@@ -78,17 +88,20 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             biased;
             done = done_rx.recv() => {
                 // Unbounded: at most one message per dial this loop started.
-                if let Some((key, ok)) = done {
+                if let Some((key, outcome)) = done {
                     dialing.remove(&key);
                     let previous = backoff.get(&key).copied();
-                    backoff.insert(key, Backoff::after(ok, previous));
+                    let next = match outcome {
+                        Outcome::Worked => Backoff::after(true, previous),
+                        Outcome::Failed => Backoff::after(false, previous),
+                        Outcome::Refused => Backoff::refused(),
+                    };
+                    backoff.insert(key, next);
                 }
             }
             item = fresh.recv() => match item {
                 Ok(Fresh { item: Committed::Membership(g), .. }) => {
-                    if let Err(e) = inner.serve_group(g).await {
-                        tracing::warn!(error = %e, "could not serve a new group");
-                    }
+                    // (Serves a group created or joined meanwhile, too.)
                     settle(&inner, g).await;
                     // A new epoch means a new meeting-mode service name.
                     crate::meeting::apply(&inner, g).await;
@@ -112,17 +125,16 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     }
 }
 
-/// Rotates the group's key if its membership now asks for one (someone left, or
-/// concurrent changes left no clean epoch); the rotation goes out like any change.
+/// After a membership change: rotates the group's key if the membership asks for one
+/// (someone left, or concurrent changes left no clean epoch), announces this epoch's
+/// transport key, and moves the group to that key's endpoint if it changed.
 pub(crate) async fn settle(inner: &Arc<Inner>, group: GroupId) {
     let now = crate::node::now_ms();
-    let rotated = with_vault(&inner.shared, move |v| v.edit(&group, |s| s.rotate_if_needed(now))).await;
-    match rotated {
-        Ok(Some(_)) => {
-            tracing::info!(group = %alongside_core::ids::short_hex(&group.0), "rotated the group key after a membership change")
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "could not rotate the group key"),
+    if let Err(e) = with_vault(&inner.shared, move |v| v.edit(&group, |s| s.settle(now))).await {
+        tracing::warn!(error = %e, "could not settle the group after a membership change");
+    }
+    if let Err(e) = inner.serve_group(group).await {
+        tracing::warn!(error = %e, "could not serve the group");
     }
 }
 
@@ -132,7 +144,7 @@ async fn dial_due(
     inner: &Arc<Inner>,
     backoff: &mut HashMap<PeerKey, Backoff>,
     dialing: &mut HashSet<PeerKey>,
-    done: &mpsc::UnboundedSender<(PeerKey, bool)>,
+    done: &mpsc::UnboundedSender<(PeerKey, Outcome)>,
 ) -> Instant {
     let now = Instant::now();
     let mut next = now + IDLE_CHECK;
@@ -166,7 +178,24 @@ async fn dial_due(
     next
 }
 
-fn spawn_dial(inner: Arc<Inner>, key: PeerKey, addrs: Vec<SocketAddr>, done: mpsc::UnboundedSender<(PeerKey, bool)>) {
+/// How a dial ended.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// It worked, or lived long enough to count as working.
+    Worked,
+    /// It failed; try again with backoff.
+    Failed,
+    /// The member does not accept us as a member (we left or were removed): they already
+    /// know, so there is nothing to tell them; try again only much later.
+    Refused,
+}
+
+fn spawn_dial(
+    inner: Arc<Inner>,
+    key: PeerKey,
+    addrs: Vec<SocketAddr>,
+    done: mpsc::UnboundedSender<(PeerKey, Outcome)>,
+) {
     tokio::spawn(async move {
         let (group, endpoint) = key;
         let mode = Mode::Live {
@@ -179,7 +208,12 @@ fn spawn_dial(inner: Arc<Inner>, key: PeerKey, addrs: Vec<SocketAddr>, done: mps
         }
         // A connection that lived a while and then dropped (sleep, a network change) is
         // retried soon; one that keeps failing, ever more slowly.
-        let ok = result.is_ok() || started.elapsed() > HEALTHY;
-        let _ = done.send((key, ok));
+        let outcome = match result {
+            Err(NetError::NotAMember) => Outcome::Refused,
+            Ok(_) => Outcome::Worked,
+            Err(_) if started.elapsed() > HEALTHY => Outcome::Worked,
+            Err(_) => Outcome::Failed,
+        };
+        let _ = done.send((key, outcome));
     });
 }

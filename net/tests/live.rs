@@ -6,7 +6,7 @@ mod common;
 
 use alongside_core::vault::Vault;
 use alongside_net::{Node, NodeEvent};
-use common::{LIMIT, NOW, in_an_hour, node, on, story};
+use common::{LIMIT, NOW, in_an_hour, join_all, node, on, story};
 use tokio::sync::broadcast::Receiver;
 
 async fn live_node(dir: &std::path::Path, label: &str) -> Node {
@@ -184,13 +184,7 @@ async fn a_member_removed_while_connected_is_cut_off_and_refused_from_then_on() 
     let carol = live_node(root.path(), "carol").await;
     let mut carol_events = carol.events();
     let mut alice_events = alice.events();
-    for (n, name) in [(&bob, "Bob"), (&carol, "Carol")] {
-        let ticket = alice.invite(group, in_an_hour()).await.unwrap();
-        tokio::time::timeout(LIMIT, n.join(&ticket, name))
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    join_all(&alice, group, &[(&bob, "Bob"), (&carol, "Carol")]).await;
     let carol_id = on(&carol, move |v| v.session(&group).unwrap().me()).await;
     // Carol's node keeps a live connection to Alice once joined. (The join itself was a
     // connection too, so wait for the live one on both sides.)

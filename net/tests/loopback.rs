@@ -6,7 +6,7 @@ mod common;
 use alongside_core::invite::Ticket;
 use alongside_core::vault::Vault;
 use alongside_net::NetError;
-use common::{LIMIT, NOW, in_an_hour, node, on, story};
+use common::{LIMIT, NOW, in_an_hour, join_all, node, on, story};
 
 /// A bare iroh endpoint on loopback with the given key (everything outside off), driven
 /// by hand to play a misbehaving or foreign peer.
@@ -268,8 +268,18 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
             .collect::<Vec<_>>()
     })
     .await;
-    // Bob's own transport key, driven by hand: a member, but a misbehaving one.
-    let bob_seed = on(&bob, move |v| *v.session(&group).unwrap().secrets().transport.seed()).await;
+    // Bob's own transport key, driven by hand: a member, but a misbehaving one. He
+    // presents himself properly, then misbehaves.
+    let (bob_seed, hello) = on(&bob, move |v| {
+        let s = v.session(&group).unwrap();
+        let present = Message::Present {
+            group,
+            member: s.me(),
+            transport: s.transport_binding(),
+        };
+        (*s.transport_secret().seed(), present.to_frame())
+    })
+    .await;
     let (alice_id, alice_addrs) = alice.address(&group).unwrap();
     let bad_frames: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", vec![9, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5]),
@@ -292,6 +302,7 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
         let addr = endpoint_addr(&alice_id, &alice_addrs);
         let conn = ep.connect(addr, alongside_net::ALPN).await.unwrap();
         let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&hello).await.unwrap();
         send.write_all(&frame).await.unwrap();
         let _ = send.finish();
         match tokio::time::timeout(LIMIT, conn.closed()).await.unwrap() {
@@ -322,4 +333,94 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
     assert!(report.is_ok(), "{report:?}");
     alice.shutdown().await;
     bob.shutdown().await;
+}
+
+/// Dials `id` at `addrs` from an endpoint with key `seed`, presents `binding` as `member`,
+/// and returns how the other side closed the connection.
+async fn present(
+    seed: &[u8; 32],
+    id: &[u8; 32],
+    addrs: &[std::net::SocketAddr],
+    group: alongside_core::ids::GroupId,
+    member: alongside_core::ids::MemberId,
+    transport: alongside_core::group::TransportBinding,
+) -> iroh::endpoint::ConnectionError {
+    use alongside_core::sync::Message;
+    let ep = raw_endpoint(seed).await;
+    let conn = tokio::time::timeout(LIMIT, ep.connect(endpoint_addr(id, addrs), alongside_net::ALPN))
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let frame = Message::Present {
+        group,
+        member,
+        transport,
+    }
+    .to_frame();
+    send.write_all(&frame).await.unwrap();
+    let reason = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
+    let got = recv.read_to_end(1 << 20).await;
+    assert!(got.map(|b| b.is_empty()).unwrap_or(true), "no group data was sent");
+    ep.close().await;
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_removal_endpoints_change_and_the_removed_member_is_refused_at_old_and_new() {
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    alice.go_live();
+    let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
+    let (bob, carol) = (node(root.path(), "bob").await, node(root.path(), "carol").await);
+    join_all(&alice, group, &[(&bob, "Bob"), (&carol, "Carol")]).await;
+    let (old_id, old_addrs) = alice.address(&group).unwrap();
+    let (carol_id, carol_seed, carol_binding) = on(&carol, move |v| {
+        let s = v.session(&group).unwrap();
+        (s.me(), *s.transport_secret().seed(), s.transport_binding())
+    })
+    .await;
+    let alice_id = on(&alice, move |v| v.session(&group).unwrap().me()).await;
+
+    // Alice removes Carol: the key rotates, and Alice's node moves to a new endpoint.
+    let mut events = alice.events();
+    on(&alice, move |v| {
+        v.edit(&group, |s| s.remove_member(&carol_id, NOW)).unwrap()
+    })
+    .await;
+    let moved = async {
+        loop {
+            if alice.address(&group).is_some_and(|(id, _)| id != old_id) {
+                return;
+            }
+            let _ = events.recv().await;
+        }
+    };
+    tokio::time::timeout(LIMIT, moved)
+        .await
+        .expect("Alice's endpoint changes");
+    let (new_id, new_addrs) = alice.address(&group).unwrap();
+
+    // Carol, presenting her genuine binding, is refused at the old endpoint (still
+    // answering during its grace period) and at the new one (had she learned its id).
+    for (id, addrs) in [(old_id, &old_addrs), (new_id, &new_addrs)] {
+        match present(&carol_seed, &id, addrs, group, carol_id, carol_binding).await {
+            iroh::endpoint::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(u64::from(c.error_code), u64::from(alongside_net::close_code::REFUSED));
+            }
+            other => panic!("expected a refusal, got {other}"),
+        }
+    }
+    // Bob, who knows only the old id, reaches Alice there, learns the new one, and syncs
+    // with it.
+    tokio::time::timeout(LIMIT, bob.sync_all(group)).await.unwrap().unwrap();
+    let knows = on(&bob, move |v| v.session(&group).unwrap().member_for_endpoint(&new_id)).await;
+    assert_eq!(knows, Some(alice_id));
+    tokio::time::timeout(LIMIT, bob.sync_with(group, new_id, &new_addrs))
+        .await
+        .unwrap()
+        .unwrap();
+    for n in [alice, bob, carol] {
+        n.shutdown().await;
+    }
 }

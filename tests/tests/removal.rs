@@ -44,6 +44,11 @@ fn a_removed_member_decrypts_nothing_written_after_the_removal_with_any_key_it_h
     tell_ops(&mut g, 0, 2);
     held.push(g[2].epoch_key().unwrap());
     assert_ne!(held[0].0, held[1].0);
+    // (What Alice wrote while Carol was a member, her new endpoint key included, Bob and
+    // Carol have.)
+    tell_ops(&mut g, 0, 1);
+    let earlier = outbox(&mut g[0]);
+    deliver(&mut g[1..3], &earlier);
 
     g[0].remove_member(&carol, NOW_MS).unwrap();
     g[0].add_story(&story("After Carol left"), NOW_MS).unwrap();
@@ -51,7 +56,8 @@ fn a_removed_member_decrypts_nothing_written_after_the_removal_with_any_key_it_h
     // Carol's device captures everything: the operations and every unit.
     tell_ops(&mut g, 0, 2);
     for bytes in &after {
-        assert!(matches!(g[2].receive_unit(bytes), Err(ReceiveError::NoKey)));
+        let got = g[2].receive_unit(bytes);
+        assert!(matches!(got, Err(ReceiveError::NoKey)), "{got:?}");
         let unit = SealedUnit::decode(bytes).unwrap();
         for (_, key) in &held {
             assert!(unit.open(key).is_err(), "no key Carol ever held opens it");
@@ -140,4 +146,31 @@ fn a_removed_members_change_a_current_member_built_on_is_kept() {
         notes.contains("Carol: glad to be here.") && notes.contains("Dan: me too."),
         "{notes}"
     );
+}
+
+#[test]
+fn a_device_that_took_a_late_change_before_hearing_of_the_removal_drops_it() {
+    let mut g = circle(34);
+    let carol = g[2].me();
+    g[2].add_story(&story("Before"), NOW_MS).unwrap();
+    let before = outbox(&mut g[2]);
+    deliver(&mut g, &before);
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    // Carol writes on; Bob, who has not heard of the removal yet, takes it.
+    g[2].add_story(&story("After"), NOW_MS).unwrap();
+    let late = outbox(&mut g[2]);
+    assert!(matches!(g[1].receive_unit(&late[0]), Ok(Received::Applied { .. })));
+    assert_eq!(g[1].stories().len(), 2);
+    // Once Bob hears of the removal he drops it, and holds what Alice holds.
+    tell_ops(&mut g, 0, 1);
+    let titles: Vec<String> = g[1].stories().into_iter().map(|s| s.title).collect();
+    assert_eq!(titles, vec!["Before".to_string()]);
+    let doc = SealedUnit::decode(&before[0]).unwrap().header().doc;
+    assert_eq!(g[1].replica(&doc).unwrap().heads(), g[0].replica(&doc).unwrap().heads());
+    assert!(g[1].take_dirty().contains(&doc), "the pruned document is saved again");
+    // And it refuses the change if it comes again.
+    assert!(matches!(
+        g[1].receive_unit(&late[0]),
+        Err(ReceiveError::Rejected(Rejection::AfterRemoval))
+    ));
 }

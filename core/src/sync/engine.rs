@@ -304,7 +304,7 @@ impl PeerSync {
             Message::Reconcile { doc, msg } => self.on_reconcile(session, &mut step, doc, &msg)?,
             Message::Need { doc, heads } => self.on_need(session, &mut step, doc, &heads)?,
             Message::Unit { bytes } => self.on_unit(session, &mut step, &bytes)?,
-            Message::JoinRequest { .. } | Message::JoinAccepted { .. } => {
+            Message::JoinRequest { .. } | Message::JoinAccepted { .. } | Message::Present { .. } => {
                 return Err(ProtocolError::Unexpected("a join message inside a sync"));
             }
             Message::CaughtUp => {

@@ -1,6 +1,6 @@
 //! Sync protocol messages and their frames (`docs/PROTOCOL.md`).
 
-use crate::ids::{ChangeHash, DocId, GroupId, OpHash};
+use crate::ids::{ChangeHash, DocId, GroupId, MemberId, OpHash};
 use crate::wire::{DecodeError, Reader, Writer};
 
 /// Protocol version carried in every frame.
@@ -104,6 +104,31 @@ pub enum Message {
         /// Encoded membership operations.
         ops: Vec<Vec<u8>>,
     },
+    /// A member's first frame on a connection it dialed: who it is, and the binding of
+    /// the endpoint key it dials from to its membership key. The acceptor checks the
+    /// binding against the connection's authenticated endpoint id and its own membership
+    /// state, so a member on a transport key announced moments ago is accepted, and one
+    /// who left or was removed is refused, whichever key they use.
+    Present {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        member: MemberId,
+        /// Its transport key, bound both ways.
+        transport: crate::group::TransportBinding,
+    },
+}
+
+fn encode_binding(w: &mut Writer, b: &crate::group::TransportBinding) {
+    w.bytes(&b.key).bytes(&b.signature).bytes(&b.owner_signature);
+}
+
+fn decode_binding(r: &mut Reader<'_>) -> Result<crate::group::TransportBinding, DecodeError> {
+    Ok(crate::group::TransportBinding {
+        key: r.array()?,
+        signature: r.array()?,
+        owner_signature: r.array()?,
+    })
 }
 
 impl Message {
@@ -121,6 +146,7 @@ impl Message {
             Message::DocDiff { .. } => 10,
             Message::DocPlan { .. } => 11,
             Message::Ops { .. } => 12,
+            Message::Present { .. } => 13,
         }
     }
 
@@ -187,9 +213,15 @@ impl Message {
             } => {
                 w.bytes(&group.0).bytes(invite).bytes(proof);
                 keys.encode(&mut w);
-                w.bytes(&transport.key)
-                    .bytes(&transport.signature)
-                    .bytes(&transport.owner_signature);
+                encode_binding(&mut w, transport);
+            }
+            Message::Present {
+                group,
+                member,
+                transport,
+            } => {
+                w.bytes(&group.0).bytes(&member.0);
+                encode_binding(&mut w, transport);
             }
             Message::JoinAccepted { ops } => {
                 w.count(ops.len());
@@ -293,11 +325,12 @@ impl Message {
                 invite: r.array()?,
                 proof: r.array()?,
                 keys: crate::membership::MemberKeys::decode(&mut r)?,
-                transport: crate::group::TransportBinding {
-                    key: r.array()?,
-                    signature: r.array()?,
-                    owner_signature: r.array()?,
-                },
+                transport: decode_binding(&mut r)?,
+            },
+            13 => Message::Present {
+                group: GroupId(r.array()?),
+                member: MemberId(r.array()?),
+                transport: decode_binding(&mut r)?,
             },
             9 => {
                 let n = r.count(MAX_OPS, 4)?;

@@ -43,6 +43,17 @@ pub(crate) async fn on<T: Send + 'static>(n: &Node, f: impl FnOnce(&mut Vault) -
     n.with_vault(move |v| Ok(f(v))).await.unwrap()
 }
 
+/// Each of `joiners` joins `group` with a fresh ticket from `inviter`.
+pub(crate) async fn join_all(inviter: &Node, group: alongside_core::ids::GroupId, joiners: &[(&Node, &str)]) {
+    for (n, name) in joiners {
+        let ticket = inviter.invite(group, in_an_hour()).await.unwrap();
+        tokio::time::timeout(LIMIT, n.join(&ticket, name))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 /// A story titled `title`.
 pub(crate) fn story(title: &str) -> NewStory {
     NewStory {
