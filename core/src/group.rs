@@ -477,6 +477,7 @@ impl GroupSession {
                 "You are no longer a member of this group.".into(),
             ));
         }
+        self.rotate_before_writing()?;
         let (key_id, key) = self.doc_key(&doc)?;
         let actor = actor_for(&self.me(), &self.me.actor_suffix);
         let group = self.group;

@@ -175,15 +175,49 @@ impl GroupSession {
         self.rotate(now_ms).map(Some)
     }
 
-    /// What a device does after its membership state changed: rotate if resolution asks
-    /// for it, then announce this epoch's transport key (under this epoch's key) if it is
-    /// not announced yet.
+    /// What a device does after its membership state changed: rotate at once if
+    /// resolution asks for a rotation and this device is the one designated for it (the
+    /// longest-standing current facilitator), then announce this epoch's transport key
+    /// (under this epoch's key) if it is not announced yet. Other members rotate only
+    /// when they next write (see [`GroupSession::rotate_before_writing`]), so a leave in
+    /// a group of thirty does not make thirty rotations.
     pub fn settle(&mut self, now_ms: i64) -> Result<(), GroupError> {
-        self.rotate_if_needed(now_ms)?;
+        if self.is_designated_rotator() {
+            self.rotate_if_needed(now_ms)?;
+        }
         if self.log.state().is_member(&self.me()) && self.current_epoch_key().is_ok() {
             self.announce_transport()?;
         }
         Ok(())
+    }
+
+    /// Whether this device rotates at once when a rotation is due.
+    fn is_designated_rotator(&self) -> bool {
+        let state = self.log.state();
+        state
+            .members
+            .values()
+            .filter(|m| m.role == Role::Facilitator)
+            .min_by_key(|m| m.seniority)
+            .is_some_and(|m| m.id == self.me())
+    }
+
+    /// Rotates first if a rotation is due, so nothing this device seals after it applied
+    /// a removal or leave uses a key someone who departed holds. (The rotation's claimed
+    /// time is that of the latest operation it follows: no clock is at hand here.)
+    pub(crate) fn rotate_before_writing(&mut self) -> Result<(), GroupError> {
+        let state = self.log.state();
+        if !state.needs_rotation || !state.is_member(&self.me()) {
+            return Ok(());
+        }
+        let latest = self
+            .log
+            .heads()
+            .iter()
+            .filter_map(|h| self.log.get(h).map(|o| o.op().created_at_ms))
+            .max()
+            .unwrap_or(0);
+        self.rotate(latest).map(|_| ())
     }
 
     fn rotate_with(&mut self, now_ms: i64, with_history: bool) -> Result<SignedOp, GroupError> {

@@ -162,6 +162,38 @@ fn a_leave_is_followed_by_a_rotation_that_excludes_the_leaver() {
 }
 
 #[test]
+fn after_a_leave_only_the_longest_standing_facilitator_rotates_at_once_and_writers_rotate_first() {
+    let mut g = circle(5);
+    for d in g.iter_mut() {
+        d.announce_transport().unwrap();
+        d.take_outbox();
+    }
+    let before = g[0].membership().epoch;
+    g[3].leave(NOW_MS).unwrap();
+    let ops = g[3].ops();
+    for d in [0, 1, 2] {
+        g[d].receive_ops(&ops).unwrap();
+    }
+    // Bob (a facilitator, but not the longest-standing) and Carol settle: no rotation.
+    g[1].settle(NOW_MS).unwrap();
+    g[2].settle(NOW_MS).unwrap();
+    assert_eq!(g[1].membership().epoch, before);
+    assert!(g[2].membership().needs_rotation);
+    // Carol writes: she rotates first, so her story is not sealed under the key Dan holds.
+    g[2].add_story(&story("After Dan left"), NOW_MS).unwrap();
+    let carols = g[2].membership().epoch;
+    assert_ne!(carols, before);
+    let units = g[2].take_outbox();
+    assert!(units.iter().all(|u| Some(u.header().key_id) == carols));
+    // Alice, the longest-standing facilitator, rotates when she settles.
+    g[0].settle(NOW_MS).unwrap();
+    assert_ne!(g[0].membership().epoch, before);
+    // Both rotations exclude Dan; once everyone has both, one of them is current.
+    heal(&mut g, &mut rng(10));
+    check_agreement(&g);
+}
+
+#[test]
 fn a_newcomer_holds_earlier_epoch_keys_unless_the_group_keeps_history_closed() {
     for since_join in [false, true] {
         let mut g = circle(4);
