@@ -626,37 +626,61 @@ impl MembershipLog {
     /// once. Returns how many were new, and the operations whose parents are still
     /// missing. Any other refusal is an error (and nothing after it is stored).
     pub fn insert_all(&mut self, ops: &[SignedOp]) -> Result<(usize, Vec<SignedOp>), OpError> {
-        let mut waiting: Vec<SignedOp> = ops.to_vec();
+        // Parents first (Kahn's algorithm over the batch), so one pass stores everything
+        // whatever order the operations came in.
+        let batch: BTreeMap<OpHash, &SignedOp> = ops
+            .iter()
+            .filter(|o| !self.ops.contains_key(&o.hash))
+            .map(|o| (o.hash, o))
+            .collect();
+        let mut waiting_on: BTreeMap<OpHash, usize> = BTreeMap::new();
+        let mut children: BTreeMap<OpHash, Vec<OpHash>> = BTreeMap::new();
+        for (h, o) in &batch {
+            let pending: BTreeSet<&OpHash> = o.op.parents.iter().filter(|p| batch.contains_key(p)).collect();
+            for p in &pending {
+                children.entry(**p).or_default().push(*h);
+            }
+            waiting_on.insert(*h, pending.len());
+        }
+        let mut ready: Vec<OpHash> = waiting_on.iter().filter(|(_, n)| **n == 0).map(|(h, _)| *h).collect();
         let mut added = 0;
         let mut refused = None;
-        'passes: loop {
-            let before = waiting.len();
-            let mut still = Vec::new();
-            for op in waiting {
-                match self.insert_unresolved(op.clone()) {
-                    Ok(true) => added += 1,
-                    Ok(false) => {}
-                    Err(OpError::MissingParent) => still.push(op),
-                    Err(e) => {
-                        refused = Some(e);
-                        still.clear();
-                        waiting = still;
-                        break 'passes;
-                    }
+        let mut missing = Vec::new();
+        while let Some(h) = ready.pop() {
+            match self.insert_unresolved(batch[&h].clone()) {
+                Ok(true) => added += 1,
+                Ok(false) => {}
+                // A parent neither stored nor in the batch: it and its descendants wait.
+                Err(OpError::MissingParent) => {
+                    missing.push(batch[&h].clone());
+                    continue;
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    break;
                 }
             }
-            waiting = still;
-            if waiting.is_empty() || waiting.len() == before {
-                break;
+            for c in children.get(&h).into_iter().flatten() {
+                let n = waiting_on.get_mut(c).expect("every child is in the batch");
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(*c);
+                }
             }
         }
         if added > 0 {
             self.resolve();
         }
-        match refused {
-            Some(e) => Err(e),
-            None => Ok((added, waiting)),
+        if let Some(e) = refused {
+            return Err(e);
         }
+        // Whatever never became ready waits on a missing parent too.
+        for (h, o) in &batch {
+            if !self.ops.contains_key(h) && !missing.iter().any(|m| m.hash == *h) {
+                missing.push((*o).clone());
+            }
+        }
+        Ok((added, missing))
     }
 
     /// Stores one operation without resolving.

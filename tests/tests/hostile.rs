@@ -302,3 +302,59 @@ fn forged_grant(group: &GroupId, doc: DocId, owner: &SigningSecret) -> Vec<u8> {
     let sig = owner.sign(&[b"alongside/audience-grant/v1".as_slice(), &body].concat());
     [body, sig.to_vec()].concat()
 }
+
+#[test]
+fn a_member_who_is_not_a_facilitator_cannot_add_remove_or_promote_anyone() {
+    let mut g = group(26, &["Alice", "Bob", "Carol"]);
+    let (alice, bob) = (g[0].me(), g[1].me());
+    let carol_key = g[2].secrets().signing.clone();
+    let gid = g[0].id();
+    let (epoch, key) = g[2].epoch_key().unwrap();
+    let friend = MembershipSecrets::generate(&mut rng(68));
+    let friend_keys = friend.public_keys(&gid);
+    let seal = KeySeal {
+        recipient: friend.member(),
+        sealed: alongside_core::crypto::seal_to(
+            &mut rng(69),
+            &friend_keys.box_public,
+            EPOCH_SEAL_INFO,
+            &KeySeal::aad(&gid, &friend.member()),
+            key.expose(),
+        )
+        .unwrap(),
+    };
+    // Carol, an ordinary member, signs operations only facilitators may make (the app
+    // would refuse to; a modified one would not).
+    let forged = [
+        OpKind::Add {
+            keys: friend_keys,
+            role: Role::Facilitator,
+            epoch,
+            seal,
+        },
+        OpKind::Remove {
+            member: alice,
+            heads: vec![],
+        },
+        OpKind::ChangeRole {
+            member: g[2].me(),
+            role: Role::Facilitator,
+        },
+    ];
+    let ops: Vec<_> = forged
+        .into_iter()
+        .map(|kind| op(&g[2], &carol_key, heads(&g[2]), kind))
+        .collect();
+    let before: Vec<_> = g[0].membership().members.values().map(|m| (m.id, m.role)).collect();
+    for d in g.iter_mut() {
+        d.receive_ops(&ops).unwrap();
+        let now: Vec<_> = d.membership().members.values().map(|m| (m.id, m.role)).collect();
+        assert_eq!(now, before, "every device ignores them");
+        assert!(!d.membership().members.contains_key(&friend.member()));
+        assert!(d.membership().is_facilitator(&alice) && !d.membership().is_facilitator(&bob));
+    }
+    // The would-be member cannot join from those operations either.
+    let mut with_forged = alongside_tests::ordered_ops(&g[0]);
+    with_forged.extend(ops);
+    assert!(GroupSession::join(rng(70), friend, &with_forged).is_err());
+}
