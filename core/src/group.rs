@@ -411,7 +411,7 @@ impl GroupSession {
 
     /// Drops, from every document, changes of departed members that their removal no
     /// longer lets stand (see [`Replica::prune_departed`]).
-    fn prune_departed(&mut self) {
+    pub(crate) fn prune_departed(&mut self) {
         let docs: Vec<DocId> = self.docs.keys().copied().collect();
         for doc in docs {
             let policy = Policy {
@@ -758,6 +758,10 @@ impl GroupSession {
     }
 
     fn seal_payload(&mut self, doc: &DocId, payload: &Payload) -> Option<SealedUnit> {
+        // Never re-seal content under a key someone who departed holds.
+        if self.rotate_before_writing().is_err() {
+            return None;
+        }
         let (key_id, key) = self.doc_key(doc).ok()?;
         Some(SealedUnit::seal(
             &mut self.rng,

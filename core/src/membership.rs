@@ -31,6 +31,13 @@ const MAX_SEALS: usize = 1024;
 const MAX_SEAL_LEN: usize = 256;
 /// Largest encrypted list of earlier epoch keys a rotation may carry.
 const MAX_PREVIOUS_LEN: usize = 4096;
+/// Most members a group may have (every rotation seals the key to each; the format
+/// allows 1,024 seals).
+pub const MAX_MEMBERS: usize = 1000;
+/// Most operations one author may have in a group's log, so one member cannot fill it.
+pub const MAX_OPS_PER_AUTHOR: usize = 512;
+/// Most parents an operation names (the format's limit).
+pub const MAX_OP_PARENTS: usize = MAX_PARENTS;
 /// Most operations one group's log may hold. Resolution is quadratic in the worst case;
 /// groups of tens of people make hundreds of operations.
 pub const MAX_OPS: usize = 4096;
@@ -543,6 +550,8 @@ pub struct MembershipLog {
     ops: BTreeMap<OpHash, SignedOp>,
     /// Everyone some stored create or add names (valid or not): only they may author.
     known: BTreeSet<MemberId>,
+    /// Operations stored per author.
+    per_author: BTreeMap<MemberId, usize>,
     state: MembershipState,
 }
 
@@ -557,6 +566,7 @@ impl MembershipLog {
             genesis: create.hash,
             ops: BTreeMap::new(),
             known: BTreeSet::from([create.op.author]),
+            per_author: BTreeMap::from([(create.op.author, 1)]),
             state: MembershipState::default(),
         };
         log.ops.insert(create.hash, create);
@@ -626,6 +636,12 @@ impl MembershipLog {
     /// once. Returns how many were new, and the operations whose parents are still
     /// missing. Any other refusal is an error (and nothing after it is stored).
     pub fn insert_all(&mut self, ops: &[SignedOp]) -> Result<(usize, Vec<SignedOp>), OpError> {
+        // Everyone an add in the batch names may author too, whichever comes first.
+        for o in ops {
+            if let OpKind::Add { keys, .. } = &o.op.kind {
+                self.known.insert(keys.member);
+            }
+        }
         // Parents first (Kahn's algorithm over the batch), so one pass stores everything
         // whatever order the operations came in.
         let batch: BTreeMap<OpHash, &SignedOp> = ops
@@ -702,9 +718,11 @@ impl MembershipLog {
         if !self.known.contains(&op.op.author) {
             return Err(OpError::NotAMember);
         }
-        if self.ops.len() >= MAX_OPS {
+        let by_author = self.per_author.entry(op.op.author).or_default();
+        if self.ops.len() >= MAX_OPS || *by_author >= MAX_OPS_PER_AUTHOR {
             return Err(OpError::TooMany);
         }
+        *by_author += 1;
         if let OpKind::Add { keys, .. } = &op.op.kind {
             self.known.insert(keys.member);
         }

@@ -266,6 +266,11 @@ impl ChangeIndex {
             .unwrap_or_else(|| &staged.new_actors[slot - self.actors.len()])
     }
 
+    /// The index entry of `hash`, staged or committed.
+    fn entry<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a IndexEntry> {
+        staged.changes.get(hash).or_else(|| self.changes.get(hash))
+    }
+
     /// The clock of `hash`, staged or committed.
     fn clock<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a [u32]> {
         let slice = |arena: &'a [u32], e: &IndexEntry| &arena[e.clock_at..e.clock_at + e.clock_len as usize];
@@ -770,16 +775,40 @@ impl Replica {
             }
             authors.push(author);
         }
-        // Every signature must verify, and every author must have signed something here.
+        // Per payload actor of a member who left or was removed: the heads their removal
+        // recorded. A recorded head in the unit is vouched for by the removal (signed by
+        // whoever made it) as the author's own signature would be: a device that dropped
+        // a departed member's late changes may no longer hold their signature over the
+        // ones before.
+        let departed: Vec<Option<Vec<ActorHead>>> = authors.iter().map(|a| policy.departed_heads(a)).collect();
+        let vouched: Vec<(ChangeHash, MemberId)> = if departed.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            metas
+                .list
+                .iter()
+                .filter(|m| {
+                    let suffix = &metas.actors[m.actor as usize].to_bytes()[32..];
+                    departed[m.actor as usize].as_ref().is_some_and(|heads| {
+                        heads
+                            .iter()
+                            .any(|h| h.hash == m.hash && h.suffix[..] == *suffix && u64::from(h.seq) == m.seq)
+                    })
+                })
+                .map(|m| (m.hash, authors[m.actor as usize]))
+                .collect()
+        };
+        // Every signature must verify, and every author must have signed something here
+        // (or, having departed, be vouched for).
         for s in &payload.signatures {
             if !s.verify(&self.group, &self.id) {
                 return Err(Rejection::BadSignature);
             }
         }
-        if authors
+        let unsigned = authors
             .iter()
-            .any(|a| !payload.signatures.iter().any(|s| s.author == *a))
-        {
+            .any(|a| !payload.signatures.iter().any(|s| s.author == *a) && !vouched.iter().any(|(_, v)| v == a));
+        if unsigned {
             return Err(Rejection::Unsigned);
         }
         let all_new = self.index.is_empty() || metas.list.iter().all(|m| !self.index.contains(&m.hash));
@@ -816,8 +845,9 @@ impl Replica {
             }
             Err(e) => return Err(e),
         };
-        let keep = self.check_coverage(&new, &slots, &staged, &payload.signatures)?;
-        self.check_departed(&new, &metas.actors, &slots, &staged, policy)?;
+        let vouched: Vec<ChangeHash> = vouched.into_iter().map(|(h, _)| h).collect();
+        let keep = self.check_coverage(&new, &slots, &staged, &payload.signatures, &vouched)?;
+        self.check_departed(&new, &metas.actors, &slots, &staged, &departed)?;
         let count = new.len();
         self.apply(parsed, &new, all_new)?;
         self.index.commit(staged);
@@ -837,10 +867,23 @@ impl Replica {
         slots: &[u32],
         staged: &Staged,
         signatures: &[ChangeSignature],
+        vouched: &[ChangeHash],
     ) -> Result<Vec<ChangeSignature>, Rejection> {
         // Highest sequence number covered per actor slot.
         let mut covered = vec![0u32; self.actors_len(staged)];
         let mut keep = Vec::new();
+        for hash in vouched {
+            let Some(entry) = staged.changes.get(hash) else {
+                continue;
+            };
+            let author = actor_member(self.index.actor_at(staged, entry.actor));
+            let clock = self.index.clock(staged, hash).expect("staged above");
+            for (slot, &seq) in clock.iter().enumerate() {
+                if seq > covered[slot] && actor_member(self.index.actor_at(staged, slot as u32)) == author {
+                    covered[slot] = seq;
+                }
+            }
+        }
         for s in signatures {
             let Some(entry) = staged.changes.get(&s.hash) else {
                 continue; // not a change of this payload: it covers nothing new
@@ -865,21 +908,20 @@ impl Replica {
         Ok(keep)
     }
 
-    /// A departed member's new change must be one their removal recorded (at or before
-    /// the recorded head of its install), or one that a current member's change in this
-    /// unit descends from (someone built on it before learning of the removal).
+    /// A departed member's new change must be one their removal recorded — a recorded
+    /// head, or an earlier change of the same install while that recorded head is here
+    /// too (installs write linear histories, so it is then the head's ancestor; a forged
+    /// history below a head this device lacks is not taken) — or one that a current
+    /// member's change in this unit descends from (someone built on it before learning of
+    /// the removal).
     fn check_departed(
         &self,
         new: &[&Meta],
         actors: &[ActorId],
         slots: &[u32],
         staged: &Staged,
-        policy: &dyn WritePolicy,
+        departed: &[Option<Vec<ActorHead>>],
     ) -> Result<(), Rejection> {
-        let departed: Vec<Option<Vec<ActorHead>>> = actors
-            .iter()
-            .map(|a| actor_member(a).and_then(|m| policy.departed_heads(&m)))
-            .collect();
         if departed.iter().all(Option::is_none) {
             return Ok(());
         }
@@ -889,19 +931,25 @@ impl Replica {
             };
             let suffix = &actors[m.actor as usize].to_bytes()[32..];
             let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
-            let recorded = heads
-                .iter()
-                .any(|h| h.suffix[..] == *suffix && (h.seq > seq || (h.seq == seq && h.hash == m.hash)));
+            let slot = slots[m.actor as usize];
+            let recorded = heads.iter().any(|h| {
+                h.suffix[..] == *suffix
+                    && (h.hash == m.hash
+                        || (seq < h.seq
+                            && self
+                                .index
+                                .entry(staged, &h.hash)
+                                .is_some_and(|e| e.actor == slot && e.seq == h.seq)))
+            });
             if recorded {
                 continue;
             }
-            let slot = slots[m.actor as usize] as usize;
             let depended_on = new.iter().any(|c| {
                 departed[c.actor as usize].is_none()
                     && self
                         .index
                         .clock(staged, &c.hash)
-                        .is_some_and(|clock| clock.get(slot).is_some_and(|s| *s >= seq))
+                        .is_some_and(|clock| clock.get(slot as usize).is_some_and(|s| *s >= seq))
             });
             if !depended_on {
                 return Err(Rejection::AfterRemoval);

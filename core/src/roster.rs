@@ -8,9 +8,9 @@
 
 use crate::crypto::SymmetricKey;
 use crate::group::{GroupError, GroupSession, open_seal, seal_key};
-use crate::ids::{KeyId, MemberId};
+use crate::ids::{KeyId, MemberId, OpHash};
 use crate::membership::{
-    ActorHead, KeySeal, MAX_OP_LEN, MemberKeys, Op, OpKind, PreviousKeys, RemovalHeads, Role, SignedOp,
+    ActorHead, KeySeal, MAX_OP_LEN, MAX_OP_PARENTS, MemberKeys, Op, OpKind, PreviousKeys, RemovalHeads, Role, SignedOp,
 };
 
 /// Most earlier epoch keys one rotation carries (each rotation carries its own, so the
@@ -210,6 +210,17 @@ impl GroupSession {
         if !state.needs_rotation || !state.is_member(&self.me()) {
             return Ok(());
         }
+        // Once per state: if our own rotation is still a head (nothing arrived since),
+        // another would not help.
+        let me = self.me();
+        let rotated_last = self.log.heads().iter().any(|h| {
+            self.log
+                .get(h)
+                .is_some_and(|o| o.op().author == me && matches!(o.op().kind, OpKind::Rotate { .. }))
+        });
+        if rotated_last {
+            return Ok(());
+        }
         let latest = self
             .log
             .heads()
@@ -248,18 +259,37 @@ impl GroupSession {
         Ok(op)
     }
 
-    /// Signs `kind` as this member, following every current head, and stores it.
+    /// Signs `kind` as this member, following the current heads, and stores it. At most
+    /// [`MAX_OP_PARENTS`] heads are named (the format's limit): valid ones first, latest
+    /// first, so operations someone piles up cannot make ours unreadable.
     fn sign_op(&mut self, kind: OpKind, now_ms: i64) -> Result<SignedOp, GroupError> {
+        let heads = self.log.heads();
+        let parents: Vec<OpHash> = if heads.len() <= MAX_OP_PARENTS {
+            heads
+        } else {
+            let valid = &self.log.state().valid;
+            let rank = |h: &OpHash| valid.iter().position(|v| v == h);
+            let mut ranked = heads;
+            // Valid heads by resolved position, latest first; then the others by hash.
+            ranked.sort_by_key(|h| (rank(h).map_or(0, |p| usize::MAX - p), *h));
+            ranked.sort_by_key(|h| rank(h).is_none());
+            ranked.truncate(MAX_OP_PARENTS);
+            ranked
+        };
         let op = Op {
             group: self.group,
             author: self.me(),
-            parents: self.log.heads(),
+            parents,
             created_at_ms: now_ms,
             kind,
         }
         .sign(&self.me.signing);
+        let departed_before = self.log.state().departed.clone();
         self.log.insert(op.clone())?;
         self.collect_epoch_keys();
+        if self.log.state().departed != departed_before {
+            self.prune_departed();
+        }
         Ok(op)
     }
 

@@ -19,7 +19,7 @@ use crate::audience::AudienceGrant;
 use crate::content::resolve_prefix;
 use crate::crypto::{BoxSecret, PassphraseKdf, SigningSecret, SymmetricKey};
 use crate::group::{Audience, GroupError, GroupSession, MembershipSecrets};
-use crate::ids::{DocId, GroupId, KeyId};
+use crate::ids::{DocId, GroupId, KeyId, MemberId};
 use crate::invite::InviteRecord;
 use crate::membership::{MembershipLog, SignedOp};
 use crate::profile::{self, ProfileError, STORE_FILE};
@@ -83,6 +83,9 @@ impl From<DecodeError> for VaultError {
 
 /// An address-book entry: an endpoint id and where it was last reached.
 pub type AddressEntry = ([u8; 32], Vec<SocketAddr>);
+
+/// An address book record: endpoint, addresses, and the member it was last known as.
+type BookEntry = ([u8; 32], Vec<SocketAddr>, Option<MemberId>);
 
 /// A group as `group list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -472,7 +475,10 @@ impl Vault {
         Ok(())
     }
 
-    /// Remembers that the endpoint `endpoint` of `group` was reachable at `addrs`.
+    /// Remembers that the endpoint `endpoint` of `group` was reachable at `addrs`, and
+    /// (if it is a current member's announced key now) whose it is: after an epoch change
+    /// the member's old endpoint still answers for a while, and this is how a device that
+    /// has only heard of the new id still finds them.
     pub fn remember_address(
         &mut self,
         group: &GroupId,
@@ -480,19 +486,20 @@ impl Vault {
         addrs: &[SocketAddr],
     ) -> Result<(), VaultError> {
         // Newest first, then what was known before; at most 16; no write if nothing changed.
-        let known: Vec<SocketAddr> = self
-            .addresses(group)?
+        let (known, tag) = self
+            .book(group)?
             .into_iter()
-            .find(|(e, _)| e == endpoint)
-            .map(|(_, a)| a)
+            .find(|(e, _, _)| e == endpoint)
+            .map(|(_, a, t)| (a, t))
             .unwrap_or_default();
+        let owner = self.session(group)?.member_for_endpoint(endpoint).or(tag);
         let mut merged: Vec<SocketAddr> = Vec::new();
         for a in addrs.iter().chain(&known) {
             if !merged.contains(a) && merged.len() < 16 {
                 merged.push(*a);
             }
         }
-        if merged == known {
+        if merged == known && owner == tag {
             return Ok(());
         }
         let mut w = Writer::new();
@@ -500,10 +507,27 @@ impl Vault {
         for a in &merged {
             w.var_bytes(a.to_string().as_bytes());
         }
+        if let Some(m) = owner {
+            w.u8(1).bytes(&m.0);
+        }
         let mut batch = Batch::new();
         batch.put(Kind::Address, Key::in_group(*group, endpoint), w.finish());
         self.store.commit(batch)?;
         Ok(())
+    }
+
+    /// The member behind `endpoint` in `group`: the current member whose announced key it
+    /// is, or the current member it was last seen as (an endpoint of an earlier epoch).
+    pub fn endpoint_member(&mut self, group: &GroupId, endpoint: &[u8; 32]) -> Result<Option<MemberId>, VaultError> {
+        if let Some(m) = self.session(group)?.member_for_endpoint(endpoint) {
+            return Ok(Some(m));
+        }
+        let tag = self
+            .book(group)?
+            .into_iter()
+            .find(|(e, _, _)| e == endpoint)
+            .and_then(|(_, _, t)| t);
+        Ok(tag.filter(|m| self.sessions[group].membership().is_member(m)))
     }
 
     /// Remembers the iroh relay through which `endpoint` of `group` can be reached (from a
@@ -532,6 +556,11 @@ impl Vault {
 
     /// The address book of `group`: every endpoint with the addresses it was last seen at.
     pub fn addresses(&self, group: &GroupId) -> Result<Vec<AddressEntry>, VaultError> {
+        Ok(self.book(group)?.into_iter().map(|(e, a, _)| (e, a)).collect())
+    }
+
+    /// The address book with, per endpoint, the member it was last known as.
+    fn book(&self, group: &GroupId) -> Result<Vec<BookEntry>, VaultError> {
         let mut out = Vec::new();
         for raw in self.store.scan_group(Kind::Address, group)? {
             let mut r = Reader::new(&raw);
@@ -546,7 +575,14 @@ impl Vault {
                 let text = std::str::from_utf8(r.var_bytes(64)?).map_err(|_| DecodeError::Invalid("address"))?;
                 addrs.push(text.parse().map_err(|_| DecodeError::Invalid("address"))?);
             }
-            out.push((endpoint, addrs));
+            let owner = if r.remaining() > 0 {
+                r.u8()?;
+                Some(MemberId(r.array()?))
+            } else {
+                None
+            };
+            r.finish()?;
+            out.push((endpoint, addrs, owner));
         }
         Ok(out)
     }

@@ -114,7 +114,7 @@ impl Handler {
         framed.set_limit(FIRST_FRAME_LIMIT);
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next_frame())
             .await
-            .map_err(|_| (close_code::REFUSED, "nothing said in time".to_string()))?
+            .map_err(|_| (close_code::PROTOCOL, "nothing said in time".to_string()))?
             .map_err(protocol)?;
         framed.set_limit(usize::MAX);
         let (peer, member_dialed) = match first.and_then(|b| Message::decode(&b).ok()) {

@@ -87,15 +87,25 @@ pub(crate) async fn converse(
             }
             frame = frames.recv() => match frame {
                 Some(Ok(body)) => {
-                    let (step, still);
-                    (sync, (step, still)) = drive(shared, Some(member), sync, move |sync, v| {
+                    let (step, parting);
+                    (sync, (step, parting)) = drive(shared, Some(member), sync, move |sync, v| {
                         let step = v.edit(&group, |s| sync.handle_frame(s, &body))?;
-                        Ok((step, is_member(v, group, member)?))
+                        // Gone now? Then only the operations that say so go to them.
+                        let parting = if is_member(v, group, member)? {
+                            None
+                        } else {
+                            Some(sync.push_membership(v.session(&group)?))
+                        };
+                        Ok((step, parting))
                     })
                     .await?;
                     report(shared, peer, &sync, &step);
-                    if !still {
-                        return part(out, step).await;
+                    if let Some(mut parting) = parting {
+                        // The answer may carry the operations that tell them (a Membership
+                        // frame); never anything else.
+                        let ops: Vec<Vec<u8>> = step.frames.into_iter().filter(|f| carries_membership(f)).collect();
+                        parting.frames.splice(0..0, ops);
+                        return part(out, parting).await;
                     }
                     step
                 }
@@ -128,8 +138,14 @@ pub(crate) async fn converse(
                 // lacks, and (dialer) reconcile now; the acceptor's lost units come with the
                 // dialer's next round.
                 Err(RecvError::Lagged(_)) => {
-                    let mut step;
-                    (sync, step) = drive(shared, None, sync, move |sync, v| Ok(sync.push_membership(v.session(&group)?))).await?;
+                    let (mut step, still);
+                    (sync, (step, still)) = drive(shared, None, sync, move |sync, v| {
+                        Ok((sync.push_membership(v.session(&group)?), is_member(v, group, member)?))
+                    })
+                    .await?;
+                    if !still {
+                        return part(out, step).await;
+                    }
                     let round;
                     (sync, round) = begin_round(shared, group, sync).await?;
                     step.frames.extend(round.frames);
@@ -155,14 +171,20 @@ pub(crate) async fn converse(
     Ok(sync.stats())
 }
 
+/// Whether a frame is a Membership or Ops message (type byte after the length and
+/// version: see `PROTOCOL.md`).
+fn carries_membership(frame: &[u8]) -> bool {
+    matches!(frame.get(5), Some(2) | Some(12))
+}
+
 /// Whether `member` is (still) a current member of `group` here.
 fn is_member(v: &mut Vault, group: GroupId, member: MemberId) -> Result<bool, VaultError> {
     Ok(v.session(&group)?.membership().is_member(&member))
 }
 
-/// Ends a conversation with someone who just left or was removed: the membership
-/// operations that tell them so go out first, then the conversation stops with
-/// [`NetError::Departed`] (the connection closes as refused).
+/// Ends a conversation with someone who just left or was removed: `step` (only ever the
+/// membership operations that tell them so) goes out first, then the conversation stops
+/// with [`NetError::Departed`] (the connection closes as refused).
 async fn part(out: Outbox, step: Step) -> Result<SyncStats, NetError> {
     out.send(step.frames)?;
     drop(out.tx);

@@ -185,13 +185,16 @@ pub(crate) struct Served {
     seed: [u8; 32],
 }
 
+/// Most endpoints of earlier epochs one group keeps answering at a time.
+const MAX_RETIRED: usize = 2;
+
 /// What the node's tasks share.
 pub(crate) struct Inner {
     pub(crate) shared: SharedVault,
     pub(crate) config: NetConfig,
     groups: Mutex<HashMap<GroupId, Arc<Served>>>,
-    /// Endpoints of earlier epochs still answering during their grace period.
-    retired: Mutex<Vec<Arc<Served>>>,
+    /// Endpoints of earlier epochs still answering during their grace period, by group.
+    retired: Mutex<Vec<(GroupId, Arc<Served>)>>,
     /// Open conversations per member.
     connected: Mutex<HashMap<(GroupId, MemberId), usize>>,
     /// Wakes the supervisor (an address learned, a connection ended).
@@ -377,15 +380,37 @@ impl Inner {
         if let Ok(mut groups) = self.groups.lock() {
             groups.remove(&group);
         }
-        if let Ok(mut list) = self.retired.lock() {
-            list.push(old.clone());
+        // At most two earlier endpoints per group answer at a time (a member rotating
+        // again and again must not pile up sockets): the oldest closes now.
+        let evicted: Vec<Arc<Served>> = match self.retired.lock() {
+            Ok(mut list) => {
+                list.push((group, old.clone()));
+                let of_group = list.iter().filter(|(g, _)| *g == group).count();
+                let mut extra = of_group.saturating_sub(MAX_RETIRED);
+                let mut out = Vec::new();
+                list.retain(|(g, s)| {
+                    if *g == group && extra > 0 {
+                        extra -= 1;
+                        out.push(s.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+                out
+            }
+            Err(_) => Vec::new(),
+        };
+        for s in evicted {
+            let _ = s.router.shutdown().await;
+            s.endpoint.close().await;
         }
         let inner = self.clone();
         let grace = self.config.endpoint_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if let Ok(mut list) = inner.retired.lock() {
-                list.retain(|r| !Arc::ptr_eq(r, &old));
+                list.retain(|(_, r)| !Arc::ptr_eq(r, &old));
             }
             let _ = old.router.shutdown().await;
             old.endpoint.close().await;
@@ -413,7 +438,7 @@ impl Inner {
                 member: session.me(),
                 transport: TransportBinding::new(&group, &session.secrets().signing, &SigningSecret::from_seed(&seed)),
             };
-            Ok((session.member_for_endpoint(&peer), v.relay_of(&group, &peer)?, present))
+            Ok((v.endpoint_member(&group, &peer)?, v.relay_of(&group, &peer)?, present))
         })
         .await?;
         let member = member.ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
@@ -592,12 +617,28 @@ impl Node {
     pub async fn sync_all(&self, group: GroupId) -> Result<usize, NetError> {
         self.serve_group(group).await?;
         let me = self.address(&group).map(|(id, _)| id);
-        let book = self.with_vault(move |v| v.addresses(&group)).await?;
+        let book = self
+            .with_vault(move |v| {
+                let mut out = Vec::new();
+                for (e, a) in v.addresses(&group)? {
+                    out.push((e, a, v.endpoint_member(&group, &e)?));
+                }
+                Ok(out)
+            })
+            .await?;
         let mut reached = 0;
         let mut last_error = None;
-        for (endpoint, addrs) in book.into_iter().filter(|(e, _)| Some(*e) != me) {
+        let mut done: Vec<MemberId> = Vec::new();
+        for (endpoint, addrs, member) in book.into_iter().filter(|(e, _, _)| Some(*e) != me) {
+            // Once per member (it may have an endpoint of an earlier epoch in the book too).
+            if member.is_some_and(|m| done.contains(&m)) {
+                continue;
+            }
             match self.sync_with(group, endpoint, &addrs).await {
-                Ok(_) => reached += 1,
+                Ok(_) => {
+                    reached += 1;
+                    done.extend(member);
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "could not sync with a member");
                     // Being refused as a non-member says more than any other failure.
@@ -633,7 +674,7 @@ impl Node {
             .inner
             .retired
             .lock()
-            .map(|mut r| r.drain(..).collect())
+            .map(|mut r| r.drain(..).map(|(_, s)| s).collect())
             .unwrap_or_default();
         for s in served.into_iter().chain(retired) {
             let _ = s.router.shutdown().await;

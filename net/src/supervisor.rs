@@ -35,8 +35,9 @@ struct Backoff {
     next: Instant,
 }
 
-/// How long before a member that refused us (we left or were removed) is tried again.
-const REFUSED_BACKOFF: Duration = Duration::from_secs(3600);
+/// How long before a member that refused us is tried again: we left or were removed (they
+/// know; nothing to tell them), or they have not heard of our joining yet.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(300);
 
 impl Backoff {
     fn refused() -> Backoff {
@@ -151,11 +152,21 @@ async fn dial_due(
     for group in inner.served_groups() {
         let me = inner.served(&group).map(|s| *s.endpoint.id().as_bytes());
         let book = with_vault(&inner.shared, move |v| {
-            let book = v.addresses(&group)?;
-            let session = v.session(&group)?;
-            Ok(book
+            // Per member, its announced endpoint if the book has it, else one it was
+            // seen at in an earlier epoch (which still answers for a while).
+            let mut by_member: std::collections::BTreeMap<_, (_, _, bool)> = std::collections::BTreeMap::new();
+            for (e, a) in v.addresses(&group)? {
+                let Some(m) = v.endpoint_member(&group, &e)? else {
+                    continue;
+                };
+                let announced = v.session(&group)?.member_for_endpoint(&e).is_some();
+                if by_member.get(&m).is_none_or(|(_, _, best)| announced && !*best) {
+                    by_member.insert(m, (e, a, announced));
+                }
+            }
+            Ok(by_member
                 .into_iter()
-                .filter_map(|(e, a)| session.member_for_endpoint(&e).map(|m| (e, a, m)))
+                .map(|(m, (e, a, _))| (e, a, m))
                 .collect::<Vec<_>>())
         })
         .await

@@ -358,3 +358,129 @@ fn a_member_who_is_not_a_facilitator_cannot_add_remove_or_promote_anyone() {
     with_forged.extend(ops);
     assert!(GroupSession::join(rng(70), friend, &with_forged).is_err());
 }
+
+#[test]
+fn a_removed_or_demoted_facilitator_cannot_act_by_backdating() {
+    let mut g = group(27, &["Alice", "Bob", "Carol", "Dan"]);
+    let (alice, bob, carol, dan) = (g[0].me(), g[1].me(), g[2].me(), g[3].me());
+    for target in [bob, carol] {
+        g[0].change_role(&target, Role::Facilitator, NOW_MS).unwrap();
+    }
+    let early = heads(&g[0]);
+    let ops = g[0].ops();
+    for d in g.iter_mut().skip(1) {
+        d.receive_ops(&ops).unwrap();
+    }
+    // Alice removes Bob and demotes Carol.
+    g[0].remove_member(&bob, NOW_MS).unwrap();
+    g[0].change_role(&carol, Role::Member, NOW_MS).unwrap();
+    // Later, each signs operations whose parents predate what Alice did.
+    let (bob_key, carol_key) = (g[1].secrets().signing.clone(), g[2].secrets().signing.clone());
+    let backdated = [
+        op(
+            &g[1],
+            &bob_key,
+            early.clone(),
+            OpKind::Remove {
+                member: dan,
+                heads: vec![],
+            },
+        ),
+        op(
+            &g[1],
+            &bob_key,
+            early.clone(),
+            OpKind::Leave {
+                heads: vec![(
+                    DocId::member_doc(&bob),
+                    vec![alongside_core::membership::ActorHead {
+                        suffix: g[1].secrets().actor_suffix,
+                        seq: u32::MAX,
+                        hash: ChangeHash([7; 32]),
+                    }],
+                )],
+            },
+        ),
+        op(
+            &g[2],
+            &carol_key,
+            early.clone(),
+            OpKind::ChangeRole {
+                member: carol,
+                role: Role::Facilitator,
+            },
+        ),
+        op(
+            &g[2],
+            &carol_key,
+            early,
+            OpKind::Remove {
+                member: dan,
+                heads: vec![],
+            },
+        ),
+    ];
+    g[0].receive_ops(&backdated).unwrap();
+    let state = g[0].membership();
+    assert!(state.is_member(&dan), "backdated removals of others are void");
+    assert!(!state.is_facilitator(&carol), "a backdated self-promotion is void");
+    assert!(state.is_facilitator(&alice));
+    // Bob's backdated leave records nothing: his later story is still refused.
+    g[1].add_story(
+        &NewStory {
+            title: "Still writing".into(),
+            body: "b".into(),
+            warnings: vec![],
+            no_replies: false,
+        },
+        NOW_MS,
+    )
+    .unwrap();
+    let late = g[1].take_outbox();
+    let got = g[0].receive_unit(late.last().unwrap().bytes());
+    assert!(
+        matches!(got, Err(ReceiveError::Rejected(Rejection::AfterRemoval))),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn operations_arriving_in_any_order_load_and_a_pile_of_heads_cannot_break_ours() {
+    let mut g = group(28, &["Alice", "Bob"]);
+    let bob_key = g[1].secrets().signing.clone();
+    let genesis = alongside_tests::ordered_ops(&g[0])[0].hash();
+    // Bob piles up 70 operations naming only the create (not his own add), each invalid.
+    let pile: Vec<_> = (0..70u8)
+        .map(|i| {
+            op(
+                &g[1],
+                &bob_key,
+                vec![genesis],
+                OpKind::ChangeRole {
+                    member: MemberId([i; 32]),
+                    role: Role::Member,
+                },
+            )
+        })
+        .collect();
+    g[0].receive_ops(&pile).unwrap();
+    // Alice's next operation names at most 64 parents and every device can read it.
+    let carol = MembershipSecrets::generate(&mut rng(71));
+    let keys = carol.public_keys(&g[0].id());
+    let added = g[0].add_member(keys, Role::Member, NOW_MS).unwrap();
+    assert!(added.op().parents.len() <= 64);
+    assert!(alongside_core::membership::SignedOp::decode(added.bytes()).is_ok());
+    // Every order of the same operations loads, and to the same state.
+    let all = g[0].ops();
+    let expected: Vec<MemberId> = g[0].membership().members.keys().copied().collect();
+    for seed in 0..12u64 {
+        let mut shuffled = all.clone();
+        use rand::seq::SliceRandom;
+        shuffled.shuffle(&mut rng(seed));
+        let create = alongside_tests::ordered_ops(&g[0])[0].clone();
+        let mut log = alongside_core::membership::MembershipLog::new(create).unwrap();
+        let (_, waiting) = log.insert_all(&shuffled).unwrap();
+        assert!(waiting.is_empty());
+        assert_eq!(log.state().members.keys().copied().collect::<Vec<_>>(), expected);
+    }
+}

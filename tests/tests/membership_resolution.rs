@@ -144,6 +144,25 @@ fn facilitators_removing_each_other_both_go_and_the_longest_standing_member_lead
 }
 
 #[test]
+fn a_removal_that_turns_out_void_takes_nothing_from_its_target() {
+    // (Found by the property test.) Bob removes Alice while Alice, not knowing, removes
+    // Carol and then Bob. Alice's removal of Carol is void (Alice was removed
+    // concurrently); her removal of Bob stands (they removed each other). Carol stays,
+    // and what she does afterwards counts.
+    let mut g = circle(6);
+    let (alice, bob, carol) = (g[0].me(), g[1].me(), g[2].me());
+    g[1].remove_member(&alice, NOW_MS).unwrap();
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    g[0].remove_member(&bob, NOW_MS).unwrap();
+    heal(&mut g, &mut rng(11));
+    check_agreement(&g);
+    let state = g[2].membership();
+    assert!(state.is_member(&carol));
+    assert!(!state.is_member(&alice) && !state.is_member(&bob));
+    assert_eq!(state.members.len(), 3);
+}
+
+#[test]
 fn a_leave_is_followed_by_a_rotation_that_excludes_the_leaver() {
     let mut g = circle(3);
     let dan = g[3].me();

@@ -174,3 +174,47 @@ fn a_device_that_took_a_late_change_before_hearing_of_the_removal_drops_it() {
         Err(ReceiveError::Rejected(Rejection::AfterRemoval))
     ));
 }
+
+#[test]
+fn what_is_left_of_a_removed_members_document_after_dropping_late_changes_can_still_be_passed_on() {
+    // Four members who have exchanged only membership operations, no content.
+    let mut alice = GroupSession::create(alongside_tests::rng(35), "Circle", "Alice", NOW_MS).unwrap();
+    let secrets: Vec<_> = (0..3)
+        .map(|i| alongside_core::group::MembershipSecrets::generate(&mut alongside_tests::rng(350 + i)))
+        .collect();
+    for s in &secrets {
+        let keys = s.public_keys(&alice.id());
+        alice
+            .add_member(keys, alongside_core::membership::Role::Member, NOW_MS)
+            .unwrap();
+    }
+    let ops = ordered_ops(&alice);
+    let mut g = vec![alice];
+    for (i, s) in secrets.into_iter().enumerate() {
+        g.push(GroupSession::join(alongside_tests::rng(360 + i as u64), s, &ops).unwrap());
+    }
+    let carol = g[2].me();
+    g[2].add_story(&story("Before"), NOW_MS).unwrap();
+    let before = outbox(&mut g[2]);
+    let doc = SealedUnit::decode(&before[0]).unwrap().header().doc;
+    deliver(&mut g[0..1], &before);
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    g[2].add_story(&story("After"), NOW_MS).unwrap();
+    outbox(&mut g[2]);
+    // Carol's whole document reaches Bob (neither knows of the removal) in one unit,
+    // signed only at its latest change.
+    for unit in g[2].catch_up_units(&doc, &[], 1_000_000) {
+        assert!(matches!(g[1].receive_unit(unit.bytes()), Ok(Received::Applied { .. })));
+    }
+    // Bob hears of the removal and drops "After"; what is left is vouched for by the
+    // removal, so Dan takes it from Bob.
+    tell_ops(&mut g, 0, 1);
+    tell_ops(&mut g, 0, 3);
+    for unit in g[1].catch_up_units(&doc, &[], 1_000_000) {
+        let got = g[3].receive_unit(unit.bytes());
+        assert!(matches!(got, Ok(Received::Applied { .. })), "{got:?}");
+    }
+    let titles: Vec<String> = g[3].stories().into_iter().map(|s| s.title).collect();
+    assert_eq!(titles, vec!["Before".to_string()]);
+    assert_eq!(g[3].replica(&doc).unwrap().heads(), g[0].replica(&doc).unwrap().heads());
+}

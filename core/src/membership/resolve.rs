@@ -4,11 +4,10 @@
 //!
 //! In short: operations are taken in one deterministic causal order (Kahn's algorithm,
 //! ties by hash). An operation is judged against `S(x)`, the state built from the valid
-//! operations among its own ancestors. Strong removal is a fixpoint over an *excluded*
-//! set: after a pass, every non-removal operation whose author has a valid removal that
-//! does not descend from it joins the set, and the pass repeats until the set stops
-//! growing. The set only grows, so the loop ends, and its result depends only on the
-//! operations.
+//! operations among its own ancestors. Strong removal and strong demotion are a fixpoint
+//! over a *voided* set: each pass's verdicts decide the next set, until it stops
+//! changing; if the sets ever cycle, the set only grows from then on, so the loop ends.
+//! The result depends only on the operations.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -107,6 +106,8 @@ struct Dag<'a> {
     anc: Vec<Bits>,
     /// Positions of the removals (remove or leave) of each member.
     removals_of: BTreeMap<MemberId, Vec<usize>>,
+    /// Positions of the role changes that make each member an ordinary member.
+    demotions_of: BTreeMap<MemberId, Vec<usize>>,
 }
 
 /// Whom an operation removes, if it is a removal.
@@ -123,24 +124,32 @@ pub(super) fn resolve(group: &GroupId, genesis: OpHash, ops: &BTreeMap<OpHash, S
     let dag = Dag::new(*group, ops);
     debug_assert_eq!(dag.order.first().map(|o| o.hash()), Some(genesis));
     let n = dag.order.len();
+    // Recompute the voided set from each pass's verdicts until it stops changing. A
+    // removal that turns out void then voids nothing. Should the sets cycle (validity
+    // that depends on itself: docs/MEMBERSHIP.md), switch to growing the set only, which
+    // must end.
     let mut excluded = Bits::new(n);
+    let mut seen: Vec<Bits> = vec![excluded.clone()];
+    let mut growing = false;
     loop {
         let (valid, state) = dag.validity(&excluded);
-        let mut more = excluded.clone();
+        let mut next = if growing { excluded.clone() } else { Bits::new(n) };
         for x in 0..n {
-            let op = dag.order[x].op();
-            if removes(op).is_some() {
-                continue;
-            }
-            let removed = dag.removals_of.get(&op.author).into_iter().flatten();
-            if removed.into_iter().any(|&r| valid[r] && !dag.anc[r].get(x)) {
-                more.set(x);
+            if dag.voided(x, &valid) {
+                next.set(x);
             }
         }
-        if more == excluded {
+        if next == excluded {
             return dag.finish(state, &valid);
         }
-        excluded = more;
+        if !growing && seen.contains(&next) {
+            growing = true;
+            for earlier in &seen {
+                next.union(earlier);
+            }
+        }
+        seen.push(next.clone());
+        excluded = next;
     }
 }
 
@@ -151,6 +160,7 @@ impl<'a> Dag<'a> {
         let pos: BTreeMap<OpHash, usize> = order.iter().enumerate().map(|(i, o)| (o.hash(), i)).collect();
         let mut anc: Vec<Bits> = Vec::with_capacity(n);
         let mut removals_of: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
+        let mut demotions_of: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
         for (i, op) in order.iter().enumerate() {
             let mut mine = Bits::new(n);
             for p in &op.op().parents {
@@ -162,13 +172,57 @@ impl<'a> Dag<'a> {
             if let Some(m) = removes(op.op()) {
                 removals_of.entry(m).or_default().push(i);
             }
+            if let OpKind::ChangeRole {
+                member,
+                role: Role::Member,
+            } = &op.op().kind
+            {
+                demotions_of.entry(*member).or_default().push(i);
+            }
         }
         Dag {
             group,
             order,
             anc,
             removals_of,
+            demotions_of,
         }
+    }
+
+    /// Whether `x` is void under strong removal and strong demotion, given the verdicts
+    /// of the last pass:
+    /// - a valid removal of x's author that x does not precede voids x — unless x is
+    ///   itself a removal of the member who made that removal (two facilitators removing
+    ///   each other both take effect). So a removed member's operations dated before
+    ///   their removal (backdated, or honestly concurrent) change nothing, except that
+    ///   they may remove their own remover;
+    /// - a valid demotion of x's author concurrent with x voids x if x needs a
+    ///   facilitator (an add, a removal, a role change).
+    fn voided(&self, x: usize, valid: &[bool]) -> bool {
+        let op = self.order[x].op();
+        let removed_by = |r: usize| self.order[r].op().author;
+        let removals = self.removals_of.get(&op.author).into_iter().flatten();
+        let target = match &op.kind {
+            OpKind::Remove { member, .. } => Some(*member),
+            _ => None,
+        };
+        let removal_voids = removals
+            .filter(|&&r| r != x && valid[r] && !self.anc[r].get(x))
+            .any(|&r| target != Some(removed_by(r)));
+        if removal_voids {
+            return true;
+        }
+        let needs_facilitator = matches!(
+            op.kind,
+            OpKind::Add { .. } | OpKind::Remove { .. } | OpKind::ChangeRole { .. }
+        );
+        needs_facilitator
+            && self
+                .demotions_of
+                .get(&op.author)
+                .into_iter()
+                .flatten()
+                .any(|&d| d != x && valid[d] && !self.anc[d].get(x) && !self.anc[x].get(d))
     }
 
     /// One pass: every operation judged in order against the state of its valid
@@ -241,10 +295,14 @@ impl<'a> Dag<'a> {
             let holders = &state.holders[e];
             members.is_subset(holders) && !holders.iter().any(|h| state.departed.contains_key(h))
         };
+        // Clean first; else one nobody who departed holds (a member added concurrently
+        // lacks it, but no one it must be kept from has it); else the lowest hash.
+        let kept_from_departed = |e: &KeyId| !state.holders[e].iter().any(|h| state.departed.contains_key(h));
         let current = latest
             .iter()
             .filter(|e| clean(e))
             .min()
+            .or(latest.iter().filter(|e| kept_from_departed(e)).min())
             .or(latest.iter().min())
             .copied();
         state.needs_rotation = !members.is_empty() && !current.is_some_and(|e| clean(&e));
@@ -289,6 +347,7 @@ fn authorised(state: &MembershipState, group: &GroupId, op: &SignedOp, genesis: 
         }
         OpKind::Add { keys, epoch, seal, .. } => {
             facilitator
+                && state.members.len() < super::MAX_MEMBERS
                 && !state.ever_member(&keys.member)
                 && state.epochs.contains(epoch)
                 && seal.recipient == keys.member
