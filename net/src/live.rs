@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alongside_core::ids::{GroupId, MemberId};
-use alongside_core::sync::{Event, PeerSync, Step, SyncStats};
+use alongside_core::sync::{Event, Message, PeerSync, Step, SyncStats};
 use alongside_core::vault::{Committed, Vault, VaultError};
 use iroh::endpoint::SendStream;
 use tokio::sync::broadcast::error::RecvError;
@@ -90,21 +90,12 @@ pub(crate) async fn converse(
                     let (step, parting);
                     (sync, (step, parting)) = drive(shared, Some(member), sync, move |sync, v| {
                         let step = v.edit(&group, |s| sync.handle_frame(s, &body))?;
-                        // Gone now? Then only the operations that say so go to them.
-                        let parting = if is_member(v, group, member)? {
-                            None
-                        } else {
-                            Some(sync.push_membership(v.session(&group)?))
-                        };
+                        let parting = farewell(sync, v, group, member, &step)?;
                         Ok((step, parting))
                     })
                     .await?;
                     report(shared, peer, &sync, &step);
-                    if let Some(mut parting) = parting {
-                        // The answer may carry the operations that tell them (a Membership
-                        // frame); never anything else.
-                        let ops: Vec<Vec<u8>> = step.frames.into_iter().filter(|f| carries_membership(f)).collect();
-                        parting.frames.splice(0..0, ops);
+                    if let Some(parting) = parting {
                         return part(out, parting).await;
                     }
                     step
@@ -123,13 +114,10 @@ pub(crate) async fn converse(
                     step
                 }
                 Ok(Fresh { item: Committed::Membership(g), .. }) if g == group => {
-                    let (step, still);
-                    (sync, (step, still)) = drive(shared, None, sync, move |sync, v| {
-                        Ok((sync.push_membership(v.session(&group)?), is_member(v, group, member)?))
-                    })
-                    .await?;
-                    if !still {
-                        return part(out, step).await;
+                    let (step, parting);
+                    (sync, (step, parting)) = drive(shared, None, sync, move |sync, v| push_membership(sync, v, group, member)).await?;
+                    if let Some(parting) = parting {
+                        return part(out, parting).await;
                     }
                     step
                 }
@@ -138,13 +126,10 @@ pub(crate) async fn converse(
                 // lacks, and (dialer) reconcile now; the acceptor's lost units come with the
                 // dialer's next round.
                 Err(RecvError::Lagged(_)) => {
-                    let (mut step, still);
-                    (sync, (step, still)) = drive(shared, None, sync, move |sync, v| {
-                        Ok((sync.push_membership(v.session(&group)?), is_member(v, group, member)?))
-                    })
-                    .await?;
-                    if !still {
-                        return part(out, step).await;
+                    let (mut step, parting);
+                    (sync, (step, parting)) = drive(shared, None, sync, move |sync, v| push_membership(sync, v, group, member)).await?;
+                    if let Some(parting) = parting {
+                        return part(out, parting).await;
                     }
                     let round;
                     (sync, round) = begin_round(shared, group, sync).await?;
@@ -171,15 +156,41 @@ pub(crate) async fn converse(
     Ok(sync.stats())
 }
 
-/// Whether a frame is a Membership or Ops message (type byte after the length and
-/// version: see `PROTOCOL.md`).
-fn carries_membership(frame: &[u8]) -> bool {
-    matches!(frame.get(5), Some(2) | Some(12))
+/// Pushes the operations `member` lacks; and if they are no longer a member, what may
+/// still go to them (see [`farewell`]).
+fn push_membership(
+    sync: &mut PeerSync,
+    v: &mut Vault,
+    group: GroupId,
+    member: MemberId,
+) -> Result<(Step, Option<Step>), VaultError> {
+    let step = sync.push_membership(v.session(&group)?);
+    let parting = farewell(sync, v, group, member, &step)?;
+    Ok((step, parting))
 }
 
-/// Whether `member` is (still) a current member of `group` here.
-fn is_member(v: &mut Vault, group: GroupId, member: MemberId) -> Result<bool, VaultError> {
-    Ok(v.session(&group)?.membership().is_member(&member))
+/// `None` while `member` is a member here. Otherwise the last thing they get: the
+/// membership frames of `answer` (which may carry their own removal) and any operations
+/// they still lack — never content.
+fn farewell(
+    sync: &mut PeerSync,
+    v: &mut Vault,
+    group: GroupId,
+    member: MemberId,
+    answer: &Step,
+) -> Result<Option<Step>, VaultError> {
+    let session = v.session(&group)?;
+    if session.membership().is_member(&member) {
+        return Ok(None);
+    }
+    let mut last = sync.push_membership(session);
+    let told = answer
+        .frames
+        .iter()
+        .filter(|f| Message::is_membership_frame(f))
+        .cloned();
+    last.frames.splice(0..0, told);
+    Ok(Some(last))
 }
 
 /// Ends a conversation with someone who just left or was removed: `step` (only ever the

@@ -150,6 +150,22 @@ impl Message {
         }
     }
 
+    /// Whether a complete frame (as [`Message::to_frame`] makes it) carries membership
+    /// operations (Membership or Ops): what may still go to a member who just departed.
+    pub fn is_membership_frame(frame: &[u8]) -> bool {
+        let tag = |m: &Message| m.tag();
+        let membership = tag(&Message::Membership {
+            ops: vec![],
+            grants: vec![],
+        });
+        let ops = tag(&Message::Ops {
+            ops: vec![],
+            grants: vec![],
+        });
+        // length (4) ‖ version (1) ‖ type (1)
+        frame.get(4) == Some(&PROTOCOL_VERSION) && matches!(frame.get(5), Some(t) if *t == membership || *t == ops)
+    }
+
     /// The complete frame: length prefix, version, type, body.
     pub fn to_frame(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -406,6 +422,20 @@ impl FrameReader {
 mod tests {
     use super::*;
     use crate::ids::DocKind;
+
+    #[test]
+    fn only_membership_and_ops_frames_are_membership_frames() {
+        for m in samples() {
+            let expected = matches!(m, Message::Membership { .. } | Message::Ops { .. });
+            assert_eq!(Message::is_membership_frame(&m.to_frame()), expected, "{m:?}");
+        }
+        let ops = Message::Ops {
+            ops: vec![vec![1]],
+            grants: vec![],
+        };
+        assert!(Message::is_membership_frame(&ops.to_frame()));
+        assert!(!Message::is_membership_frame(&[0, 0]));
+    }
 
     fn samples() -> Vec<Message> {
         let doc = DocId {
