@@ -395,23 +395,31 @@ impl GroupSession {
 
     /// Adds membership operations (in any order; unknown parents wait for each other).
     pub fn receive_ops(&mut self, ops: &[SignedOp]) -> Result<usize, GroupError> {
-        let departed_before = self.log.state().departed.clone();
-        let result = self.log.insert_all(ops);
         // Whatever was stored counts, even if a later operation was refused.
-        self.collect_epoch_keys();
-        if self.log.state().departed != departed_before {
-            self.prune_departed();
-        }
-        let (added, waiting) = result?;
+        let (added, waiting) = self.change_log(|log| log.insert_all(ops))?;
         if !waiting.is_empty() {
             return Err(OpError::MissingParent.into());
         }
         Ok(added)
     }
 
+    /// Changes the membership log with `f`, then brings the rest of the session along
+    /// (whatever `f` returns): opens the epoch keys that became valid, and if someone
+    /// departed, drops what their removal no longer lets stand. Every change to the log
+    /// goes through here.
+    pub(crate) fn change_log<T>(&mut self, f: impl FnOnce(&mut MembershipLog) -> T) -> T {
+        let departed_before = self.log.state().departed.clone();
+        let result = f(&mut self.log);
+        self.collect_epoch_keys();
+        if self.log.state().departed != departed_before {
+            self.prune_departed();
+        }
+        result
+    }
+
     /// Drops, from every document, changes of departed members that their removal no
     /// longer lets stand (see [`Replica::prune_departed`]).
-    pub(crate) fn prune_departed(&mut self) {
+    fn prune_departed(&mut self) {
         let docs: Vec<DocId> = self.docs.keys().copied().collect();
         for doc in docs {
             let policy = Policy {

@@ -284,12 +284,7 @@ impl GroupSession {
             kind,
         }
         .sign(&self.me.signing);
-        let departed_before = self.log.state().departed.clone();
-        self.log.insert(op.clone())?;
-        self.collect_epoch_keys();
-        if self.log.state().departed != departed_before {
-            self.prune_departed();
-        }
+        self.change_log(|log| log.insert(op.clone()))?;
         Ok(op)
     }
 
