@@ -84,6 +84,19 @@ impl From<DecodeError> for VaultError {
 /// An address-book entry: an endpoint id and where it was last reached.
 pub type AddressEntry = ([u8; 32], Vec<SocketAddr>);
 
+/// An address-book entry that leads to a current member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAddress {
+    /// The endpoint id.
+    pub endpoint: [u8; 32],
+    /// Where it was last seen, newest first.
+    pub addrs: Vec<SocketAddr>,
+    /// The member it leads to.
+    pub member: MemberId,
+    /// Whether it is that member's announced key (not one of an earlier epoch).
+    pub announced: bool,
+}
+
 /// An address book record: endpoint, addresses, and the member it was last known as.
 type BookEntry = ([u8; 32], Vec<SocketAddr>, Option<MemberId>);
 
@@ -519,15 +532,32 @@ impl Vault {
     /// The member behind `endpoint` in `group`: the current member whose announced key it
     /// is, or the current member it was last seen as (an endpoint of an earlier epoch).
     pub fn endpoint_member(&mut self, group: &GroupId, endpoint: &[u8; 32]) -> Result<Option<MemberId>, VaultError> {
-        if let Some(m) = self.session(group)?.member_for_endpoint(endpoint) {
-            return Ok(Some(m));
-        }
-        let tag = self
-            .book(group)?
+        Ok(self
+            .member_addresses(group)?
             .into_iter()
-            .find(|(e, _, _)| e == endpoint)
-            .and_then(|(_, _, t)| t);
-        Ok(tag.filter(|m| self.sessions[group].membership().is_member(m)))
+            .find(|a| a.endpoint == *endpoint)
+            .map(|a| a.member)
+            .or(self.session(group)?.member_for_endpoint(endpoint)))
+    }
+
+    /// Every address-book entry of `group` that leads to a current member (see
+    /// [`Vault::endpoint_member`]), the book read and decrypted once.
+    pub fn member_addresses(&mut self, group: &GroupId) -> Result<Vec<MemberAddress>, VaultError> {
+        let book = self.book(group)?;
+        let session = self.session(group)?;
+        Ok(book
+            .into_iter()
+            .filter_map(|(endpoint, addrs, tag)| {
+                let announced = session.member_for_endpoint(&endpoint);
+                let member = announced.or(tag.filter(|m| session.membership().is_member(m)))?;
+                Some(MemberAddress {
+                    endpoint,
+                    addrs,
+                    member,
+                    announced: announced.is_some(),
+                })
+            })
+            .collect())
     }
 
     /// Remembers the iroh relay through which `endpoint` of `group` can be reached (from a

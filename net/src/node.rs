@@ -617,27 +617,20 @@ impl Node {
     pub async fn sync_all(&self, group: GroupId) -> Result<usize, NetError> {
         self.serve_group(group).await?;
         let me = self.address(&group).map(|(id, _)| id);
-        let book = self
-            .with_vault(move |v| {
-                let mut out = Vec::new();
-                for (e, a) in v.addresses(&group)? {
-                    out.push((e, a, v.endpoint_member(&group, &e)?));
-                }
-                Ok(out)
-            })
-            .await?;
+        let mut book = self.with_vault(move |v| v.member_addresses(&group)).await?;
+        // Announced keys first; then, once per member, an endpoint of an earlier epoch.
+        book.sort_by_key(|a| !a.announced);
         let mut reached = 0;
         let mut last_error = None;
         let mut done: Vec<MemberId> = Vec::new();
-        for (endpoint, addrs, member) in book.into_iter().filter(|(e, _, _)| Some(*e) != me) {
-            // Once per member (it may have an endpoint of an earlier epoch in the book too).
-            if member.is_some_and(|m| done.contains(&m)) {
+        for a in book.into_iter().filter(|a| Some(a.endpoint) != me) {
+            if done.contains(&a.member) {
                 continue;
             }
-            match self.sync_with(group, endpoint, &addrs).await {
+            match self.sync_with(group, a.endpoint, &a.addrs).await {
                 Ok(_) => {
                     reached += 1;
-                    done.extend(member);
+                    done.push(a.member);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "could not sync with a member");

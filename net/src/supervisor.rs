@@ -2,13 +2,14 @@
 //! address it knows, redials with exponential backoff when one fails, and starts serving
 //! groups created or joined while the node runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alongside_core::ids::GroupId;
-use alongside_core::vault::Committed;
+use alongside_core::ids::MemberId;
+use alongside_core::vault::{Committed, MemberAddress};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -154,19 +155,18 @@ async fn dial_due(
         let book = with_vault(&inner.shared, move |v| {
             // Per member, its announced endpoint if the book has it, else one it was
             // seen at in an earlier epoch (which still answers for a while).
-            let mut by_member: std::collections::BTreeMap<_, (_, _, bool)> = std::collections::BTreeMap::new();
-            for (e, a) in v.addresses(&group)? {
-                let Some(m) = v.endpoint_member(&group, &e)? else {
-                    continue;
-                };
-                let announced = v.session(&group)?.member_for_endpoint(&e).is_some();
-                if by_member.get(&m).is_none_or(|(_, _, best)| announced && !*best) {
-                    by_member.insert(m, (e, a, announced));
+            let mut by_member: BTreeMap<MemberId, MemberAddress> = BTreeMap::new();
+            for a in v.member_addresses(&group)? {
+                if by_member
+                    .get(&a.member)
+                    .is_none_or(|best| a.announced && !best.announced)
+                {
+                    by_member.insert(a.member, a);
                 }
             }
             Ok(by_member
-                .into_iter()
-                .map(|(m, (e, a, _))| (e, a, m))
+                .into_values()
+                .map(|a| (a.endpoint, a.addrs, a.member))
                 .collect::<Vec<_>>())
         })
         .await
