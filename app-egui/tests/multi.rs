@@ -39,6 +39,11 @@ impl Member {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Shares a story in group `g`.
+    fn story(&self, g: &str, title: &str, body: &str) {
+        self.ok(&["story", "add", "--group", g, "--title", title, "--body", body]);
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
@@ -131,16 +136,7 @@ fn three_members_invite_join_write_apart_and_sync_to_identical_content() {
     assert!(used.contains("already used"), "{used}");
 
     // Everyone writes while apart, including into the same meeting's notes.
-    alice.ok(&[
-        "story",
-        "add",
-        "--group",
-        &g,
-        "--title",
-        "From Alice",
-        "--body",
-        "Alice's week.",
-    ]);
+    alice.story(&g, "From Alice", "Alice's week.");
     alice.ok(&[
         "meeting",
         "notes",
@@ -295,29 +291,11 @@ fn while_two_nodes_serve_a_story_written_on_one_appears_on_the_other_without_a_s
 
     // Alice's command goes through her node, which pushes the story over the live
     // connection Bob's node keeps open; Bob's command reads from his node.
-    alice.ok(&[
-        "story",
-        "add",
-        "--group",
-        &g,
-        "--title",
-        "Pushed live",
-        "--body",
-        "No sync needed.",
-    ]);
+    alice.story(&g, "Pushed live", "No sync needed.");
     eventually("Bob's node holds Alice's story", || {
         bob.ok(&["story", "list", "--group", &g]).contains("Pushed live")
     });
-    bob.ok(&[
-        "story",
-        "add",
-        "--group",
-        &g,
-        "--title",
-        "And back",
-        "--body",
-        "Hello, Alice.",
-    ]);
+    bob.story(&g, "And back", "Hello, Alice.");
     eventually("Alice's node holds Bob's story", || {
         alice.ok(&["story", "list", "--group", &g]).contains("And back")
     });
@@ -340,16 +318,7 @@ fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
     // Alice (through her running node) removes Carol, then writes.
     let said = String::from_utf8(alice.run(&["member", "remove", "--group", &g, "Carol"]).stderr).unwrap();
     assert!(said.contains("keep what they had already synced"), "{said}");
-    alice.ok(&[
-        "story",
-        "add",
-        "--group",
-        &g,
-        "--title",
-        "After Carol left",
-        "--body",
-        "For the group as it is now.",
-    ]);
+    alice.story(&g, "After Carol left", "For the group as it is now.");
 
     // Bob syncs and reads it.
     bob.ok(&["sync", "--group", &g]);
@@ -370,16 +339,7 @@ fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
 
     // Carol writes while apart (her device never heard of the removal) and tries again:
     // nobody takes it.
-    carol.ok(&[
-        "story",
-        "add",
-        "--group",
-        &g,
-        "--title",
-        "Carol writes on",
-        "--body",
-        "Nobody should receive this.",
-    ]);
+    carol.story(&g, "Carol writes on", "Nobody should receive this.");
     let refused = carol.fails(&["sync", "--group", &g, "--timeout", "10s"]);
     assert!(refused.contains("not a member"), "{refused}");
     bob.ok(&["sync", "--group", &g]);
