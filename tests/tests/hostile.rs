@@ -484,3 +484,44 @@ fn operations_arriving_in_any_order_load_and_a_pile_of_heads_cannot_break_ours()
         assert_eq!(log.state().members.keys().copied().collect::<Vec<_>>(), expected);
     }
 }
+
+#[test]
+fn a_rotation_that_leaves_a_member_out_is_void_and_the_meeting_name_changes_only_with_real_epochs() {
+    let mut g = group(29, &["Alice", "Bob", "Carol"]);
+    let gid = g[0].id();
+    let (alice, bob) = (g[0].me(), g[1].me());
+    let box_of = |s: &GroupSession, m: MemberId| s.membership().members[&m].box_public;
+    let (alice_box, bob_box) = (box_of(&g[0], alice), box_of(&g[0], bob));
+    let name_before = g[0].lan_service_name().unwrap();
+    let epoch_before = g[0].membership().epoch;
+    // Bob "rotates" to a key sealed to Alice and himself only, leaving Carol out.
+    let quiet = SymmetricKey::generate(&mut rng(72));
+    let seal = |m: MemberId, b: [u8; 32], r: u64| KeySeal {
+        recipient: m,
+        sealed: alongside_core::crypto::seal_to(
+            &mut rng(r),
+            &b,
+            EPOCH_SEAL_INFO,
+            &KeySeal::aad(&gid, &m),
+            quiet.expose(),
+        )
+        .unwrap(),
+    };
+    let mut seals = vec![seal(alice, alice_box, 73), seal(bob, bob_box, 74)];
+    seals.sort_by_key(|s| s.recipient);
+    let bob_key = g[1].secrets().signing.clone();
+    let rotation = op(&g[1], &bob_key, heads(&g[1]), OpKind::Rotate { seals, previous: None });
+    g[0].receive_ops(std::slice::from_ref(&rotation)).unwrap();
+    assert_eq!(g[0].membership().epoch, epoch_before, "the rotation is void");
+    assert!(!g[0].membership().epochs.contains(&KeyId(rotation.hash().0)));
+    assert_eq!(
+        g[0].epoch_key().unwrap().0,
+        epoch_before.unwrap(),
+        "its key is not taken"
+    );
+    assert_eq!(g[0].lan_service_name().unwrap(), name_before);
+    // A real rotation changes the epoch and the name members look for on the network.
+    g[0].rotate(NOW_MS).unwrap();
+    assert_ne!(g[0].membership().epoch, epoch_before);
+    assert_ne!(g[0].lan_service_name().unwrap(), name_before);
+}
