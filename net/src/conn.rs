@@ -28,7 +28,9 @@ const EVENT_CAPACITY: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// The unlocked profile. Lock it only inside [`with_vault`] (a blocking task).
-    pub(crate) vault: Mutex<Vault>,
+    /// (`None` once the node has shut down: the store is closed then, whatever tasks are
+    /// still winding down, so the profile can be opened again at once.)
+    pub(crate) vault: Mutex<Option<Vault>>,
     /// Every unit and membership change once it is durable, with the member it came from.
     pub(crate) fresh: broadcast::Sender<Fresh>,
     /// What the node tells its user interface.
@@ -38,7 +40,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(vault: Vault) -> Shared {
         Shared {
-            vault: Mutex::new(vault),
+            vault: Mutex::new(Some(vault)),
             fresh: broadcast::channel(FRESH_CAPACITY).0,
             events: broadcast::channel(EVENT_CAPACITY).0,
         }
@@ -77,13 +79,16 @@ pub(crate) async fn with_vault_from<T: Send + 'static>(
 ) -> Result<T, NetError> {
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
-        let mut v = shared
+        let mut guard = shared
             .vault
             .lock()
             .map_err(|_| NetError::Internal("the vault lock was poisoned".into()))?;
-        let result = f(&mut v);
+        let v = guard
+            .as_mut()
+            .ok_or_else(|| NetError::Internal("the node has shut down".into()))?;
+        let result = f(v);
         let committed = v.take_committed();
-        drop(v);
+        drop(guard);
         for item in committed {
             let _ = shared.fresh.send(Fresh { item, from });
         }

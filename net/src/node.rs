@@ -673,6 +673,11 @@ impl Node {
             let _ = s.router.shutdown().await;
             s.endpoint.close().await;
         }
+        // Close the store now: tasks still winding down (a conversation waiting for its
+        // last acknowledgement, a retired endpoint's timer) must not keep it open.
+        if let Ok(mut vault) = self.inner.shared.vault.lock() {
+            vault.take();
+        }
     }
 }
 
