@@ -281,15 +281,16 @@ fn group(v: &mut Vault, c: GroupCommand, o: &mut Out<'_>) -> Result<()> {
         }
         GroupCommand::Settings { group, history } => {
             let g = v.resolve_group(&group.group)?;
-            if matches!(history, HistoryMode::SinceJoin) {
-                // docs/MEMBERSHIP.md, "Not yet": a member's catch-up would still carry the
-                // older history to a newcomer, so the setting would promise too much.
-                bail!(
-                    "keeping earlier history from new members is not available yet: a new member would still receive it when they first sync, so nothing was changed"
+            let since_join = matches!(history, HistoryMode::SinceJoin);
+            v.edit(&g, |s| s.set_history_since_join(since_join))?;
+            if since_join {
+                note!(
+                    o,
+                    "From now on, people you add will see only what is written after they join. Members already in the group keep seeing everything they saw."
                 );
+            } else {
+                note!(o, "From now on, people you add will see the group's whole history.");
             }
-            v.edit(&g, |s| s.set_history_since_join(false))?;
-            note!(o, "New members will see the group's history.");
         }
     }
     Ok(())

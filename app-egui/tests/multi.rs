@@ -65,6 +65,17 @@ impl Member {
         child
     }
 
+    /// The display names of the group's current members, longest-standing first.
+    fn member_names(&self, g: &str) -> Vec<String> {
+        let members = self.json(&["member", "list", "--group", g, "--json"]);
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Everything this member sees of the group, in a form that must match across members.
     fn content(&self, g: &str) -> Value {
         let mut members = self.json(&["member", "list", "--group", g, "--json"]);
@@ -323,14 +334,7 @@ fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
     // Bob syncs and reads it.
     bob.ok(&["sync", "--group", &g]);
     assert!(bob.ok(&["story", "list", "--group", &g]).contains("After Carol left"));
-    let members = bob.json(&["member", "list", "--group", &g, "--json"]);
-    let names: Vec<&str> = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, vec!["Alice", "Bob"]);
+    assert_eq!(bob.member_names(&g), ["Alice", "Bob"]);
 
     // Carol's sync is refused, and she gets nothing.
     let refused = carol.fails(&["sync", "--group", &g, "--timeout", "10s"]);
@@ -345,6 +349,61 @@ fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
     bob.ok(&["sync", "--group", &g]);
     for m in [&alice, &bob] {
         assert!(!m.ok(&["story", "list", "--group", &g]).contains("Carol writes on"));
+    }
+    stop(server);
+}
+
+#[test]
+fn in_a_group_that_keeps_history_closed_a_newcomer_reads_only_what_came_after_joining() {
+    let root = tempfile::tempdir().unwrap();
+    let [alice, bob] = ["alice", "bob"].map(|n| Member::new(root.path(), n));
+    let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
+    alice.story(&g, "Before Bob joined", "Only for those who were here.");
+    alice.ok(&[
+        "agreement",
+        "set",
+        "--group",
+        &g,
+        "--text",
+        "What is said here stays here.",
+    ]);
+    let said = String::from_utf8(
+        alice
+            .run(&["group", "settings", "--group", &g, "--history", "since-join"])
+            .stderr,
+    )
+    .unwrap();
+    assert!(said.contains("only what is written after they join"), "{said}");
+
+    let server = alice.serve();
+    let ticket = alice.ok(&["invite", "--group", &g]).lines().next().unwrap().to_string();
+    assert_eq!(bob.ok(&["join", &ticket, "--as", "Bob"]), g);
+    bob.ok(&["sync", "--group", &g]);
+    assert!(!bob.ok(&["story", "list", "--group", &g]).contains("Before Bob joined"));
+    assert!(
+        bob.ok(&["agreement", "show", "--group", &g])
+            .contains("What is said here stays here.")
+    );
+    assert!(bob.ok(&["group", "list"]).contains("Tuesday Circle"));
+
+    // What is written afterwards reaches him, and his writing reaches Alice.
+    alice.story(&g, "After Bob joined", "Welcome, Bob.");
+    bob.story(&g, "Hello", "Glad to be here.");
+    bob.ok(&["sync", "--group", &g]);
+    let bobs = bob.ok(&["story", "list", "--group", &g]);
+    assert!(
+        bobs.contains("After Bob joined") && !bobs.contains("Before Bob joined"),
+        "{bobs}"
+    );
+    let alices = alice.ok(&["story", "list", "--group", &g]);
+    assert!(
+        ["Before Bob joined", "After Bob joined", "Hello"]
+            .iter()
+            .all(|t| alices.contains(t)),
+        "{alices}"
+    );
+    for m in [&alice, &bob] {
+        assert_eq!(m.member_names(&g), ["Alice", "Bob"]);
     }
     stop(server);
 }

@@ -40,30 +40,37 @@ where
 impl GroupSession {
     /// Display name of `member` (their own choice, from their member document).
     pub fn display_name(&self, member: &MemberId) -> String {
-        self.docs
-            .get(&DocId::member_doc(member))
-            .and_then(views::display_name)
-            .unwrap_or_else(|| format!("member {}", &member.to_hex()[..8]))
+        self.newest_member_value(member, views::display_name)
+            .unwrap_or_else(|| unnamed(member))
     }
 
     /// The group's name.
     pub fn name(&self) -> String {
-        self.docs
-            .get(&DocId::group_doc(&self.group))
-            .and_then(views::group_name)
+        self.newest_group_value(views::group_name)
             .unwrap_or_else(|| "(unnamed group)".into())
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Reader<'_>) -> T) -> T {
-        let names = |m: &MemberId| self.display_name(m);
+        // Every name once, the newest generation's winning.
+        let mut known: std::collections::BTreeMap<MemberId, String> = std::collections::BTreeMap::new();
+        for (replica, place) in self.docs_by_generation(DocKind::Member, None) {
+            if let (Some(owner), Some(name)) = (place.owner, views::display_name(replica)) {
+                known.insert(owner, name);
+            }
+        }
+        let names = |m: &MemberId| known.get(m).cloned().unwrap_or_else(|| unnamed(m));
         let mut sources = Vec::new();
         for (id, replica) in &self.docs {
             match id.kind {
-                DocKind::Member => sources.push(Source {
-                    replica,
-                    owner: MemberId(id.bytes),
-                    audience: None,
-                }),
+                DocKind::Member => {
+                    if let Some(owner) = self.doc_owner(id) {
+                        sources.push(Source {
+                            replica,
+                            owner,
+                            audience: None,
+                        });
+                    }
+                }
                 DocKind::Audience => {
                     if let Some(a) = self.audiences.get(id) {
                         sources.push(Source {
@@ -96,9 +103,10 @@ impl GroupSession {
         self.with_reader(|r| r.reach_outs())
     }
 
-    /// The group's agreement, if one was set.
+    /// The group's agreement, if one was set (the newest generation's).
     pub fn agreement(&self) -> Option<AgreementView> {
-        let doc = self.docs.get(&DocId::group_doc(&self.group))?;
+        let docs = self.docs_by_generation(DocKind::Group, None);
+        let (doc, _) = docs.iter().rev().find(|(r, _)| views::has_agreement(r))?;
         self.with_reader(|r| views::agreement(doc, r))
     }
 
@@ -178,7 +186,7 @@ impl GroupSession {
         if doc.kind == DocKind::Audience {
             doc
         } else {
-            DocId::member_doc(&self.me())
+            self.my_doc()
         }
     }
 
@@ -220,7 +228,7 @@ impl GroupSession {
     ) -> Result<ItemId, GroupError> {
         let id = self.new_item_id();
         let doc = if share_with.is_empty() {
-            DocId::member_doc(&self.me())
+            self.my_doc()
         } else {
             self.new_audience(share_with, now_ms)?
         };
@@ -232,10 +240,7 @@ impl GroupSession {
     pub fn check_in(&mut self, goal: &str, checkin: &NewCheckIn, now_ms: i64) -> Result<ItemId, GroupError> {
         checkin.validate()?;
         let (doc, goal_id) = self.locate(keys::GOALS, goal)?;
-        let owner = match doc.kind {
-            DocKind::Audience => self.audiences.get(&doc).map(|a| a.grant.owner),
-            _ => doc.owner(),
-        };
+        let owner = self.doc_owner(&doc);
         if owner != Some(self.me()) {
             return Err(GroupError::NotAllowed(
                 "You can only check in on your own goals.".into(),
@@ -250,7 +255,7 @@ impl GroupSession {
     pub fn reach_out(&mut self, message: &str, to: &[MemberId], now_ms: i64) -> Result<ItemId, GroupError> {
         let id = self.new_item_id();
         let doc = if to.is_empty() {
-            DocId::member_doc(&self.me())
+            self.my_doc()
         } else {
             self.new_audience(to, now_ms)?
         };
@@ -294,7 +299,7 @@ impl GroupSession {
     pub fn add_meeting(&mut self, meeting: &NewMeeting, now_ms: i64) -> Result<ItemId, GroupError> {
         meeting.validate()?;
         let id = self.new_item_id();
-        let doc = meeting_doc(id);
+        let doc = DocId::meeting_doc(&id.0, self.later_generation().as_ref());
         let me = self.me();
         self.edit_doc(doc, |tx| edits::create_meeting(tx, meeting, &me, now_ms))?;
         Ok(id)
@@ -370,9 +375,7 @@ impl GroupSession {
 
     /// Whether new members see history from before they joined.
     pub fn history_since_join(&self) -> bool {
-        self.docs
-            .get(&DocId::group_doc(&self.group))
-            .is_some_and(views::history_since_join)
+        self.newest_group_value(views::history_since_join).unwrap_or(false)
     }
 
     /// Each readable document as a standard Automerge file (for export), with a label.
@@ -383,7 +386,12 @@ impl GroupSession {
             .map(|(id, r)| {
                 let label = match id.kind {
                     DocKind::Group => "group".to_string(),
-                    DocKind::Member => format!("member-{}", &MemberId(id.bytes).to_hex()[..16]),
+                    DocKind::Member => match self.place_of(id) {
+                        Some(crate::generation::Place { owner: Some(o), rank }) if rank > 0 => {
+                            format!("member-{}-gen{rank}", &o.to_hex()[..16])
+                        }
+                        _ => format!("member-{}", crate::ids::hex(&id.bytes[..8])),
+                    },
                     DocKind::Meeting => format!("meeting-{}", crate::ids::hex(&id.bytes[..8])),
                     DocKind::Audience => format!("audience-{}", crate::ids::hex(&id.bytes[..8])),
                 };
@@ -393,12 +401,6 @@ impl GroupSession {
     }
 }
 
-/// The document of the meeting with item id `id`: its id bytes followed by zeros.
-pub fn meeting_doc(id: ItemId) -> DocId {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(&id.0);
-    DocId {
-        kind: DocKind::Meeting,
-        bytes,
-    }
+fn unnamed(member: &MemberId) -> String {
+    format!("member {}", &member.to_hex()[..8])
 }

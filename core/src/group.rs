@@ -195,6 +195,8 @@ pub struct GroupSession {
     pub(crate) epoch_keys: BTreeMap<KeyId, SymmetricKey>,
     pub(crate) audiences: BTreeMap<DocId, Audience>,
     pub(crate) docs: BTreeMap<DocId, Replica>,
+    /// Where each held document belongs (see `generation.rs`).
+    pub(crate) places: BTreeMap<DocId, crate::generation::Place>,
     pending: BTreeMap<UnitId, SealedUnit>,
     pending_bytes: usize,
     rejected: u64,
@@ -228,7 +230,7 @@ impl WritePolicy for Policy<'_> {
         known
             && match self.doc.kind {
                 DocKind::Group => self.state.ever_facilitators.contains(author),
-                DocKind::Member => self.doc.owner() == Some(*author),
+                DocKind::Member => crate::generation::owns(self.state, &self.doc, author),
                 DocKind::Meeting => true,
                 DocKind::Audience => self.audience.is_some_and(|a| a.contains(author)),
             }
@@ -311,6 +313,7 @@ impl GroupSession {
             epoch_keys: BTreeMap::new(),
             audiences: BTreeMap::new(),
             docs: BTreeMap::new(),
+            places: BTreeMap::new(),
             pending: BTreeMap::new(),
             pending_bytes: 0,
             rejected: 0,
@@ -409,8 +412,11 @@ impl GroupSession {
     /// goes through here.
     pub(crate) fn change_log<T>(&mut self, f: impl FnOnce(&mut MembershipLog) -> T) -> T {
         let departed_before = self.log.state().departed.clone();
+        let generations_before = self.log.state().generations.clone();
         let result = f(&mut self.log);
         self.collect_epoch_keys();
+        let regenerated = self.log.state().generations != generations_before;
+        self.refresh_places(regenerated);
         if self.log.state().departed != departed_before {
             self.prune_departed();
         }
@@ -496,6 +502,7 @@ impl GroupSession {
         let unit = SealedUnit::seal(&mut self.rng, self.group, doc, key_id, &key, &self.me.signing, &payload);
         self.outbox.push(unit);
         self.dirty.insert(doc);
+        self.place_doc(doc);
         Ok(())
     }
 
@@ -508,14 +515,14 @@ impl GroupSession {
                 "Only facilitators can change the group's name, agreements or settings.".into(),
             ));
         }
-        self.edit_doc(DocId::group_doc(&self.group), edit)
+        self.edit_doc(self.current_group_doc(), edit)
     }
 
     pub(crate) fn edit_my_doc<F>(&mut self, edit: F) -> Result<(), GroupError>
     where
         F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), EditError>,
     {
-        self.edit_doc(DocId::member_doc(&self.me()), edit)
+        self.edit_doc(self.my_doc(), edit)
     }
 
     /// The transport (endpoint) secret for the current epoch: this install's base
@@ -551,10 +558,7 @@ impl GroupSession {
     /// epoch key like everything else), if it is not announced already.
     pub fn announce_transport(&mut self) -> Result<(), GroupError> {
         let binding = self.transport_binding();
-        let current = self
-            .docs
-            .get(&DocId::member_doc(&self.me()))
-            .and_then(crate::model::views::transport);
+        let current = self.docs.get(&self.my_doc()).and_then(crate::model::views::transport);
         if current == Some(binding) {
             return Ok(());
         }
@@ -564,9 +568,7 @@ impl GroupSession {
     /// The current member whose announced, verified transport key is `endpoint`.
     pub fn member_for_endpoint(&self, endpoint: &[u8; 32]) -> Option<MemberId> {
         self.log.state().members.keys().copied().find(|m| {
-            self.docs
-                .get(&DocId::member_doc(m))
-                .and_then(crate::model::views::transport)
+            self.newest_member_value(m, crate::model::views::transport)
                 .is_some_and(|b| b.key == *endpoint && b.verify(&self.group, m))
         })
     }
@@ -674,6 +676,7 @@ impl GroupSession {
             self.docs.remove(&h.doc);
         }
         let outcome = result?;
+        self.place_doc(h.doc);
         if matches!(outcome, Ingest::Applied { .. }) {
             self.dirty.insert(h.doc);
         }

@@ -138,6 +138,49 @@ impl DocId {
         }
     }
 
+    /// The group document of `group` in a later generation (see `docs/MEMBERSHIP.md`,
+    /// "History closed to newcomers"); `None` is the first generation.
+    pub fn group_doc_in(group: &GroupId, generation: Option<&KeyId>) -> DocId {
+        let Some(generation) = generation else {
+            return DocId::group_doc(group);
+        };
+        let mut h = blake3::Hasher::new_derive_key("alongside group document v2");
+        h.update(&group.0).update(&generation.0);
+        DocId {
+            kind: DocKind::Group,
+            bytes: *h.finalize().as_bytes(),
+        }
+    }
+
+    /// The member document of `member` in a later generation; `None` is the first
+    /// generation, whose member documents carry the member id itself.
+    pub fn member_doc_in(member: &MemberId, generation: Option<&KeyId>) -> DocId {
+        let Some(generation) = generation else {
+            return DocId::member_doc(member);
+        };
+        let mut h = blake3::Hasher::new_derive_key("alongside member document v2");
+        h.update(&member.0).update(&generation.0);
+        DocId {
+            kind: DocKind::Member,
+            bytes: *h.finalize().as_bytes(),
+        }
+    }
+
+    /// The document of the meeting with item id `id`, scheduled in `generation` (`None`
+    /// for the first): the item id, then the generation's first 16 bytes (zeros in the
+    /// first generation).
+    pub fn meeting_doc(id: &[u8; 16], generation: Option<&KeyId>) -> DocId {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(id);
+        if let Some(g) = generation {
+            bytes[16..].copy_from_slice(&g.0[..16]);
+        }
+        DocId {
+            kind: DocKind::Meeting,
+            bytes,
+        }
+    }
+
     /// Appends the 33-byte encoding.
     pub fn encode(&self, w: &mut Writer) {
         w.u8(self.kind as u8).bytes(&self.bytes);

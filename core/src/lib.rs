@@ -20,6 +20,7 @@
 pub mod audience;
 pub mod content;
 pub mod crypto;
+mod generation;
 pub mod group;
 pub mod guard;
 pub mod ids;

@@ -495,6 +495,9 @@ pub struct MemberInfo {
     pub joined_at_ms: i64,
     /// Position of that operation in the resolved order (smaller is longer-standing).
     pub seniority: usize,
+    /// The first generation whose documents they may receive: the group's first epoch,
+    /// or the history cut whose key their add granted.
+    pub sees_from: KeyId,
 }
 
 /// The keys of the epochs a rotation follows, carried inside it encrypted under the new

@@ -200,6 +200,11 @@ impl ChangeIndex {
         self.changes.contains_key(hash)
     }
 
+    /// The members whose changes are indexed, once per install.
+    pub fn authors(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.actors.iter().filter_map(actor_member)
+    }
+
     /// The latest change of each install (actor) of `member`, sorted.
     pub fn actor_heads(&self, member: &MemberId) -> Vec<ActorHead> {
         let mine: Vec<(u32, [u8; ACTOR_SUFFIX_LEN])> = self

@@ -81,13 +81,19 @@ impl GroupSession {
                 "That person is or was already a member of this group.".into(),
             ));
         }
-        if self.history_since_join() {
+        let since_join = self.history_since_join();
+        if since_join {
+            // A history cut: a new generation of documents the newcomer starts from.
             self.rotate_with(now_ms, false)?;
+        } else if self.later_generation() == self.log.state().epoch {
+            // The current key is a cut's, and a newcomer granted it would start from that
+            // cut; this group now shares all history, so hand out a key that is not.
+            self.rotate_with(now_ms, true)?;
         }
         let (epoch, key) = self.current_epoch_key()?;
         let key = key.clone();
         let seal = seal_key(&mut self.rng, &self.group, &keys.member, &keys.box_public, &key)?;
-        self.sign_op(
+        let add = self.sign_op(
             OpKind::Add {
                 keys,
                 role,
@@ -95,7 +101,11 @@ impl GroupSession {
                 seal,
             },
             now_ms,
-        )
+        )?;
+        if since_join {
+            self.carry_forward(true, now_ms)?;
+        }
+        Ok(add)
     }
 
     /// Removes `member` (facilitators only) and at once rotates the epoch key to everyone
@@ -187,6 +197,7 @@ impl GroupSession {
         }
         if self.log.state().is_member(&self.me()) && self.current_epoch_key().is_ok() {
             self.announce_transport()?;
+            self.carry_forward(false, now_ms)?;
         }
         Ok(())
     }

@@ -417,6 +417,7 @@ impl Vault {
             let (doc, replica) = decode_snapshot(*group, &raw)?;
             session.docs.insert(doc, replica);
         }
+        session.refresh_places(true);
         for raw in self.store.scan_group(Kind::Pending, group)? {
             let unit = SealedUnit::decode(&raw).map_err(|e| VaultError::Record(e.to_string()))?;
             session.restore_pending(unit);
@@ -498,6 +499,29 @@ impl Vault {
         endpoint: &[u8; 32],
         addrs: &[SocketAddr],
     ) -> Result<(), VaultError> {
+        self.remember_address_as(group, endpoint, addrs, None)
+    }
+
+    /// [`Vault::remember_address`] for an endpoint known to be `member`'s (the inviter
+    /// behind a ticket): their key may already have changed with the epoch their add
+    /// started, so the announcement alone would not tell.
+    pub fn remember_address_of(
+        &mut self,
+        group: &GroupId,
+        endpoint: &[u8; 32],
+        addrs: &[SocketAddr],
+        member: MemberId,
+    ) -> Result<(), VaultError> {
+        self.remember_address_as(group, endpoint, addrs, Some(member))
+    }
+
+    fn remember_address_as(
+        &mut self,
+        group: &GroupId,
+        endpoint: &[u8; 32],
+        addrs: &[SocketAddr],
+        member: Option<MemberId>,
+    ) -> Result<(), VaultError> {
         // Newest first, then what was known before; at most 16; no write if nothing changed.
         let (known, tag) = self
             .book(group)?
@@ -505,7 +529,7 @@ impl Vault {
             .find(|(e, _, _)| e == endpoint)
             .map(|(_, a, t)| (a, t))
             .unwrap_or_default();
-        let owner = self.session(group)?.member_for_endpoint(endpoint).or(tag);
+        let owner = self.session(group)?.member_for_endpoint(endpoint).or(member).or(tag);
         let mut merged: Vec<SocketAddr> = Vec::new();
         for a in addrs.iter().chain(&known) {
             if !merged.contains(a) && merged.len() < 16 {

@@ -93,7 +93,7 @@ async fn join_on(
     let stats = result?;
     let (inviter_endpoint, addrs, relay) = (ticket.inviter, ticket.addrs.clone(), ticket.relay.clone());
     with_vault(vault, move |v| {
-        v.remember_address(&group, &inviter_endpoint, &addrs)?;
+        v.remember_address_of(&group, &inviter_endpoint, &addrs, inviter)?;
         if let Some(url) = relay {
             v.remember_relay(&group, &inviter_endpoint, &url)?;
         }

@@ -29,6 +29,11 @@ pub struct MembershipState {
     pub epoch: Option<KeyId>,
     /// Every valid epoch, in resolved order.
     pub epochs: Vec<KeyId>,
+    /// The generations, in resolved order: the group's first epoch, then every valid
+    /// *history cut* (a rotation that carries no earlier keys, made when a group keeps
+    /// history from new members). Documents start afresh in each generation; the last one
+    /// is where members write now (see `docs/MEMBERSHIP.md`, "History closed to newcomers").
+    pub generations: Vec<KeyId>,
     /// Per valid epoch, who its key was sealed to: the creator or a rotation's recipients,
     /// plus members whose valid add names that epoch.
     pub holders: BTreeMap<KeyId, BTreeSet<MemberId>>,
@@ -53,6 +58,16 @@ impl MembershipState {
     /// Whether `member` was ever in the group (current or departed).
     pub fn ever_member(&self, member: &MemberId) -> bool {
         self.members.contains_key(member) || self.departed.contains_key(member)
+    }
+
+    /// The generation members write in now (the latest; none before the create).
+    pub fn generation(&self) -> Option<KeyId> {
+        self.generations.last().copied()
+    }
+
+    /// Where `generation` stands among the generations (0 for the first), if it is one.
+    pub fn generation_rank(&self, generation: &KeyId) -> Option<usize> {
+        self.generations.iter().position(|g| g == generation)
     }
 }
 
@@ -367,26 +382,35 @@ fn authorised(state: &MembershipState, group: &GroupId, op: &SignedOp, genesis: 
 /// a departed member is never added back, whatever order concurrent operations take.
 fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
     let o = op.op();
-    let join = |id: MemberId, box_public: [u8; 32], role: Role| MemberInfo {
+    let join = |id: MemberId, box_public: [u8; 32], role: Role, sees_from: KeyId| MemberInfo {
         id,
         box_public,
         role,
         joined_at_ms: o.created_at_ms,
         seniority: position,
+        sees_from,
     };
     match &o.kind {
         OpKind::Create { creator, .. } => {
+            let first = KeyId(op.hash().0);
             state
                 .members
-                .insert(o.author, join(o.author, creator.box_public, Role::Facilitator));
+                .insert(o.author, join(o.author, creator.box_public, Role::Facilitator, first));
             state.ever_facilitators.insert(o.author);
-            state.epochs.push(KeyId(op.hash().0));
+            state.epochs.push(first);
+            state.generations.push(first);
         }
-        OpKind::Add { keys, role, .. } => {
+        OpKind::Add { keys, role, epoch, .. } => {
             if !state.ever_member(&keys.member) {
+                // Added with the key of a history cut: they read from that generation on.
+                // Added with any other key: they read everything.
+                let sees_from = match state.generation_rank(epoch) {
+                    Some(rank) if rank > 0 => *epoch,
+                    _ => state.generations.first().copied().unwrap_or(*epoch),
+                };
                 state
                     .members
-                    .insert(keys.member, join(keys.member, keys.box_public, *role));
+                    .insert(keys.member, join(keys.member, keys.box_public, *role, sees_from));
                 if *role == Role::Facilitator {
                     state.ever_facilitators.insert(keys.member);
                 }
@@ -402,7 +426,14 @@ fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
                 }
             }
         }
-        OpKind::Rotate { .. } => state.epochs.push(KeyId(op.hash().0)),
+        OpKind::Rotate { previous, .. } => {
+            state.epochs.push(KeyId(op.hash().0));
+            // Only a facilitator's rotation without earlier keys cuts history (it is what
+            // an add makes when the group keeps history closed).
+            if previous.is_none() && state.is_facilitator(&o.author) {
+                state.generations.push(KeyId(op.hash().0));
+            }
+        }
     }
     promote_if_no_facilitator(state);
 }

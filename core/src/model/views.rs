@@ -447,12 +447,23 @@ pub fn group_name(replica: &Replica) -> Option<String> {
     get_str(replica.doc(), &ROOT, keys::NAME)
 }
 
-/// Whether the group admits new members to history before they joined.
-pub fn history_since_join(replica: &Replica) -> bool {
+/// Whether the group keeps history from new members, if the group document says.
+pub fn history_since_join(replica: &Replica) -> Option<bool> {
     let doc = replica.doc();
     get_obj(doc, &ROOT, keys::SETTINGS)
         .and_then(|s| get_str(doc, &s, "history"))
-        .is_some_and(|h| h == "since-join")
+        .map(|h| h == "since-join")
+}
+
+/// Whether the member document `replica` acknowledges agreement `version`.
+pub fn acknowledged(replica: &Replica, version: &str) -> bool {
+    let doc = replica.doc();
+    get_obj(doc, &ROOT, keys::ACKS).is_some_and(|acks| get_i64(doc, &acks, version).is_some())
+}
+
+/// Whether the group document `replica` holds agreements.
+pub fn has_agreement(replica: &Replica) -> bool {
+    get_obj(replica.doc(), &ROOT, keys::AGREEMENT).is_some()
 }
 
 /// The agreement in the group document, with acknowledgements resolved by `reader`.

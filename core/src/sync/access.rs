@@ -10,15 +10,17 @@ use crate::sync::message::DigestEntry;
 use crate::unit::SealedUnit;
 
 impl GroupSession {
-    /// Whether `peer` may receive `doc` at all (audience documents go to their audience only).
+    /// Whether `peer` may receive `doc` at all: audience documents go to their audience only,
+    /// and a member who joined after a history cut receives no document from before it.
     pub fn may_read(&self, peer: &MemberId, doc: &DocId) -> bool {
-        if !self.log.state().is_member(peer) {
+        let Some(info) = self.log.state().members.get(peer) else {
             // Someone who left or was removed gets nothing more, whatever they ask.
             return false;
-        }
+        };
         match doc.kind {
             DocKind::Audience => self.audiences.get(doc).is_some_and(|a| a.grant.members.contains(peer)),
-            _ => true,
+            // A member who joined after a history cut gets only what was written after it.
+            _ => self.in_history_of(&info.sees_from, doc),
         }
     }
 

@@ -1,0 +1,232 @@
+//! Generations: where a group's documents start afresh when it keeps history from
+//! newcomers.
+//!
+//! Automerge cannot apply a change without the changes it depends on, so a member who
+//! must not read what was written before they joined cannot be given the documents that
+//! hold it — not even their newest changes. So when a group keeps history closed, adding a
+//! member first makes a *history cut* (a rotation that carries no earlier keys), and every
+//! member, group and meeting document written after it is a new document of the new
+//! *generation* (see `docs/MEMBERSHIP.md`, "History closed to newcomers"):
+//!
+//! - member and group documents of a later generation have ids derived from the owner (or
+//!   the group) and the generation ([`DocId::member_doc_in`], [`DocId::group_doc_in`]);
+//!   a meeting's id carries the generation it was scheduled in ([`DocId::meeting_doc`]);
+//! - views read every generation this device holds: items are the union, names, transport
+//!   keys and group settings come from the newest document that has them;
+//! - a peer receives only documents of the generation its add granted and later ones
+//!   (`GroupSession::may_read`), so no catch-up carries older history to a newcomer.
+//!
+//! Where each held document belongs is computed once when it arrives (its owner is the
+//! author of its changes) and kept in `GroupSession::places`, so nothing here costs more
+//! than one pass over the generations per document.
+
+use crate::group::GroupSession;
+use crate::ids::{DocId, DocKind, GroupId, KeyId, MemberId};
+use crate::membership::MembershipState;
+use crate::model::views;
+use crate::replica::Replica;
+
+/// Where a held document belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Place {
+    /// Its generation's position among the group's generations (0 for the first).
+    pub(crate) rank: usize,
+    /// Whose document it is (member documents only).
+    pub(crate) owner: Option<MemberId>,
+}
+
+/// The form the [`DocId`] constructors take: `None` for the first generation.
+fn later(state: &MembershipState, rank: usize) -> Option<&KeyId> {
+    state.generations.get(rank).filter(|_| rank > 0)
+}
+
+/// Whether `doc` is a member document of `author` in some generation of `state`.
+pub(crate) fn owns(state: &MembershipState, doc: &DocId, author: &MemberId) -> bool {
+    doc.kind == DocKind::Member
+        && (doc.bytes == author.0
+            || state
+                .generations
+                .iter()
+                .skip(1)
+                .any(|g| DocId::member_doc_in(author, Some(g)) == *doc))
+}
+
+/// Where `doc` belongs, if that can be told: a member document needs its owner among the
+/// authors of `replica`, a group document a known generation.
+fn place(group: &GroupId, state: &MembershipState, doc: &DocId, replica: Option<&Replica>) -> Option<Place> {
+    let ranks = 0..state.generations.len();
+    match doc.kind {
+        DocKind::Group => ranks
+            .into_iter()
+            .find(|r| DocId::group_doc_in(group, later(state, *r)) == *doc)
+            .map(|rank| Place { rank, owner: None }),
+        DocKind::Member => {
+            let named = MemberId(doc.bytes);
+            let owner = if state.ever_member(&named) {
+                named
+            } else {
+                replica?.index().authors().next()?
+            };
+            ranks
+                .into_iter()
+                .find(|r| DocId::member_doc_in(&owner, later(state, *r)) == *doc)
+                .map(|rank| Place {
+                    rank,
+                    owner: Some(owner),
+                })
+        }
+        DocKind::Meeting => {
+            let rank = state
+                .generations
+                .iter()
+                .skip(1)
+                .position(|g| g.0[..16] == doc.bytes[16..])
+                .map_or(0, |i| i + 1);
+            Some(Place { rank, owner: None })
+        }
+        // Audience documents go to their audience, whatever the generation.
+        DocKind::Audience => Some(Place { rank: 0, owner: None }),
+    }
+}
+
+impl GroupSession {
+    /// The generation members write in now, or `None` while it is the first.
+    pub(crate) fn later_generation(&self) -> Option<KeyId> {
+        let state = self.log.state();
+        state
+            .generation()
+            .filter(|g| state.generation_rank(g).is_some_and(|r| r > 0))
+    }
+
+    /// This member's document in the current generation.
+    pub(crate) fn my_doc(&self) -> DocId {
+        DocId::member_doc_in(&self.me(), self.later_generation().as_ref())
+    }
+
+    /// The group document of the current generation.
+    pub(crate) fn current_group_doc(&self) -> DocId {
+        DocId::group_doc_in(&self.group, self.later_generation().as_ref())
+    }
+
+    /// Notes where the held documents not yet placed belong; with `all`, places every one
+    /// afresh (after the generations changed, a rank may have moved).
+    pub(crate) fn refresh_places(&mut self, all: bool) {
+        if all {
+            self.places.clear();
+        }
+        let state = self.log.state();
+        for (id, replica) in &self.docs {
+            if !self.places.contains_key(id)
+                && let Some(p) = place(&self.group, state, id, Some(replica))
+            {
+                self.places.insert(*id, p);
+            }
+        }
+    }
+
+    /// Notes where `doc` belongs, if it is held and not placed yet.
+    pub(crate) fn place_doc(&mut self, doc: DocId) {
+        if self.places.contains_key(&doc) {
+            return;
+        }
+        if let Some(p) = self
+            .docs
+            .get(&doc)
+            .and_then(|r| place(&self.group, self.log.state(), &doc, Some(r)))
+        {
+            self.places.insert(doc, p);
+        }
+    }
+
+    /// Where a held document belongs, if known.
+    pub(crate) fn place_of(&self, doc: &DocId) -> Option<Place> {
+        self.places.get(doc).copied()
+    }
+
+    /// The owner of a member or audience document.
+    pub(crate) fn doc_owner(&self, doc: &DocId) -> Option<MemberId> {
+        match doc.kind {
+            DocKind::Audience => self.audiences.get(doc).map(|a| a.grant.owner),
+            DocKind::Member => self.place_of(doc).and_then(|p| p.owner),
+            DocKind::Group | DocKind::Meeting => None,
+        }
+    }
+
+    /// Whether a member whose history starts at generation `sees_from` may receive `doc`.
+    pub(crate) fn in_history_of(&self, sees_from: &KeyId, doc: &DocId) -> bool {
+        let from = self.log.state().generation_rank(sees_from).unwrap_or(0);
+        from == 0 || self.place_of(doc).is_some_and(|p| p.rank >= from)
+    }
+
+    /// The held documents of `kind` owned by `owner` (any owner for `None`), oldest
+    /// generation first.
+    pub(crate) fn docs_by_generation(&self, kind: DocKind, owner: Option<&MemberId>) -> Vec<(&Replica, Place)> {
+        let mut out: Vec<(&Replica, Place)> = self
+            .docs
+            .iter()
+            .filter(|(id, _)| id.kind == kind)
+            .filter_map(|(id, r)| Some((r, self.place_of(id)?)))
+            .filter(|(_, p)| owner.is_none() || p.owner.as_ref() == owner)
+            .collect();
+        out.sort_by_key(|(_, p)| p.rank);
+        out
+    }
+
+    /// The newest value `f` finds in the group documents held.
+    pub(crate) fn newest_group_value<T>(&self, f: impl Fn(&Replica) -> Option<T>) -> Option<T> {
+        let docs = self.docs_by_generation(DocKind::Group, None);
+        docs.iter().rev().find_map(|(r, _)| f(r))
+    }
+
+    /// The newest value `f` finds in `member`'s documents held.
+    pub(crate) fn newest_member_value<T>(&self, member: &MemberId, f: impl Fn(&Replica) -> Option<T>) -> Option<T> {
+        let docs = self.docs_by_generation(DocKind::Member, Some(member));
+        docs.iter().rev().find_map(|(r, _)| f(r))
+    }
+
+    /// After a history cut: writes into this member's new document what others need from
+    /// it (display name and agreement acknowledgement; the transport key is announced by
+    /// `settle`), and, with `group_too`, copies the group's name, agreements and settings
+    /// into the new group document, so a newcomer who holds only the new generation sees
+    /// them. Does nothing in the first generation or when already done.
+    pub(crate) fn carry_forward(&mut self, group_too: bool, now_ms: i64) -> Result<(), crate::group::GroupError> {
+        if self.later_generation().is_none() {
+            return Ok(());
+        }
+        let me = self.me();
+        let mine = self.my_doc();
+        if self.docs.get(&mine).and_then(views::display_name).is_none()
+            && let Some(name) = self.newest_member_value(&me, views::display_name)
+        {
+            self.edit_my_doc(|tx| crate::model::edits::set_display_name(tx, &name))?;
+        }
+        if let Some(agreement) = self.agreement()
+            && agreement.acknowledged_by.iter().any(|p| p.id == me.to_hex())
+            && !self
+                .docs
+                .get(&mine)
+                .is_some_and(|r| views::acknowledged(r, &agreement.version))
+        {
+            self.edit_my_doc(|tx| crate::model::edits::acknowledge(tx, &agreement.version, now_ms))?;
+        }
+        let group_doc = self.current_group_doc();
+        if group_too && self.membership().is_facilitator(&me) && !self.docs.contains_key(&group_doc) {
+            let name = self.newest_group_value(views::group_name);
+            let since_join = self.history_since_join();
+            let agreement = self.agreement();
+            self.edit_group_doc(|tx| {
+                if let Some(name) = &name {
+                    crate::model::edits::set_group_name(tx, name)?;
+                }
+                crate::model::edits::set_history(tx, since_join)?;
+                if let Some(a) = &agreement
+                    && let Some(version) = crate::ids::ItemId::from_hex(&a.version)
+                {
+                    crate::model::edits::set_agreement(tx, &a.text, version, a.updated_at_ms)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! A group that keeps history from newcomers (`group settings --history since-join`):
+//! a member added then receives nothing written before they joined — not through the
+//! keys they hold and not through any member's catch-up — yet sees the group's name,
+//! agreements and members, and everything written afterwards (docs/MEMBERSHIP.md,
+//! "History closed to newcomers").
+
+use alongside_core::group::{GroupSession, MembershipSecrets};
+use alongside_core::ids::{DocId, DocKind};
+use alongside_core::membership::Role;
+use alongside_core::model::edits::{NewMeeting, NewStory};
+use alongside_tests::{NOW_MS, group, ordered_ops, rng, sync_pair};
+
+fn story(title: &str) -> NewStory {
+    NewStory {
+        title: title.into(),
+        body: format!("{title}: something only the group should read."),
+        warnings: vec![],
+        no_replies: false,
+    }
+}
+
+fn titles(s: &GroupSession) -> Vec<String> {
+    let mut t: Vec<String> = s.stories().into_iter().map(|s| s.title).collect();
+    t.sort();
+    t
+}
+
+/// Alice (facilitator) adds a newcomer with `seed`; the newcomer joins from her operations
+/// and names themself.
+fn add(alice: &mut GroupSession, seed: u64, name: &str) -> GroupSession {
+    let secrets = MembershipSecrets::generate(&mut rng(seed));
+    alice
+        .add_member(secrets.public_keys(&alice.id()), Role::Member, NOW_MS)
+        .unwrap();
+    let mut newcomer = GroupSession::join(rng(seed + 1), secrets, &ordered_ops(alice)).unwrap();
+    newcomer.set_display_name(name).unwrap();
+    newcomer
+}
+
+/// Alice and Bob, with a story each, agreements Bob acknowledged and a meeting, all
+/// synced; then Alice closes history to newcomers.
+fn closed_circle(seed: u64) -> (GroupSession, GroupSession) {
+    let mut g = group(seed, &["Alice", "Bob"]);
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    alice.set_agreement("What is said here stays here.", NOW_MS).unwrap();
+    alice.add_story(&story("Alice before"), NOW_MS).unwrap();
+    let meeting = NewMeeting {
+        title: "Old meeting".into(),
+        at: "2026-11-01T19:00:00Z".into(),
+        place: Some("Room 2".into()),
+        facilitator: None,
+        agenda: String::new(),
+    };
+    alice.add_meeting(&meeting, NOW_MS).unwrap();
+    bob.add_story(&story("Bob before"), NOW_MS).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    bob.acknowledge_agreement(NOW_MS).unwrap();
+    alice.set_history_since_join(true).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    assert!(bob.history_since_join());
+    (alice, bob)
+}
+
+#[test]
+fn a_newcomer_receives_nothing_written_before_they_joined_from_anyone() {
+    let (mut alice, mut bob) = closed_circle(41);
+    let mut carol = add(&mut alice, 4100, "Carol");
+
+    // Carol syncs with Alice, who wrote the old history and holds all of it.
+    sync_pair(&mut carol, &mut alice);
+    assert!(titles(&carol).is_empty(), "Carol got {:?}", titles(&carol));
+    assert!(carol.meetings().is_empty());
+    // What a newcomer needs to find their way is there: the group's name, its agreements
+    // and who is who.
+    assert_eq!(carol.name(), "Tuesday Circle");
+    assert_eq!(carol.agreement().unwrap().text, "What is said here stays here.");
+    assert_eq!(carol.display_name(&alice.me()), "Alice");
+    assert!(carol.history_since_join());
+    // No document of the first generation reached her.
+    let group = alice.id();
+    assert!(carol.replica(&DocId::group_doc(&group)).is_none());
+    assert!(carol.replica(&DocId::member_doc(&alice.me())).is_none());
+    assert!(carol.replicas().all(|r| r.id().kind != DocKind::Meeting));
+
+    // Bob learns of the cut, settles (moves his name and endpoint key to the new
+    // generation) and writes; then he syncs with Carol directly.
+    sync_pair(&mut bob, &mut alice);
+    bob.settle(NOW_MS).unwrap();
+    bob.add_story(&story("Bob after"), NOW_MS).unwrap();
+    sync_pair(&mut carol, &mut bob);
+    assert_eq!(titles(&carol), ["Bob after"]);
+    assert_eq!(carol.display_name(&bob.me()), "Bob");
+    let bob_key = bob.transport_binding().key;
+    assert_eq!(
+        carol.member_for_endpoint(&bob_key),
+        Some(bob.me()),
+        "Carol can tell Bob's endpoint"
+    );
+    let acknowledged: Vec<String> = carol
+        .agreement()
+        .unwrap()
+        .acknowledged_by
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(acknowledged, ["Bob"], "Bob's acknowledgement came along");
+
+    // Alice writes after Carol joined: Carol reads it and can answer it.
+    alice.add_story(&story("Alice after"), NOW_MS).unwrap();
+    sync_pair(&mut carol, &mut alice);
+    assert_eq!(titles(&carol), ["Alice after", "Bob after"]);
+    let after = carol.stories().into_iter().find(|s| s.title == "Alice after").unwrap();
+    carol.react(&after.id, "with you", NOW_MS).unwrap();
+    sync_pair(&mut carol, &mut alice);
+    let seen = alice.stories().into_iter().find(|s| s.title == "Alice after").unwrap();
+    assert_eq!(seen.reactions.len(), 1);
+
+    // The members who were there keep everything, old and new.
+    sync_pair(&mut bob, &mut alice);
+    for s in [&alice, &bob] {
+        assert_eq!(titles(s), ["Alice after", "Alice before", "Bob after", "Bob before"]);
+        assert_eq!(s.meetings().len(), 1);
+        assert_eq!(s.name(), "Tuesday Circle");
+        assert_eq!(s.display_name(&carol.me()), "Carol");
+    }
+}
+
+#[test]
+fn sharing_history_again_lets_the_next_newcomer_read_everything() {
+    let (mut alice, mut bob) = closed_circle(42);
+    let mut carol = add(&mut alice, 4200, "Carol");
+    sync_pair(&mut carol, &mut alice);
+    alice.add_story(&story("Alice after Carol"), NOW_MS).unwrap();
+    alice.set_history_since_join(false).unwrap();
+
+    let mut dan = add(&mut alice, 4210, "Dan");
+    sync_pair(&mut dan, &mut alice);
+    sync_pair(&mut bob, &mut alice);
+    sync_pair(&mut dan, &mut bob);
+    assert_eq!(
+        titles(&dan),
+        ["Alice after Carol", "Alice before", "Bob before"],
+        "Dan joined while history was shared"
+    );
+    assert_eq!(dan.meetings().len(), 1);
+    // Carol still has only what came after her.
+    sync_pair(&mut carol, &mut alice);
+    assert_eq!(titles(&carol), ["Alice after Carol"]);
+}
