@@ -108,6 +108,29 @@ impl GroupSession {
         DocId::group_doc_in(&self.group, self.later_generation().as_ref())
     }
 
+    /// The valid epochs every current member may hold: those of the generation the most
+    /// recently admitted newcomer reads from, and later ones.
+    pub(crate) fn epochs_readable_by_all(&self) -> Vec<KeyId> {
+        let state = self.log.state();
+        let floor = state
+            .members
+            .values()
+            .filter_map(|m| state.generation_rank(&m.sees_from))
+            .max()
+            .unwrap_or(0);
+        let mut rank = 0;
+        let mut out = Vec::new();
+        for epoch in &state.epochs {
+            if let Some(r) = state.generation_rank(epoch) {
+                rank = r;
+            }
+            if rank >= floor {
+                out.push(*epoch);
+            }
+        }
+        out
+    }
+
     /// Notes where the held documents not yet placed belong; with `all`, places every one
     /// afresh (after the generations changed, a rank may have moved).
     pub(crate) fn refresh_places(&mut self, all: bool) {

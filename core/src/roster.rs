@@ -251,8 +251,10 @@ impl GroupSession {
         }
         let key = SymmetricKey::generate(&mut self.rng);
         let recipients: Vec<(MemberId, [u8; 32])> = state.members.values().map(|m| (m.id, m.box_public)).collect();
-        let held: Vec<(KeyId, SymmetricKey)> = state
-            .epochs
+        // Earlier keys go to every recipient, so none from before the history cut a
+        // current member joined at (docs/MEMBERSHIP.md, generations).
+        let held: Vec<(KeyId, SymmetricKey)> = self
+            .epochs_readable_by_all()
             .iter()
             .rev()
             .filter_map(|e| self.epoch_keys.get(e).map(|k| (*e, k.clone())))

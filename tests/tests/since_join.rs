@@ -4,7 +4,7 @@
 //! agreements and members, and everything written afterwards (docs/MEMBERSHIP.md,
 //! "History closed to newcomers").
 
-use alongside_core::group::{GroupSession, MembershipSecrets};
+use alongside_core::group::{GroupSession, MembershipSecrets, ReceiveError};
 use alongside_core::ids::{DocId, DocKind};
 use alongside_core::membership::Role;
 use alongside_core::model::edits::{NewMeeting, NewStory};
@@ -147,4 +147,33 @@ fn sharing_history_again_lets_the_next_newcomer_read_everything() {
     // Carol still has only what came after her.
     sync_pair(&mut carol, &mut alice);
     assert_eq!(titles(&carol), ["Alice after Carol"]);
+}
+
+#[test]
+fn later_rotations_never_hand_a_newcomer_a_key_from_before_they_joined() {
+    let (mut alice, mut bob) = closed_circle(43);
+    // A unit sealed just before Carol is added, captured as a keeper or an eavesdropper
+    // would hold it.
+    alice.add_story(&story("Just before"), NOW_MS).unwrap();
+    let before: Vec<Vec<u8>> = alice.take_outbox().iter().map(|u| u.bytes().to_vec()).collect();
+    let mut carol = add(&mut alice, 4300, "Carol");
+    // Then the key changes twice more: Alice rotates, and Bob leaves (Alice rotates the
+    // key away from him). Each rotation carries earlier keys for whoever holds the new one.
+    alice.rotate(NOW_MS).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    bob.leave(NOW_MS).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    alice.settle(NOW_MS).unwrap();
+    assert!(!alice.membership().needs_rotation);
+    sync_pair(&mut carol, &mut alice);
+    assert_eq!(
+        carol.membership().epoch,
+        alice.membership().epoch,
+        "Carol holds the current key"
+    );
+    for bytes in &before {
+        let got = carol.receive_unit(bytes);
+        assert!(matches!(got, Err(ReceiveError::NoKey)), "{got:?}");
+    }
+    assert!(titles(&carol).is_empty());
 }
