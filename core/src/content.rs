@@ -46,7 +46,9 @@ impl GroupSession {
 
     /// The group's name.
     pub fn name(&self) -> String {
-        self.newest_group_value(views::group_name)
+        self.docs
+            .get(&DocId::group_doc(&self.group))
+            .and_then(views::group_name)
             .unwrap_or_else(|| "(unnamed group)".into())
     }
 
@@ -103,10 +105,9 @@ impl GroupSession {
         self.with_reader(|r| r.reach_outs())
     }
 
-    /// The group's agreement, if one was set (the newest generation's).
+    /// The group's agreement, if one was set.
     pub fn agreement(&self) -> Option<AgreementView> {
-        let docs = self.docs_by_generation(DocKind::Group, None);
-        let (doc, _) = docs.iter().rev().find(|(r, _)| views::has_agreement(r))?;
+        let doc = self.docs.get(&DocId::group_doc(&self.group))?;
         self.with_reader(|r| views::agreement(doc, r))
     }
 
@@ -375,7 +376,10 @@ impl GroupSession {
 
     /// Whether new members see history from before they joined.
     pub fn history_since_join(&self) -> bool {
-        self.newest_group_value(views::history_since_join).unwrap_or(false)
+        self.docs
+            .get(&DocId::group_doc(&self.group))
+            .and_then(views::history_since_join)
+            .unwrap_or(false)
     }
 
     /// Each readable document as a standard Automerge file (for export), with a label.

@@ -8,13 +8,15 @@
 //! member, group and meeting document written after it is a new document of the new
 //! *generation* (see `docs/MEMBERSHIP.md`, "History closed to newcomers"):
 //!
-//! - member and group documents of a later generation have ids derived from the owner (or
-//!   the group) and the generation ([`DocId::member_doc_in`], [`DocId::group_doc_in`]);
-//!   a meeting's id carries the generation it was scheduled in ([`DocId::meeting_doc`]);
-//! - views read every generation this device holds: items are the union, names, transport
-//!   keys and group settings come from the newest document that has them;
-//! - a peer receives only documents of the generation its add granted and later ones
-//!   (`GroupSession::may_read`), so no catch-up carries older history to a newcomer.
+//! - member documents of a later generation have ids derived from the owner and the
+//!   generation ([`DocId::member_doc_in`]); a meeting's id carries the generation it was
+//!   scheduled in ([`DocId::meeting_doc`]); the group document (name, agreements,
+//!   settings: no member's content) is one for all generations;
+//! - views read every generation this device holds: items are the union, names and
+//!   transport keys come from the newest document that has them;
+//! - a peer receives only documents of the generation its add granted and of those that
+//!   descend from it (`GroupSession::may_read`), so no catch-up carries older history —
+//!   or history written concurrently elsewhere — to a newcomer.
 //!
 //! Where each held document belongs is computed once when it arrives (its owner is the
 //! author of its changes) and kept in `GroupSession::places`, so nothing here costs more
@@ -52,14 +54,11 @@ pub(crate) fn owns(state: &MembershipState, doc: &DocId, author: &MemberId) -> b
 }
 
 /// Where `doc` belongs, if that can be told: a member document needs its owner among the
-/// authors of `replica`, a group document a known generation.
+/// authors of `replica` and a known generation.
 fn place(group: &GroupId, state: &MembershipState, doc: &DocId, replica: Option<&Replica>) -> Option<Place> {
     let ranks = 0..state.generations.len();
     match doc.kind {
-        DocKind::Group => ranks
-            .into_iter()
-            .find(|r| DocId::group_doc_in(group, later(state, *r)) == *doc)
-            .map(|rank| Place { rank, owner: None }),
+        DocKind::Group => (*doc == DocId::group_doc(group)).then_some(Place { rank: 0, owner: None }),
         DocKind::Member => {
             let named = MemberId(doc.bytes);
             let owner = if state.ever_member(&named) {
@@ -103,9 +102,19 @@ impl GroupSession {
         DocId::member_doc_in(&self.me(), self.later_generation().as_ref())
     }
 
-    /// The group document of the current generation.
-    pub(crate) fn current_group_doc(&self) -> DocId {
-        DocId::group_doc_in(&self.group, self.later_generation().as_ref())
+    /// Whether every current member may read the generation members write in now. Not so
+    /// after concurrent history cuts (two facilitators each adding someone): neither
+    /// newcomer may read the other's generation, so the rotation that settles the
+    /// concurrent epochs must be a cut itself, one both descend to.
+    pub(crate) fn generation_readable_by_all(&self) -> bool {
+        let state = self.log.state();
+        let Some(now) = state.generation().and_then(|g| state.generation_rank(&g)) else {
+            return true;
+        };
+        state.members.values().all(|m| {
+            let from = state.generation_rank(&m.sees_from).unwrap_or(0);
+            from == 0 || state.generation_follows(now, from)
+        })
     }
 
     /// The valid epochs every current member may hold: those of the generation the most
@@ -136,14 +145,16 @@ impl GroupSession {
     pub(crate) fn refresh_places(&mut self, all: bool) {
         if all {
             self.places.clear();
+            self.owned.clear();
         }
-        let state = self.log.state();
-        for (id, replica) in &self.docs {
-            if !self.places.contains_key(id)
-                && let Some(p) = place(&self.group, state, id, Some(replica))
-            {
-                self.places.insert(*id, p);
-            }
+        let unplaced: Vec<DocId> = self
+            .docs
+            .keys()
+            .filter(|d| !self.places.contains_key(d))
+            .copied()
+            .collect();
+        for doc in unplaced {
+            self.place_doc(doc);
         }
     }
 
@@ -158,6 +169,9 @@ impl GroupSession {
             .and_then(|r| place(&self.group, self.log.state(), &doc, Some(r)))
         {
             self.places.insert(doc, p);
+            if let Some(owner) = p.owner {
+                self.owned.entry(owner).or_default().insert(doc);
+            }
         }
     }
 
@@ -175,10 +189,17 @@ impl GroupSession {
         }
     }
 
-    /// Whether a member whose history starts at generation `sees_from` may receive `doc`.
+    /// Whether a member whose history starts at generation `sees_from` may receive `doc`:
+    /// the group document always; any other only if it belongs to that generation or one
+    /// descending from it (a document that cannot be placed goes to no one: a peer could
+    /// not place it either).
     pub(crate) fn in_history_of(&self, sees_from: &KeyId, doc: &DocId) -> bool {
-        let from = self.log.state().generation_rank(sees_from).unwrap_or(0);
-        from == 0 || self.place_of(doc).is_some_and(|p| p.rank >= from)
+        let state = self.log.state();
+        let from = state.generation_rank(sees_from).unwrap_or(0);
+        doc.kind == DocKind::Group
+            || self
+                .place_of(doc)
+                .is_some_and(|p| from == 0 || state.generation_follows(p.rank, from))
     }
 
     /// The held documents of `kind` owned by `owner` (any owner for `None`), oldest
@@ -195,24 +216,24 @@ impl GroupSession {
         out
     }
 
-    /// The newest value `f` finds in the group documents held.
-    pub(crate) fn newest_group_value<T>(&self, f: impl Fn(&Replica) -> Option<T>) -> Option<T> {
-        let docs = self.docs_by_generation(DocKind::Group, None);
-        docs.iter().rev().find_map(|(r, _)| f(r))
-    }
-
     /// The newest value `f` finds in `member`'s documents held.
     pub(crate) fn newest_member_value<T>(&self, member: &MemberId, f: impl Fn(&Replica) -> Option<T>) -> Option<T> {
-        let docs = self.docs_by_generation(DocKind::Member, Some(member));
-        docs.iter().rev().find_map(|(r, _)| f(r))
+        let mut docs: Vec<(&Replica, usize)> = self
+            .owned
+            .get(member)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| Some((self.docs.get(d)?, self.place_of(d)?.rank)))
+            .collect();
+        docs.sort_by_key(|(_, rank)| std::cmp::Reverse(*rank));
+        docs.into_iter().find_map(|(r, _)| f(r))
     }
 
     /// After a history cut: writes into this member's new document what others need from
-    /// it (display name and agreement acknowledgement; the transport key is announced by
-    /// `settle`), and, with `group_too`, copies the group's name, agreements and settings
-    /// into the new group document, so a newcomer who holds only the new generation sees
-    /// them. Does nothing in the first generation or when already done.
-    pub(crate) fn carry_forward(&mut self, group_too: bool, now_ms: i64) -> Result<(), crate::group::GroupError> {
+    /// it — its display name and agreement acknowledgement (the transport key is announced
+    /// by `settle`) — so a newcomer who holds only the new generation can tell who is who.
+    /// Does nothing in the first generation or when already done.
+    pub(crate) fn carry_forward(&mut self, now_ms: i64) -> Result<(), crate::group::GroupError> {
         if self.later_generation().is_none() {
             return Ok(());
         }
@@ -231,24 +252,6 @@ impl GroupSession {
                 .is_some_and(|r| views::acknowledged(r, &agreement.version))
         {
             self.edit_my_doc(|tx| crate::model::edits::acknowledge(tx, &agreement.version, now_ms))?;
-        }
-        let group_doc = self.current_group_doc();
-        if group_too && self.membership().is_facilitator(&me) && !self.docs.contains_key(&group_doc) {
-            let name = self.newest_group_value(views::group_name);
-            let since_join = self.history_since_join();
-            let agreement = self.agreement();
-            self.edit_group_doc(|tx| {
-                if let Some(name) = &name {
-                    crate::model::edits::set_group_name(tx, name)?;
-                }
-                crate::model::edits::set_history(tx, since_join)?;
-                if let Some(a) = &agreement
-                    && let Some(version) = crate::ids::ItemId::from_hex(&a.version)
-                {
-                    crate::model::edits::set_agreement(tx, &a.text, version, a.updated_at_ms)?;
-                }
-                Ok(())
-            })?;
         }
         Ok(())
     }

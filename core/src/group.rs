@@ -197,6 +197,8 @@ pub struct GroupSession {
     pub(crate) docs: BTreeMap<DocId, Replica>,
     /// Where each held document belongs (see `generation.rs`).
     pub(crate) places: BTreeMap<DocId, crate::generation::Place>,
+    /// The placed member documents of each member.
+    pub(crate) owned: BTreeMap<MemberId, BTreeSet<DocId>>,
     pending: BTreeMap<UnitId, SealedUnit>,
     pending_bytes: usize,
     rejected: u64,
@@ -222,6 +224,8 @@ struct Policy<'a> {
     state: &'a MembershipState,
     doc: DocId,
     audience: Option<&'a [MemberId]>,
+    /// The owner of a member document already placed (else found by derivation).
+    owner: Option<MemberId>,
 }
 
 impl WritePolicy for Policy<'_> {
@@ -230,7 +234,10 @@ impl WritePolicy for Policy<'_> {
         known
             && match self.doc.kind {
                 DocKind::Group => self.state.ever_facilitators.contains(author),
-                DocKind::Member => crate::generation::owns(self.state, &self.doc, author),
+                DocKind::Member => match self.owner {
+                    Some(owner) => owner == *author,
+                    None => crate::generation::owns(self.state, &self.doc, author),
+                },
                 DocKind::Meeting => true,
                 DocKind::Audience => self.audience.is_some_and(|a| a.contains(author)),
             }
@@ -314,6 +321,7 @@ impl GroupSession {
             audiences: BTreeMap::new(),
             docs: BTreeMap::new(),
             places: BTreeMap::new(),
+            owned: BTreeMap::new(),
             pending: BTreeMap::new(),
             pending_bytes: 0,
             rejected: 0,
@@ -432,6 +440,7 @@ impl GroupSession {
                 state: self.log.state(),
                 doc,
                 audience: self.audiences.get(&doc).map(|a| a.grant.members.as_slice()),
+                owner: self.places.get(&doc).and_then(|p| p.owner),
             };
             let Some(replica) = self.docs.get_mut(&doc) else {
                 continue;
@@ -515,7 +524,7 @@ impl GroupSession {
                 "Only facilitators can change the group's name, agreements or settings.".into(),
             ));
         }
-        self.edit_doc(self.current_group_doc(), edit)
+        self.edit_doc(DocId::group_doc(&self.group), edit)
     }
 
     pub(crate) fn edit_my_doc<F>(&mut self, edit: F) -> Result<(), GroupError>
@@ -668,6 +677,7 @@ impl GroupSession {
             state: self.log.state(),
             doc: h.doc,
             audience: self.audiences.get(&h.doc).map(|a| a.grant.members.as_slice()),
+            owner: self.places.get(&h.doc).and_then(|p| p.owner),
         };
         let group = self.group;
         let replica = self.docs.entry(h.doc).or_insert_with(|| Replica::new(group, h.doc));

@@ -138,20 +138,6 @@ impl DocId {
         }
     }
 
-    /// The group document of `group` in a later generation (see `docs/MEMBERSHIP.md`,
-    /// "History closed to newcomers"); `None` is the first generation.
-    pub fn group_doc_in(group: &GroupId, generation: Option<&KeyId>) -> DocId {
-        let Some(generation) = generation else {
-            return DocId::group_doc(group);
-        };
-        let mut h = blake3::Hasher::new_derive_key("alongside group document v2");
-        h.update(&group.0).update(&generation.0);
-        DocId {
-            kind: DocKind::Group,
-            bytes: *h.finalize().as_bytes(),
-        }
-    }
-
     /// The member document of `member` in a later generation; `None` is the first
     /// generation, whose member documents carry the member id itself.
     pub fn member_doc_in(member: &MemberId, generation: Option<&KeyId>) -> DocId {

@@ -82,10 +82,11 @@ impl GroupSession {
             ));
         }
         let since_join = self.history_since_join();
+        let state = self.log.state();
         if since_join {
             // A history cut: a new generation of documents the newcomer starts from.
             self.rotate_with(now_ms, false)?;
-        } else if self.later_generation() == self.log.state().epoch {
+        } else if state.epoch.is_some_and(|e| state.cuts.contains(&e)) {
             // The current key is a cut's, and a newcomer granted it would start from that
             // cut; this group now shares all history, so hand out a key that is not.
             self.rotate_with(now_ms, true)?;
@@ -103,7 +104,7 @@ impl GroupSession {
             now_ms,
         )?;
         if since_join {
-            self.carry_forward(true, now_ms)?;
+            self.carry_forward(now_ms)?;
         }
         Ok(add)
     }
@@ -197,7 +198,7 @@ impl GroupSession {
         }
         if self.log.state().is_member(&self.me()) && self.current_epoch_key().is_ok() {
             self.announce_transport()?;
-            self.carry_forward(false, now_ms)?;
+            self.carry_forward(now_ms)?;
         }
         Ok(())
     }
@@ -243,6 +244,9 @@ impl GroupSession {
     }
 
     fn rotate_with(&mut self, now_ms: i64, with_history: bool) -> Result<SignedOp, GroupError> {
+        // A rotation that carries earlier keys continues the current generation, which
+        // must then be one every member may read; otherwise it starts a new one.
+        let with_history = with_history && self.generation_readable_by_all();
         let state = self.log.state();
         if !state.is_member(&self.me()) {
             return Err(GroupError::NotAllowed(

@@ -77,10 +77,10 @@ fn a_newcomer_receives_nothing_written_before_they_joined_from_anyone() {
     assert_eq!(carol.agreement().unwrap().text, "What is said here stays here.");
     assert_eq!(carol.display_name(&alice.me()), "Alice");
     assert!(carol.history_since_join());
-    // No document of the first generation reached her.
-    let group = alice.id();
-    assert!(carol.replica(&DocId::group_doc(&group)).is_none());
+    // No member document or meeting of the first generation reached her (the group
+    // document, with name, agreements and settings, is one for all generations).
     assert!(carol.replica(&DocId::member_doc(&alice.me())).is_none());
+    assert!(carol.replica(&DocId::member_doc(&bob.me())).is_none());
     assert!(carol.replicas().all(|r| r.id().kind != DocKind::Meeting));
 
     // Bob learns of the cut, settles (moves his name and endpoint key to the new
@@ -176,4 +176,99 @@ fn later_rotations_never_hand_a_newcomer_a_key_from_before_they_joined() {
         assert!(matches!(got, Err(ReceiveError::NoKey)), "{got:?}");
     }
     assert!(titles(&carol).is_empty());
+}
+
+/// Alice, Bob and Carol with Bob a second facilitator, history closed, all synced.
+fn two_facilitators(seed: u64) -> (GroupSession, GroupSession, GroupSession) {
+    let mut g = group(seed, &["Alice", "Bob", "Carol"]);
+    let mut carol = g.pop().unwrap();
+    let mut bob = g.pop().unwrap();
+    let mut alice = g.pop().unwrap();
+    alice.change_role(&bob.me(), Role::Facilitator, NOW_MS).unwrap();
+    alice.set_agreement("First version.", NOW_MS).unwrap();
+    alice.set_history_since_join(true).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    sync_pair(&mut carol, &mut alice);
+    (alice, bob, carol)
+}
+
+#[test]
+fn a_cut_undone_by_a_concurrent_removal_leaves_members_syncing_and_keeps_what_was_written() {
+    let (mut alice, mut bob, mut carol) = two_facilitators(44);
+    // Alice adds Dan (a history cut) while Bob, concurrently, removes Alice: her cut is
+    // void. Carol hears of the cut first, moves to its generation and writes there.
+    let dan = MembershipSecrets::generate(&mut rng(4400));
+    alice
+        .add_member(dan.public_keys(&alice.id()), Role::Member, NOW_MS)
+        .unwrap();
+    bob.remove_member(&alice.me(), NOW_MS).unwrap();
+    carol.receive_ops(&ordered_ops(&alice)).unwrap();
+    carol.settle(NOW_MS).unwrap();
+    carol.add_story(&story("Carol in between"), NOW_MS).unwrap();
+    sync_pair(&mut carol, &mut bob);
+    assert!(!carol.membership().is_member(&alice.me()));
+    for s in [&bob, &carol] {
+        assert!(titles(s).contains(&"Carol in between".to_string()), "{:?}", titles(s));
+        assert_eq!(s.display_name(&carol.me()), "Carol");
+    }
+}
+
+#[test]
+fn an_agreement_set_concurrently_with_a_cut_is_kept() {
+    let (mut alice, mut bob, _carol) = two_facilitators(45);
+    let _dan = add(&mut alice, 4500, "Dan");
+    bob.set_agreement("Second version.", NOW_MS + 1000).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    alice.settle(NOW_MS).unwrap();
+    bob.settle(NOW_MS).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    for s in [&alice, &bob] {
+        assert_eq!(s.agreement().unwrap().text, "Second version.");
+        assert!(s.history_since_join());
+    }
+}
+
+#[test]
+fn newcomers_added_concurrently_read_what_follows_their_own_joining_and_then_everything_new() {
+    let (mut alice, mut bob, _carol) = two_facilitators(46);
+    // Apart, Alice adds Nia and Bob adds Noor, and each side writes.
+    let mut nia = add(&mut alice, 4600, "Nia");
+    alice.add_story(&story("Alice after Nia"), NOW_MS).unwrap();
+    let mut noor = add(&mut bob, 4610, "Noor");
+    bob.add_story(&story("Bob after Noor"), NOW_MS).unwrap();
+    sync_pair(&mut bob, &mut alice);
+    // The designated rotator settles the two epochs; then everyone meets everyone.
+    alice.settle(NOW_MS).unwrap();
+    bob.settle(NOW_MS).unwrap();
+    let mut all = [alice, bob, nia, noor];
+    let meet = |all: &mut [GroupSession; 4]| {
+        for i in 0..4 {
+            for j in i + 1..4 {
+                let (a, b) = all.split_at_mut(j);
+                sync_pair(&mut a[i], &mut b[0]);
+            }
+        }
+    };
+    meet(&mut all);
+    for s in all.iter_mut() {
+        s.settle(NOW_MS).unwrap();
+    }
+    meet(&mut all);
+    let epoch = all[0].membership().epoch;
+    assert!(
+        all.iter()
+            .all(|s| s.membership().epoch == epoch && !s.membership().needs_rotation)
+    );
+    [alice, bob, nia, noor] = all;
+    // Each newcomer reads what followed their own joining, not what the other side wrote
+    // concurrently (before anyone there knew of them).
+    assert_eq!(titles(&nia), ["Alice after Nia"]);
+    assert_eq!(titles(&noor), ["Bob after Noor"]);
+    // What is written now reaches both.
+    alice.add_story(&story("For everyone now"), NOW_MS).unwrap();
+    let mut all = [alice, bob, nia, noor];
+    meet(&mut all);
+    for s in &all[2..] {
+        assert!(titles(s).contains(&"For everyone now".to_string()), "{:?}", titles(s));
+    }
 }

@@ -29,11 +29,18 @@ pub struct MembershipState {
     pub epoch: Option<KeyId>,
     /// Every valid epoch, in resolved order.
     pub epochs: Vec<KeyId>,
-    /// The generations, in resolved order: the group's first epoch, then every valid
-    /// *history cut* (a rotation that carries no earlier keys, made when a group keeps
-    /// history from new members). Documents start afresh in each generation; the last one
-    /// is where members write now (see `docs/MEMBERSHIP.md`, "History closed to newcomers").
+    /// The valid *history cuts* (rotations that carry no earlier keys, which an add makes
+    /// when a group keeps history from new members), in resolved order, after the
+    /// group's first epoch. Members write in the last one's generation (see
+    /// `docs/MEMBERSHIP.md`, "History closed to newcomers").
+    pub cuts: Vec<KeyId>,
+    /// Every generation a document may belong to, in resolved order: the first epoch,
+    /// then every rotation without earlier keys held, valid or not (so a document written
+    /// in a cut that later turns out void still has a place, and every device places it
+    /// alike).
     pub generations: Vec<KeyId>,
+    /// Per generation (by rank), the earlier generations it descends from.
+    generation_ancestors: Vec<Bits>,
     /// Per valid epoch, who its key was sealed to: the creator or a rotation's recipients,
     /// plus members whose valid add names that epoch.
     pub holders: BTreeMap<KeyId, BTreeSet<MemberId>>,
@@ -60,19 +67,26 @@ impl MembershipState {
         self.members.contains_key(member) || self.departed.contains_key(member)
     }
 
-    /// The generation members write in now (the latest; none before the create).
+    /// The generation members write in now: the latest valid cut, else the first epoch
+    /// (none before the create).
     pub fn generation(&self) -> Option<KeyId> {
-        self.generations.last().copied()
+        self.cuts.last().or(self.generations.first()).copied()
     }
 
     /// Where `generation` stands among the generations (0 for the first), if it is one.
     pub fn generation_rank(&self, generation: &KeyId) -> Option<usize> {
         self.generations.iter().position(|g| g == generation)
     }
+
+    /// Whether generation `later` is `earlier` or descends from it (by rank): what a
+    /// member who joined at `earlier` may read.
+    pub fn generation_follows(&self, later: usize, earlier: usize) -> bool {
+        later == earlier || self.generation_ancestors.get(later).is_some_and(|a| a.get(earlier))
+    }
 }
 
 /// A set of positions in the resolved order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Bits(Vec<u64>);
 
 impl Bits {
@@ -278,6 +292,23 @@ impl<'a> Dag<'a> {
     fn finish(&self, mut state: MembershipState, valid: &[bool]) -> MembershipState {
         let valid_at: Vec<usize> = (0..self.order.len()).filter(|i| valid[*i]).collect();
         state.valid = valid_at.iter().map(|i| self.order[*i].hash()).collect();
+        // Generations: the create and every rotation without earlier keys, valid or not.
+        let cut_at: Vec<usize> = (0..self.order.len())
+            .filter(|i| *i == 0 || matches!(self.order[*i].op().kind, OpKind::Rotate { previous: None, .. }))
+            .collect();
+        state.generations = cut_at.iter().map(|i| KeyId(self.order[*i].hash().0)).collect();
+        state.generation_ancestors = cut_at
+            .iter()
+            .map(|&i| {
+                let mut bits = Bits::new(cut_at.len());
+                for (rank, &j) in cut_at.iter().enumerate() {
+                    if self.anc[i].get(j) {
+                        bits.set(rank);
+                    }
+                }
+                bits
+            })
+            .collect();
         let mut starts = Vec::new();
         for &i in &valid_at {
             let op = self.order[i];
@@ -398,15 +429,15 @@ fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
                 .insert(o.author, join(o.author, creator.box_public, Role::Facilitator, first));
             state.ever_facilitators.insert(o.author);
             state.epochs.push(first);
-            state.generations.push(first);
         }
         OpKind::Add { keys, role, epoch, .. } => {
             if !state.ever_member(&keys.member) {
                 // Added with the key of a history cut: they read from that generation on.
                 // Added with any other key: they read everything.
-                let sees_from = match state.generation_rank(epoch) {
-                    Some(rank) if rank > 0 => *epoch,
-                    _ => state.generations.first().copied().unwrap_or(*epoch),
+                let sees_from = if state.cuts.contains(epoch) {
+                    *epoch
+                } else {
+                    state.epochs.first().copied().unwrap_or(*epoch)
                 };
                 state
                     .members
@@ -428,10 +459,8 @@ fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
         }
         OpKind::Rotate { previous, .. } => {
             state.epochs.push(KeyId(op.hash().0));
-            // Only a facilitator's rotation without earlier keys cuts history (it is what
-            // an add makes when the group keeps history closed).
-            if previous.is_none() && state.is_facilitator(&o.author) {
-                state.generations.push(KeyId(op.hash().0));
+            if previous.is_none() {
+                state.cuts.push(KeyId(op.hash().0));
             }
         }
     }

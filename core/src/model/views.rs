@@ -461,11 +461,6 @@ pub fn acknowledged(replica: &Replica, version: &str) -> bool {
     get_obj(doc, &ROOT, keys::ACKS).is_some_and(|acks| get_i64(doc, &acks, version).is_some())
 }
 
-/// Whether the group document `replica` holds agreements.
-pub fn has_agreement(replica: &Replica) -> bool {
-    get_obj(replica.doc(), &ROOT, keys::AGREEMENT).is_some()
-}
-
 /// The agreement in the group document, with acknowledgements resolved by `reader`.
 pub fn agreement(group_doc: &Replica, reader: &Reader<'_>) -> Option<AgreementView> {
     let doc = group_doc.doc();
