@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use alongside_core::crypto::PassphraseKdf;
 use eframe::egui;
+use zeroize::Zeroize as _;
 
 use action::Action;
 use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard};
@@ -212,7 +213,8 @@ impl AlongsideApp {
             }
             (Event::UnlockFailed { message }, Screen::Locked(form)) => {
                 form.busy = false;
-                form.passphrase.clear();
+                // Wipe what was typed, not just its length.
+                form.passphrase.zeroize();
                 form.error = Some(message);
             }
             (Event::Locked, _) => {
