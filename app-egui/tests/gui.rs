@@ -243,3 +243,49 @@ fn a_story_without_warnings_is_open_and_survives_a_restart() {
     assert!(shows(&app, body), "the story was saved to disk and reads back");
     assert!(app.query_by_label("Open story").is_none());
 }
+
+/// Presses Tab until the widget labelled `label` has the keyboard focus.
+fn tab_to(app: &mut App, label: &str) {
+    for _ in 0..20 {
+        if app.get_by_label(label).is_focused() {
+            return;
+        }
+        app.key_press(egui::Key::Tab);
+        app.run();
+    }
+    panic!("Tab never reached {label:?}");
+}
+
+#[test]
+fn first_run_and_a_first_group_work_by_keyboard_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = open_app(dir.path());
+    wait_until(&mut app, "the first-run screen", |a| shows(a, "Welcome to Alongside"));
+    for (label, text) in [
+        ("Passphrase", PASSPHRASE),
+        ("Type the passphrase again", PASSPHRASE),
+        ("A name for this device", "my laptop"),
+    ] {
+        tab_to(&mut app, label);
+        app.get_by_label(label).type_text(text);
+        app.run();
+    }
+    tab_to(&mut app, "Create my profile");
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+
+    tab_to(&mut app, "Group name");
+    app.get_by_label("Group name").type_text("Tuesday Circle");
+    app.run();
+    tab_to(&mut app, "Your name in this group");
+    app.get_by_label("Your name in this group").type_text("Sam");
+    app.run();
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the new group in the list", |a| {
+        a.query_by_label("Tuesday Circle").is_some()
+    });
+
+    tab_to(&mut app, "Lock");
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Alongside is locked"));
+}
