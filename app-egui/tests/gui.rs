@@ -218,7 +218,7 @@ fn a_story_with_a_warning_stays_closed_until_the_reader_opens_it() {
 }
 
 #[test]
-fn a_story_without_warnings_is_open_and_survives_a_restart() {
+fn a_story_without_warnings_shows_at_once_is_unreadable_on_disk_and_survives_a_restart() {
     let body = "Coffee with the group on Sunday helped more than I expected.";
     let dir = tempfile::tempdir().unwrap();
     {
@@ -233,6 +233,13 @@ fn a_story_without_warnings_is_open_and_survives_a_restart() {
         click(&mut app, "Share story");
         wait_until(&mut app, "the saved story", |a| shows(a, body));
     }
+    for needle in [body, "Sunday coffee", "Tuesday Circle"] {
+        assert_eq!(
+            files_containing(dir.path(), needle.as_bytes()),
+            Vec::<std::path::PathBuf>::new(),
+            "{needle:?} must not be readable on disk"
+        );
+    }
     let mut app = open_app(dir.path());
     wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
     fill(&mut app, "Passphrase", PASSPHRASE);
@@ -242,6 +249,20 @@ fn a_story_without_warnings_is_open_and_survives_a_restart() {
     wait_until(&mut app, "the group's home", |a| shows(a, "Stories"));
     assert!(shows(&app, body), "the story was saved to disk and reads back");
     assert!(app.query_by_label("Open story").is_none());
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            found.push(path);
+        }
+    }
+    found
 }
 
 /// Presses Tab until the widget labelled `label` has the keyboard focus.
