@@ -25,8 +25,12 @@ fn open_app(dir: &Path) -> App {
         data_dir: dir.to_path_buf(),
         kdf: PassphraseKdf::TEST,
     };
+    // `run` fails after `max_steps` frames that each asked for another (default 4). The
+    // backend thread calls `request_repaint` whenever an event arrives, which can land in
+    // the middle of a `run` and add a few frames; allow for that.
     let mut harness = Harness::builder()
         .with_size(egui::vec2(800.0, 1400.0))
+        .with_max_steps(64)
         .build_eframe(move |cc| AlongsideApp::new(&cc.egui_ctx, config));
     harness.run();
     harness
