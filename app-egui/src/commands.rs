@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use alongside_core::crypto::PassphraseKdf;
+use alongside_app::profile_setup::{self, SetupError};
 use alongside_core::group::GroupSession;
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::membership::Role;
@@ -189,19 +189,16 @@ pub(crate) fn execute(v: &mut Vault, command: Command, o: &mut Out<'_>) -> Resul
 }
 
 fn init(dir: &Path, label: &str, o: &mut Out<'_>) -> Result<()> {
+    // Check what can be checked before asking for a passphrase twice.
     if label.trim().is_empty() {
-        bail!("the profile label cannot be empty");
+        return Err(SetupError::EmptyLabel.into());
     }
     if alongside_core::profile::exists(dir) {
-        bail!("an Alongside profile already exists in {}", dir.display());
+        return Err(SetupError::Exists(dir.to_path_buf()).into());
     }
-    let kdf = if std::env::var("ALONGSIDE_TEST_KDF").is_ok_and(|v| v == "1") {
-        PassphraseKdf::TEST
-    } else {
-        PassphraseKdf::STRONG
-    };
+    let kdf = profile_setup::kdf_from_env();
     let pass = new_passphrase("ALONGSIDE_PASSPHRASE", "Passphrase", o)?;
-    Vault::init(dir, label, pass.as_bytes(), kdf)?;
+    profile_setup::create_profile(dir, label, pass.as_bytes(), kdf)?;
     note!(o, "Your profile is ready in {}.", dir.display());
     if !kdf.is_strong() {
         note!(

@@ -1,8 +1,8 @@
 //! `alongside`: the Alongside desktop app and its command line.
 //!
-//! With a command it runs headless (see `alongside --help`); the desktop window arrives
-//! with the GUI work. All content handling lives in `alongside-core`; this crate parses
-//! arguments, asks for the passphrase, and prints views.
+//! With no command it opens the desktop window (`alongside_app::gui`); with a command it
+//! runs headless (see `alongside --help`). All content handling lives in `alongside-core`;
+//! the command line parses arguments, asks for the passphrase, and prints views.
 
 mod cli;
 mod commands;
@@ -39,17 +39,12 @@ fn main() -> ExitCode {
         }
     }));
     let cli = cli::Cli::parse();
-    let Some(command) = cli.command else {
-        println!(
-            "Alongside keeps your recovery group's stories, goals and meeting notes on your own devices, encrypted.\n\
-             Start with `alongside init --name LABEL`, then `alongside group create NAME`.\n\
-             See `alongside --help` for every command."
-        );
-        return ExitCode::SUCCESS;
-    };
     let Some(dir) = cli.data_dir.or_else(default_data_dir) else {
         eprintln!("alongside: could not find a data directory; give one with --data-dir");
         return ExitCode::FAILURE;
+    };
+    let Some(command) = cli.command else {
+        return open_window(dir);
     };
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let mut out = commands::Out {
@@ -60,6 +55,21 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("alongside: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the desktop app on the profile in `dir`.
+fn open_window(dir: PathBuf) -> ExitCode {
+    let config = alongside_app::gui::GuiConfig {
+        data_dir: dir,
+        kdf: alongside_app::profile_setup::kdf_from_env(),
+    };
+    match alongside_app::gui::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("alongside: {err}");
             ExitCode::FAILURE
         }
     }

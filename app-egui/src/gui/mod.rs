@@ -1,0 +1,401 @@
+//! The desktop app (egui): `alongside` with no command opens it.
+//!
+//! # How it is put together
+//!
+//! - [`backend`] runs on its own thread and owns the unlocked profile. Creating or unlocking
+//!   a profile (the passphrase KDF), reading and writing all happen there.
+//! - [`AlongsideApp`] holds only what the screen shows. Each frame it first drains the
+//!   backend's events in one place ([`AlongsideApp::poll_backend`]), then draws the current
+//!   screen. Panels (`welcome`, `groups`, `stories`) draw from that state and return an
+//!   `Action`; [`AlongsideApp::execute`] is the one place actions are carried out.
+//! - The UI thread never waits: a slow command shows a calm "Unlocking…" or "Saving…" until
+//!   its event arrives, and the backend calls `request_repaint()` after sending it.
+//!
+//! Locking drops the vault in the backend and every piece of content held by the UI.
+
+mod action;
+mod backend;
+mod groups;
+mod stories;
+mod welcome;
+mod widgets;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alongside_core::crypto::PassphraseKdf;
+use eframe::egui;
+use zeroize::Zeroize as _;
+
+use action::Action;
+use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard};
+use groups::NewGroupForm;
+use stories::{GroupHome, StoryForm};
+use welcome::{FirstRunForm, UnlockForm};
+
+/// How the desktop app opens a profile.
+#[derive(Debug, Clone)]
+pub struct GuiConfig {
+    /// The profile's data directory.
+    pub data_dir: PathBuf,
+    /// Passphrase protection for a profile created on first run
+    /// ([`PassphraseKdf::STRONG`] for everyone; tests use [`PassphraseKdf::TEST`]).
+    pub kdf: PassphraseKdf,
+}
+
+/// The desktop window could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuiError {
+    /// There is no graphical display to open a window on.
+    #[error(
+        "could not open a window: no graphical display was found. Run Alongside from a desktop session, or use its commands (see `alongside --help`)"
+    )]
+    NoDisplay,
+    /// The windowing system or the graphics driver refused.
+    #[error("could not open a window ({0}). Alongside's commands still work: see `alongside --help`")]
+    Window(String),
+}
+
+/// Opens the desktop window and runs until it is closed.
+pub fn run(config: GuiConfig) -> Result<(), GuiError> {
+    if !display_available() {
+        return Err(GuiError::NoDisplay);
+    }
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Alongside")
+            .with_inner_size([760.0, 680.0])
+            .with_min_inner_size([420.0, 360.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Alongside",
+        options,
+        Box::new(move |cc| Ok(Box::new(AlongsideApp::new(&cc.egui_ctx, config)))),
+    )
+    .map_err(|err| GuiError::Window(err.to_string()))
+}
+
+/// Whether a window could be shown at all (on Linux and the BSDs: an X11 or Wayland
+/// display is set; elsewhere there always is one).
+fn display_available() -> bool {
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd"
+    )) {
+        ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+    } else {
+        true
+    }
+}
+
+/// Which screen is up.
+enum Screen {
+    /// Waiting for the backend to look at the data directory.
+    Starting,
+    /// No profile yet.
+    FirstRun(FirstRunForm),
+    /// A profile that is locked.
+    Locked(UnlockForm),
+    /// The profile is open.
+    Open(Box<Session>),
+}
+
+/// What the UI holds while the profile is open. Dropped whole on lock.
+struct Session {
+    /// The device label.
+    label: String,
+    groups: Vec<GroupCard>,
+    new_group: NewGroupForm,
+    /// The group whose home is shown, if any.
+    home: Option<GroupHome>,
+    /// Waiting for a group's home to load.
+    opening: bool,
+    /// The last thing that happened, in a sentence.
+    notice: Option<String>,
+    /// Made with the weak test passphrase protection.
+    weak_kdf: bool,
+}
+
+/// The Alongside desktop app: screen state plus a handle to its backend thread.
+pub struct AlongsideApp {
+    backend: BackendHandle,
+    screen: Screen,
+    /// Events that [`AlongsideApp::wait_for_backend`] received before the next frame.
+    held: VecDeque<Event>,
+}
+
+impl AlongsideApp {
+    /// Starts the backend for `config` and sets up a calm, readable style on `ctx`.
+    pub fn new(ctx: &egui::Context, config: GuiConfig) -> AlongsideApp {
+        ctx.all_styles_mut(|style| {
+            style.spacing.item_spacing = egui::vec2(10.0, 10.0);
+            style.spacing.button_padding = egui::vec2(12.0, 6.0);
+            for (text_style, font) in style.text_styles.iter_mut() {
+                if matches!(text_style, egui::TextStyle::Body | egui::TextStyle::Button) {
+                    font.size = 16.0;
+                }
+            }
+        });
+        let backend = BackendHandle::spawn(
+            BackendConfig {
+                dir: config.data_dir,
+                kdf: config.kdf,
+            },
+            ctx.clone(),
+        );
+        AlongsideApp {
+            backend,
+            screen: Screen::Starting,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// Blocks up to `timeout` until the backend reports something, which the next frame
+    /// shows. For tests and scripts that drive the app; the UI itself never waits.
+    /// Returns whether anything arrived.
+    pub fn wait_for_backend(&mut self, timeout: Duration) -> bool {
+        if !self.held.is_empty() {
+            return true;
+        }
+        match self.backend.recv_timeout(timeout) {
+            Some(event) => {
+                self.held.push_back(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies every event the backend has sent since the last frame.
+    fn poll_backend(&mut self) {
+        while let Some(event) = self.held.pop_front().or_else(|| self.backend.try_recv()) {
+            self.apply(event);
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match (event, &mut self.screen) {
+            (Event::Started { profile_exists }, Screen::Starting) => {
+                self.screen = if profile_exists {
+                    Screen::Locked(UnlockForm::default())
+                } else {
+                    Screen::FirstRun(FirstRunForm::default())
+                };
+            }
+            (
+                Event::Unlocked {
+                    label,
+                    groups,
+                    weak_kdf,
+                },
+                _,
+            ) => {
+                self.screen = Screen::Open(Box::new(Session {
+                    label,
+                    groups,
+                    new_group: NewGroupForm::default(),
+                    home: None,
+                    opening: false,
+                    notice: None,
+                    weak_kdf,
+                }));
+            }
+            (Event::UnlockFailed { message }, Screen::FirstRun(form)) => {
+                form.busy = false;
+                form.error = Some(message);
+            }
+            (Event::UnlockFailed { message }, Screen::Locked(form)) => {
+                form.busy = false;
+                // Wipe what was typed, not just its length.
+                form.passphrase.zeroize();
+                form.error = Some(message);
+            }
+            (Event::Locked, _) => {
+                self.screen = Screen::Locked(UnlockForm {
+                    note: Some("Alongside is locked. Enter your passphrase to open it again.".into()),
+                    ..UnlockForm::default()
+                });
+            }
+            (Event::GroupCreated { name, groups }, Screen::Open(session)) => {
+                session.groups = groups;
+                session.new_group = NewGroupForm::default();
+                session.notice = Some(format!("You started \"{name}\" and are its first facilitator."));
+            }
+            (Event::GroupOpened(page), Screen::Open(session)) if session.opening => {
+                session.opening = false;
+                session.notice = None;
+                session.home = Some(GroupHome::new(page));
+            }
+            (Event::StoryAdded(page), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
+                    home.page = page;
+                    home.writer = None;
+                }
+                session.notice = Some(
+                    "Your story is saved on this device. Members will see it once their devices sync with this one."
+                        .into(),
+                );
+            }
+            (Event::Failed { message }, Screen::Open(session)) => {
+                session.new_group.busy = false;
+                session.opening = false;
+                if let Some(form) = session.home.as_mut().and_then(|h| h.writer.as_mut()) {
+                    form.busy = false;
+                }
+                session.notice = Some(message);
+            }
+            // Anything else answers a screen that is gone (e.g. the profile was locked since).
+            _ => {}
+        }
+    }
+
+    /// Carries out what a panel asked for: the one place that changes screens or sends
+    /// commands to the backend.
+    fn execute(&mut self, action: Action) {
+        match (action, &mut self.screen) {
+            (Action::CreateProfile { label, passphrase }, Screen::FirstRun(form)) => {
+                form.busy = true;
+                form.error = None;
+                self.backend.send(Command::CreateProfile { label, passphrase });
+            }
+            (Action::Unlock { passphrase }, Screen::Locked(form)) => {
+                form.busy = true;
+                form.error = None;
+                form.note = None;
+                self.backend.send(Command::Unlock { passphrase });
+            }
+            (Action::Lock, Screen::Open(_)) => {
+                // Forget the content at once; the backend drops the vault next.
+                self.screen = Screen::Locked(UnlockForm {
+                    busy: false,
+                    note: Some("Locking…".into()),
+                    ..UnlockForm::default()
+                });
+                self.backend.send(Command::Lock);
+            }
+            (Action::CreateGroup { name, display_name }, Screen::Open(session)) => {
+                session.new_group.busy = true;
+                session.notice = None;
+                self.backend.send(Command::CreateGroup { name, display_name });
+            }
+            (Action::OpenGroup(group), Screen::Open(session)) => {
+                session.opening = true;
+                self.backend.send(Command::OpenGroup(group));
+            }
+            (Action::ShowGroups, Screen::Open(session)) => {
+                session.home = None;
+                session.notice = None;
+            }
+            (Action::StartStory, Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.writer = Some(StoryForm::default());
+                }
+                session.notice = None;
+            }
+            (Action::CancelStory, Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.writer = None;
+                }
+            }
+            (Action::ShareStory(story), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    if let Some(form) = home.writer.as_mut() {
+                        form.busy = true;
+                    }
+                    session.notice = None;
+                    self.backend.send(Command::AddStory {
+                        group: home.page.id,
+                        story,
+                    });
+                }
+            }
+            (Action::RevealStory(id), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.revealed.insert(id);
+                }
+            }
+            (Action::ConcealStory(id), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.revealed.remove(&id);
+                }
+            }
+            // An action from a screen that has since changed.
+            _ => {}
+        }
+    }
+
+    /// Draws the current screen; returns what the person asked for.
+    #[must_use]
+    fn show(&mut self, ui: &mut egui::Ui) -> Option<Action> {
+        let mut action = None;
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new("Alongside").strong());
+                if let Screen::Open(session) = &self.screen {
+                    widgets::quiet(ui, format!("· {}", session.label));
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        if ui
+                            .button("Lock")
+                            .on_hover_text("Close your profile on this device until the passphrase is entered again")
+                            .clicked()
+                        {
+                            action = Some(Action::Lock);
+                        }
+                    });
+                }
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+                ui.set_max_width(640.0);
+                let screen_action = match &mut self.screen {
+                    Screen::Starting => {
+                        widgets::quiet(ui, "Opening…");
+                        None
+                    }
+                    Screen::FirstRun(form) => welcome::first_run(ui, form),
+                    Screen::Locked(form) => welcome::unlock(ui, form),
+                    Screen::Open(session) => show_session(ui, session),
+                };
+                action = action.take().or(screen_action);
+            });
+        });
+        action
+    }
+}
+
+#[must_use]
+fn show_session(ui: &mut egui::Ui, session: &mut Session) -> Option<Action> {
+    if session.weak_kdf {
+        widgets::quiet(
+            ui,
+            "This is a test profile with weak passphrase protection. Do not keep real stories in it.",
+        );
+    }
+    if let Some(notice) = &session.notice {
+        widgets::message(ui, notice);
+    }
+    if session.opening {
+        widgets::quiet(ui, "Opening the group…");
+    }
+    match session.home.as_mut() {
+        Some(home) => stories::group_home(ui, home),
+        None => groups::groups_screen(ui, &session.groups, &mut session.new_group),
+    }
+}
+
+impl eframe::App for AlongsideApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.poll_backend();
+        if let Some(action) = self.show(ui) {
+            self.execute(action);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! A group's home for now: its stories, and the form to write one.
+//!
+//! A story with content warnings stays collapsed behind them ("This story mentions: …")
+//! until the reader chooses to open it; nothing of it but the author's name is shown before.
+
+use std::collections::BTreeSet;
+
+use alongside_core::model::edits::NewStory;
+use alongside_core::model::views::StoryView;
+use eframe::egui;
+
+use super::action::Action;
+use super::backend::GroupPage;
+use super::widgets::{labelled_field, primary_button, quiet, text_line};
+
+/// Warnings offered as a list when writing; anything else can be typed.
+pub(crate) const COMMON_WARNINGS: [&str; 6] = [
+    "Substance use",
+    "Cravings",
+    "Self-harm",
+    "Suicidal thoughts",
+    "Abuse",
+    "Grief and loss",
+];
+
+/// One group's home as the UI holds it.
+pub(crate) struct GroupHome {
+    /// What the backend last sent.
+    pub(crate) page: GroupPage,
+    /// Stories with warnings that the reader chose to open (item ids).
+    pub(crate) revealed: BTreeSet<String>,
+    /// The story being written, if the writer is open.
+    pub(crate) writer: Option<StoryForm>,
+}
+
+impl GroupHome {
+    /// A home showing `page`, every story with warnings collapsed.
+    pub(crate) fn new(page: GroupPage) -> GroupHome {
+        GroupHome {
+            page,
+            revealed: BTreeSet::new(),
+            writer: None,
+        }
+    }
+}
+
+/// The story writer.
+#[derive(Default)]
+pub(crate) struct StoryForm {
+    pub(crate) title: String,
+    pub(crate) body: String,
+    /// Which of [`COMMON_WARNINGS`] are ticked.
+    pub(crate) common: [bool; COMMON_WARNINGS.len()],
+    /// Other warnings, separated by commas.
+    pub(crate) other: String,
+    pub(crate) no_replies: bool,
+    /// The backend is saving it.
+    pub(crate) busy: bool,
+}
+
+impl StoryForm {
+    /// The story as the core takes it: ticked warnings first, then typed ones, no repeats.
+    pub(crate) fn to_story(&self) -> NewStory {
+        let mut warnings: Vec<String> = Vec::new();
+        let ticked = COMMON_WARNINGS
+            .iter()
+            .zip(self.common)
+            .filter(|(_, on)| *on)
+            .map(|(w, _)| w.to_string());
+        let typed = self
+            .other
+            .split(',')
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty());
+        for warning in ticked.chain(typed) {
+            if !warnings.iter().any(|w| w.eq_ignore_ascii_case(&warning)) {
+                warnings.push(warning);
+            }
+        }
+        NewStory {
+            title: self.title.trim().to_string(),
+            body: self.body.trim().to_string(),
+            warnings,
+            no_replies: self.no_replies,
+        }
+    }
+}
+
+/// The group's home: a way back, the writer or the button that opens it, and the stories.
+#[must_use]
+pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
+    let mut action = None;
+    if ui.button("Back to your groups").clicked() {
+        action = Some(Action::ShowGroups);
+    }
+    ui.heading(&home.page.name);
+    ui.add_space(8.0);
+    match &mut home.writer {
+        Some(form) => action = action.or(story_writer(ui, &home.page.name, form)),
+        None => {
+            if primary_button(ui, true, "Write a story") {
+                action = Some(Action::StartStory);
+            }
+        }
+    }
+    ui.add_space(16.0);
+    ui.heading("Stories");
+    if home.page.stories.is_empty() {
+        ui.label("No stories yet. When someone shares one, it appears here.");
+    }
+    for story in &home.page.stories {
+        let open = story.warnings.is_empty() || home.revealed.contains(&story.id);
+        let clicked = egui::Frame::group(ui.style())
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                if open {
+                    story_card(ui, story)
+                } else {
+                    collapsed_story(ui, story)
+                }
+            })
+            .inner;
+        action = action.or(clicked);
+    }
+    action
+}
+
+#[must_use]
+fn collapsed_story(ui: &mut egui::Ui, story: &StoryView) -> Option<Action> {
+    ui.label(format!("{} shared a story.", story.author.name));
+    ui.label(format!("This story mentions: {}.", story.warnings.join(", ")));
+    quiet(ui, "It stays closed until you choose to open it.");
+    ui.button("Open story")
+        .clicked()
+        .then(|| Action::RevealStory(story.id.clone()))
+}
+
+#[must_use]
+fn story_card(ui: &mut egui::Ui, story: &StoryView) -> Option<Action> {
+    ui.label(egui::RichText::new(&story.title).strong().size(18.0));
+    quiet(
+        ui,
+        format!(
+            "{} · {}",
+            story.author.name,
+            alongside_core::model::date_of(story.created_at_ms)
+        ),
+    );
+    if !story.warnings.is_empty() {
+        quiet(ui, format!("Mentions: {}", story.warnings.join(", ")));
+    }
+    ui.label(&story.body);
+    if story.no_replies {
+        quiet(ui, format!("{} asked for no replies.", story.author.name));
+    }
+    (!story.warnings.is_empty() && ui.button("Close story").clicked()).then(|| Action::ConcealStory(story.id.clone()))
+}
+
+#[must_use]
+fn story_writer(ui: &mut egui::Ui, group: &str, form: &mut StoryForm) -> Option<Action> {
+    let mut action = None;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.label(egui::RichText::new("Write a story").strong().size(18.0));
+        quiet(ui, format!("Shared with everyone in {group}."));
+        ui.add_enabled_ui(!form.busy, |ui| {
+            text_line(ui, "Title", &mut form.title);
+            labelled_field(
+                ui,
+                "Your story",
+                egui::TextEdit::multiline(&mut form.body)
+                    .desired_rows(6)
+                    .desired_width(f32::INFINITY),
+            );
+            ui.label("Content warnings");
+            quiet(
+                ui,
+                "If your story mentions something others may want to be ready for, choose it here. \
+                 Readers see these words first and decide whether to open your story.",
+            );
+            ui.horizontal_wrapped(|ui| {
+                for (warning, on) in COMMON_WARNINGS.iter().zip(form.common.iter_mut()) {
+                    ui.checkbox(on, *warning);
+                }
+            });
+            text_line(ui, "Other warnings (separate them with commas)", &mut form.other);
+            ui.checkbox(&mut form.no_replies, "Ask for no replies");
+        });
+        let ready = !form.title.trim().is_empty() && !form.body.trim().is_empty() && !form.busy;
+        ui.horizontal(|ui| {
+            if primary_button(ui, ready, "Share story") {
+                action = Some(Action::ShareStory(form.to_story()));
+            }
+            if ui.add_enabled(!form.busy, egui::Button::new("Cancel")).clicked() {
+                action = Some(Action::CancelStory);
+            }
+        });
+        if form.busy {
+            quiet(ui, "Saving your story…");
+        } else if !ready {
+            quiet(ui, "A story needs a title and some words before it can be shared.");
+        }
+    });
+    action
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_come_from_the_list_and_the_typed_line_without_repeats() {
+        let mut form = StoryForm {
+            title: " A hard week ".into(),
+            body: "words".into(),
+            other: "court date,  cravings , ".into(),
+            ..StoryForm::default()
+        };
+        form.common[1] = true; // Cravings
+        form.common[5] = true; // Grief and loss
+        let story = form.to_story();
+        assert_eq!(story.title, "A hard week");
+        assert_eq!(story.warnings, ["Cravings", "Grief and loss", "court date"]);
+    }
+}

@@ -1,0 +1,316 @@
+//! The desktop app, driven through its real widgets by accessible label (egui_kittest),
+//! against a real profile in a temporary directory. No display and no GPU are needed.
+//!
+//! The app reads no environment variable: everything comes from its `GuiConfig`, so
+//! inherited `ALONGSIDE_*` variables cannot change what these tests do. (The binary's
+//! `main` is what reads `ALONGSIDE_TEST_KDF`; here the weak test KDF is passed directly.)
+//! The app's accessibility check (every input has a name) runs after each settled frame.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alongside_app::gui::{AlongsideApp, GuiConfig};
+use alongside_core::crypto::PassphraseKdf;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT as _, Queryable};
+
+const PASSPHRASE: &str = "river stone lantern";
+/// How long any backend step may take before a test fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+type App = Harness<'static, AlongsideApp>;
+
+fn open_app(dir: &Path) -> App {
+    let config = GuiConfig {
+        data_dir: dir.to_path_buf(),
+        kdf: PassphraseKdf::TEST,
+    };
+    // `run` fails after `max_steps` frames that each asked for another (default 4). The
+    // backend thread calls `request_repaint` whenever an event arrives, which can land in
+    // the middle of a `run` and add a few frames; allow for that.
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 1400.0))
+        .with_max_steps(64)
+        .build_eframe(move |cc| AlongsideApp::new(&cc.egui_ctx, config));
+    harness.run();
+    harness
+}
+
+/// Steps the app until `done` holds, waiting on the backend's events (never sleeping) in
+/// between; fails after [`PATIENCE`].
+fn wait_until(app: &mut App, what: &str, done: impl Fn(&App) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        app.run();
+        if done(app) {
+            return;
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+        app.state_mut().wait_for_backend(left);
+    }
+}
+
+fn shows(app: &App, text: &str) -> bool {
+    app.query_by_label_contains(text).is_some()
+}
+
+/// Clicks into the field labelled `label` and types `text`.
+fn fill(app: &mut App, label: &str, text: &str) {
+    app.get_by_label(label).click();
+    app.run();
+    app.get_by_label(label).type_text(text);
+    app.run();
+}
+
+fn click(app: &mut App, label: &str) {
+    app.get_by_label(label).click();
+    app.run();
+}
+
+/// First run in `dir`: choose the passphrase, name the device, wait for the groups screen.
+fn first_run(app: &mut App) {
+    wait_until(app, "the first-run screen", |a| shows(a, "Welcome to Alongside"));
+    fill(app, "Passphrase", PASSPHRASE);
+    fill(app, "Type the passphrase again", PASSPHRASE);
+    fill(app, "A name for this device", "my laptop");
+    click(app, "Create my profile");
+    wait_until(app, "the groups screen", |a| shows(a, "Your groups"));
+}
+
+fn create_group(app: &mut App, name: &str, me: &str) {
+    fill(app, "Group name", name);
+    fill(app, "Your name in this group", me);
+    click(app, "Create group");
+    wait_until(app, "the new group in the list", |a| a.query_by_label(name).is_some());
+}
+
+#[test]
+fn first_run_creates_a_profile_and_shows_the_groups_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = open_app(dir.path());
+    wait_until(&mut app, "the first-run screen", |a| shows(a, "Welcome to Alongside"));
+    assert!(
+        shows(&app, "nobody can recover"),
+        "the first-run screen says plainly that a lost passphrase cannot be recovered"
+    );
+    assert!(
+        !alongside_core::profile::exists(dir.path()),
+        "nothing is written before the person chooses"
+    );
+
+    fill(&mut app, "Passphrase", "river");
+    assert!(shows(&app, "Too short yet"), "a short passphrase gets a hint");
+    // The field keeps the focus: go on typing.
+    app.get_by_label("Passphrase").type_text(" stone lantern");
+    app.run();
+    assert!(shows(&app, "Strong."), "a longer one is called strong");
+    assert!(
+        app.get_by_label("Create my profile").accesskit_node().is_disabled(),
+        "nothing can be created before the passphrase is typed twice"
+    );
+
+    fill(&mut app, "Type the passphrase again", PASSPHRASE);
+    fill(&mut app, "A name for this device", "my laptop");
+    click(&mut app, "Create my profile");
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    assert!(alongside_core::profile::exists(dir.path()), "the profile is on disk");
+    assert!(shows(&app, "You are not in a group yet"));
+    assert!(shows(&app, "my laptop"), "the device label is shown in the top bar");
+}
+
+#[test]
+fn a_wrong_passphrase_is_refused_and_the_right_one_unlocks() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut app = open_app(dir.path());
+        first_run(&mut app);
+        create_group(&mut app, "Tuesday Circle", "Sam");
+    }
+
+    let mut app = open_app(dir.path());
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
+    fill(&mut app, "Passphrase", "not the passphrase");
+    click(&mut app, "Unlock");
+    wait_until(&mut app, "the wrong-passphrase message", |a| {
+        shows(a, "did not open your profile")
+    });
+    assert!(
+        app.query_by_label("Tuesday Circle").is_none(),
+        "nothing of the profile is shown"
+    );
+
+    // The field was cleared; Enter in it unlocks too (keyboard only).
+    fill(&mut app, "Passphrase", PASSPHRASE);
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    assert!(
+        app.query_by_label("Tuesday Circle").is_some(),
+        "the group made earlier is listed"
+    );
+    assert!(!shows(&app, "did not open your profile"));
+}
+
+#[test]
+fn locking_returns_to_the_unlock_screen_and_hides_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = open_app(dir.path());
+    first_run(&mut app);
+    create_group(&mut app, "Tuesday Circle", "Sam");
+
+    click(&mut app, "Lock");
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Alongside is locked"));
+    assert!(app.query_by_label("Tuesday Circle").is_none());
+    assert!(app.query_by_label("Lock").is_none());
+
+    fill(&mut app, "Passphrase", PASSPHRASE);
+    click(&mut app, "Unlock");
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    assert!(app.query_by_label("Tuesday Circle").is_some());
+}
+
+#[test]
+fn a_created_group_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = open_app(dir.path());
+    first_run(&mut app);
+    create_group(&mut app, "Tuesday Circle", "Sam");
+    assert!(shows(&app, "You started \"Tuesday Circle\""));
+    assert!(shows(&app, "1 member · you are Sam (facilitator)"));
+    assert!(!shows(&app, "You are not in a group yet"));
+}
+
+#[test]
+fn a_story_with_a_warning_stays_closed_until_the_reader_opens_it() {
+    let body = "The third week was the hardest, and the group got me through it.";
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = open_app(dir.path());
+    first_run(&mut app);
+    create_group(&mut app, "Tuesday Circle", "Sam");
+    click(&mut app, "Tuesday Circle");
+    wait_until(&mut app, "the group's home", |a| shows(a, "No stories yet"));
+
+    click(&mut app, "Write a story");
+    assert!(
+        shows(&app, "Shared with everyone in Tuesday Circle."),
+        "the audience is shown before sharing"
+    );
+    fill(&mut app, "Title", "Ninety days");
+    fill(&mut app, "Your story", body);
+    click(&mut app, "Cravings");
+    fill(&mut app, "Other warnings (separate them with commas)", "court date");
+    click(&mut app, "Ask for no replies");
+    click(&mut app, "Share story");
+    wait_until(&mut app, "the saved story", |a| shows(a, "Your story is saved"));
+
+    assert!(shows(&app, "Sam shared a story."));
+    assert!(shows(&app, "This story mentions: Cravings, court date."));
+    assert!(
+        !shows(&app, "The third week"),
+        "the body stays hidden behind its warnings"
+    );
+    assert!(!shows(&app, "Ninety days"), "so does the title");
+
+    click(&mut app, "Open story");
+    assert!(shows(&app, body), "opening the story shows its words");
+    assert!(shows(&app, "Ninety days"));
+    assert!(shows(&app, "Sam asked for no replies."));
+
+    click(&mut app, "Close story");
+    assert!(!shows(&app, "The third week"), "and it can be closed again");
+}
+
+#[test]
+fn a_story_without_warnings_shows_at_once_is_unreadable_on_disk_and_survives_a_restart() {
+    let body = "Coffee with the group on Sunday helped more than I expected.";
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut app = open_app(dir.path());
+        first_run(&mut app);
+        create_group(&mut app, "Tuesday Circle", "Sam");
+        click(&mut app, "Tuesday Circle");
+        wait_until(&mut app, "the group's home", |a| shows(a, "No stories yet"));
+        click(&mut app, "Write a story");
+        fill(&mut app, "Title", "Sunday coffee");
+        fill(&mut app, "Your story", body);
+        click(&mut app, "Share story");
+        wait_until(&mut app, "the saved story", |a| shows(a, body));
+    }
+    for needle in [body, "Sunday coffee", "Tuesday Circle"] {
+        assert_eq!(
+            files_containing(dir.path(), needle.as_bytes()),
+            Vec::<std::path::PathBuf>::new(),
+            "{needle:?} must not be readable on disk"
+        );
+    }
+    let mut app = open_app(dir.path());
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
+    fill(&mut app, "Passphrase", PASSPHRASE);
+    click(&mut app, "Unlock");
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    click(&mut app, "Tuesday Circle");
+    wait_until(&mut app, "the group's home", |a| shows(a, "Stories"));
+    assert!(shows(&app, body), "the story was saved to disk and reads back");
+    assert!(app.query_by_label("Open story").is_none());
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Presses Tab until the widget labelled `label` has the keyboard focus.
+fn tab_to(app: &mut App, label: &str) {
+    for _ in 0..20 {
+        if app.get_by_label(label).is_focused() {
+            return;
+        }
+        app.key_press(egui::Key::Tab);
+        app.run();
+    }
+    panic!("Tab never reached {label:?}");
+}
+
+#[test]
+fn first_run_and_a_first_group_work_by_keyboard_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = open_app(dir.path());
+    wait_until(&mut app, "the first-run screen", |a| shows(a, "Welcome to Alongside"));
+    for (label, text) in [
+        ("Passphrase", PASSPHRASE),
+        ("Type the passphrase again", PASSPHRASE),
+        ("A name for this device", "my laptop"),
+    ] {
+        tab_to(&mut app, label);
+        app.get_by_label(label).type_text(text);
+        app.run();
+    }
+    tab_to(&mut app, "Create my profile");
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+
+    tab_to(&mut app, "Group name");
+    app.get_by_label("Group name").type_text("Tuesday Circle");
+    app.run();
+    tab_to(&mut app, "Your name in this group");
+    app.get_by_label("Your name in this group").type_text("Sam");
+    app.run();
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the new group in the list", |a| {
+        a.query_by_label("Tuesday Circle").is_some()
+    });
+
+    tab_to(&mut app, "Lock");
+    app.key_press(egui::Key::Enter);
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Alongside is locked"));
+}
