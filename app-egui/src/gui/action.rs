@@ -2,36 +2,16 @@
 //! is the one place that carries it out (by changing what is shown, or by sending a command
 //! to the backend).
 
-use alongside_core::ids::GroupId;
 use alongside_core::model::edits::NewStory;
-use zeroize::Zeroizing;
+
+use super::backend::Command;
 
 /// Something a person asked for on screen.
 #[must_use = "an action does nothing until the app executes it"]
 pub(crate) enum Action {
-    /// Create the profile (first run).
-    CreateProfile {
-        /// The device label.
-        label: String,
-        /// The chosen passphrase, already typed twice.
-        passphrase: Zeroizing<String>,
-    },
-    /// Open the profile.
-    Unlock {
-        /// The passphrase typed in.
-        passphrase: Zeroizing<String>,
-    },
-    /// Close the profile now.
-    Lock,
-    /// Found a group.
-    CreateGroup {
-        /// Its name.
-        name: String,
-        /// This member's display name in it.
-        display_name: String,
-    },
-    /// Show a group's home.
-    OpenGroup(GroupId),
+    /// Hand a command to the backend (create or unlock the profile, lock, create or open
+    /// a group); the screen shows it is under way until the answer comes.
+    Send(Command),
     /// Go back to the list of groups.
     ShowGroups,
     /// Open the story writer.

@@ -3,6 +3,7 @@
 use eframe::egui;
 
 use super::action::Action;
+use super::backend::Command;
 use super::backend::GroupCard;
 use super::widgets::{primary_button, quiet, submitted, text_line};
 
@@ -27,7 +28,7 @@ pub(crate) fn groups_screen(ui: &mut egui::Ui, groups: &[GroupCard], form: &mut 
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
             if ui.button(egui::RichText::new(&group.name).strong()).clicked() {
-                action = Some(Action::OpenGroup(group.id));
+                action = Some(Action::Send(Command::OpenGroup(group.id)));
             }
             let members = match group.members {
                 1 => "1 member".to_string(),
@@ -64,8 +65,10 @@ fn new_group(ui: &mut egui::Ui, form: &mut NewGroupForm) -> Option<Action> {
         quiet(ui, "Creating the group…");
     }
     let entered = submitted(ui, &name) || submitted(ui, &display);
-    ((clicked || entered) && ready).then(|| Action::CreateGroup {
-        name: form.name.trim().to_string(),
-        display_name: form.display_name.trim().to_string(),
+    ((clicked || entered) && ready).then(|| {
+        Action::Send(Command::CreateGroup {
+            name: form.name.trim().to_string(),
+            display_name: form.display_name.trim().to_string(),
+        })
     })
 }

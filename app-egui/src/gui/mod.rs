@@ -260,35 +260,7 @@ impl AlongsideApp {
     /// commands to the backend.
     fn execute(&mut self, action: Action) {
         match (action, &mut self.screen) {
-            (Action::CreateProfile { label, passphrase }, Screen::FirstRun(form)) => {
-                form.busy = true;
-                form.error = None;
-                self.backend.send(Command::CreateProfile { label, passphrase });
-            }
-            (Action::Unlock { passphrase }, Screen::Locked(form)) => {
-                form.busy = true;
-                form.error = None;
-                form.note = None;
-                self.backend.send(Command::Unlock { passphrase });
-            }
-            (Action::Lock, Screen::Open(_)) => {
-                // Forget the content at once; the backend drops the vault next.
-                self.screen = Screen::Locked(UnlockForm {
-                    busy: false,
-                    note: Some("Locking…".into()),
-                    ..UnlockForm::default()
-                });
-                self.backend.send(Command::Lock);
-            }
-            (Action::CreateGroup { name, display_name }, Screen::Open(session)) => {
-                session.new_group.busy = true;
-                session.notice = None;
-                self.backend.send(Command::CreateGroup { name, display_name });
-            }
-            (Action::OpenGroup(group), Screen::Open(session)) => {
-                session.opening = true;
-                self.backend.send(Command::OpenGroup(group));
-            }
+            (Action::Send(command), _) => self.send(command),
             (Action::ShowGroups, Screen::Open(session)) => {
                 session.home = None;
                 session.notice = None;
@@ -331,6 +303,37 @@ impl AlongsideApp {
         }
     }
 
+    /// Shows that `command` is under way on the screen that asked for it, then hands it
+    /// to the backend. A command from a screen that has since changed is dropped.
+    fn send(&mut self, command: Command) {
+        match (&command, &mut self.screen) {
+            (Command::CreateProfile { .. }, Screen::FirstRun(form)) => {
+                form.busy = true;
+                form.error = None;
+            }
+            (Command::Unlock { .. }, Screen::Locked(form)) => {
+                form.busy = true;
+                form.error = None;
+                form.note = None;
+            }
+            (Command::Lock, Screen::Open(_)) => {
+                // Forget the content at once; the backend drops the vault next.
+                self.screen = Screen::Locked(UnlockForm {
+                    busy: false,
+                    note: Some("Locking…".into()),
+                    ..UnlockForm::default()
+                });
+            }
+            (Command::CreateGroup { .. }, Screen::Open(session)) => {
+                session.new_group.busy = true;
+                session.notice = None;
+            }
+            (Command::OpenGroup(_), Screen::Open(session)) => session.opening = true,
+            _ => return,
+        }
+        self.backend.send(command);
+    }
+
     /// Draws the current screen; returns what the person asked for.
     #[must_use]
     fn show(&mut self, ui: &mut egui::Ui) -> Option<Action> {
@@ -346,7 +349,7 @@ impl AlongsideApp {
                             .on_hover_text("Close your profile on this device until the passphrase is entered again")
                             .clicked()
                         {
-                            action = Some(Action::Lock);
+                            action = Some(Action::Send(Command::Lock));
                         }
                     });
                 }

@@ -4,6 +4,7 @@ use eframe::egui;
 use zeroize::Zeroizing;
 
 use super::action::Action;
+use super::backend::Command;
 use super::widgets::{message, passphrase_line, primary_button, quiet, submitted, text_line};
 
 /// The shortest passphrase the first-run screen accepts.
@@ -95,9 +96,11 @@ pub(crate) fn first_run(ui: &mut egui::Ui, form: &mut FirstRunForm) -> Option<Ac
     if let Some(error) = &form.error {
         message(ui, error);
     }
-    (clicked && ready).then(|| Action::CreateProfile {
-        label: form.label.trim().to_string(),
-        passphrase: form.passphrase.clone(),
+    (clicked && ready).then(|| {
+        Action::Send(Command::CreateProfile {
+            label: form.label.trim().to_string(),
+            passphrase: form.passphrase.clone(),
+        })
     })
 }
 
@@ -120,8 +123,10 @@ pub(crate) fn unlock(ui: &mut egui::Ui, form: &mut UnlockForm) -> Option<Action>
     if let Some(error) = &form.error {
         message(ui, error);
     }
-    ((clicked || submitted(ui, &field)) && ready).then(|| Action::Unlock {
-        passphrase: form.passphrase.clone(),
+    ((clicked || submitted(ui, &field)) && ready).then(|| {
+        Action::Send(Command::Unlock {
+            passphrase: form.passphrase.clone(),
+        })
     })
 }
 
