@@ -86,6 +86,22 @@ fn create_group(app: &mut App, name: &str, me: &str) {
     wait_until(app, "the new group in the list", |a| a.query_by_label(name).is_some());
 }
 
+/// A new profile in `dir` whose owner, Sam, has started "Tuesday Circle".
+fn sam_with_a_group(dir: &Path) -> App {
+    let mut app = open_app(dir);
+    first_run(&mut app);
+    create_group(&mut app, "Tuesday Circle", "Sam");
+    app
+}
+
+/// Sam's profile in `dir`, at the home of the group Sam just started.
+fn sam_at_group_home(dir: &Path) -> App {
+    let mut app = sam_with_a_group(dir);
+    click(&mut app, "Tuesday Circle");
+    wait_until(&mut app, "the group's home", |a| shows(a, "No stories yet"));
+    app
+}
+
 #[test]
 fn first_run_creates_a_profile_and_shows_the_groups_screen() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,11 +139,8 @@ fn first_run_creates_a_profile_and_shows_the_groups_screen() {
 #[test]
 fn a_wrong_passphrase_is_refused_and_the_right_one_unlocks() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut app = open_app(dir.path());
-        first_run(&mut app);
-        create_group(&mut app, "Tuesday Circle", "Sam");
-    }
+    // A profile with a group, then the app closed.
+    drop(sam_with_a_group(dir.path()));
 
     let mut app = open_app(dir.path());
     wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
@@ -155,9 +168,7 @@ fn a_wrong_passphrase_is_refused_and_the_right_one_unlocks() {
 #[test]
 fn locking_returns_to_the_unlock_screen_and_hides_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = open_app(dir.path());
-    first_run(&mut app);
-    create_group(&mut app, "Tuesday Circle", "Sam");
+    let mut app = sam_with_a_group(dir.path());
 
     click(&mut app, "Lock");
     wait_until(&mut app, "the unlock screen", |a| shows(a, "Alongside is locked"));
@@ -173,9 +184,7 @@ fn locking_returns_to_the_unlock_screen_and_hides_everything() {
 #[test]
 fn a_created_group_is_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = open_app(dir.path());
-    first_run(&mut app);
-    create_group(&mut app, "Tuesday Circle", "Sam");
+    let app = sam_with_a_group(dir.path());
     assert!(shows(&app, "You started \"Tuesday Circle\""));
     assert!(shows(&app, "1 member · you are Sam (facilitator)"));
     assert!(!shows(&app, "You are not in a group yet"));
@@ -185,11 +194,7 @@ fn a_created_group_is_listed() {
 fn a_story_with_a_warning_stays_closed_until_the_reader_opens_it() {
     let body = "The third week was the hardest, and the group got me through it.";
     let dir = tempfile::tempdir().unwrap();
-    let mut app = open_app(dir.path());
-    first_run(&mut app);
-    create_group(&mut app, "Tuesday Circle", "Sam");
-    click(&mut app, "Tuesday Circle");
-    wait_until(&mut app, "the group's home", |a| shows(a, "No stories yet"));
+    let mut app = sam_at_group_home(dir.path());
 
     click(&mut app, "Write a story");
     assert!(
@@ -226,11 +231,7 @@ fn a_story_without_warnings_shows_at_once_is_unreadable_on_disk_and_survives_a_r
     let body = "Coffee with the group on Sunday helped more than I expected.";
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut app = open_app(dir.path());
-        first_run(&mut app);
-        create_group(&mut app, "Tuesday Circle", "Sam");
-        click(&mut app, "Tuesday Circle");
-        wait_until(&mut app, "the group's home", |a| shows(a, "No stories yet"));
+        let mut app = sam_at_group_home(dir.path());
         click(&mut app, "Write a story");
         fill(&mut app, "Title", "Sunday coffee");
         fill(&mut app, "Your story", body);
