@@ -54,12 +54,11 @@ impl GroupSession {
 
     fn with_reader<T>(&self, f: impl FnOnce(&Reader<'_>) -> T) -> T {
         // Every name once, the newest generation's winning.
-        let mut known: std::collections::BTreeMap<MemberId, String> = std::collections::BTreeMap::new();
-        for (replica, place) in self.docs_by_generation(DocKind::Member, None) {
-            if let (Some(owner), Some(name)) = (place.owner, views::display_name(replica)) {
-                known.insert(owner, name);
-            }
-        }
+        let known: std::collections::BTreeMap<MemberId, String> = self
+            .owned
+            .keys()
+            .filter_map(|m| Some((*m, self.newest_member_value(m, views::display_name)?)))
+            .collect();
         let names = |m: &MemberId| known.get(m).cloned().unwrap_or_else(|| unnamed(m));
         let mut sources = Vec::new();
         for (id, replica) in &self.docs {

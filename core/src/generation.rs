@@ -202,20 +202,6 @@ impl GroupSession {
                 .is_some_and(|p| from == 0 || state.generation_follows(p.rank, from))
     }
 
-    /// The held documents of `kind` owned by `owner` (any owner for `None`), oldest
-    /// generation first.
-    pub(crate) fn docs_by_generation(&self, kind: DocKind, owner: Option<&MemberId>) -> Vec<(&Replica, Place)> {
-        let mut out: Vec<(&Replica, Place)> = self
-            .docs
-            .iter()
-            .filter(|(id, _)| id.kind == kind)
-            .filter_map(|(id, r)| Some((r, self.place_of(id)?)))
-            .filter(|(_, p)| owner.is_none() || p.owner.as_ref() == owner)
-            .collect();
-        out.sort_by_key(|(_, p)| p.rank);
-        out
-    }
-
     /// The newest value `f` finds in `member`'s documents held.
     pub(crate) fn newest_member_value<T>(&self, member: &MemberId, f: impl Fn(&Replica) -> Option<T>) -> Option<T> {
         let mut docs: Vec<(&Replica, usize)> = self
