@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let Some(command) = cli.command else {
-        return open_window(dir);
+        return open_window(dir, &cli.net);
     };
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let mut out = commands::Out {
@@ -61,10 +61,18 @@ fn main() -> ExitCode {
 }
 
 /// Opens the desktop app on the profile in `dir`.
-fn open_window(dir: PathBuf) -> ExitCode {
+fn open_window(dir: PathBuf, net: &cli::NetFlags) -> ExitCode {
+    let net = match netcmd::net_config(net, None) {
+        Ok(net) => net,
+        Err(err) => {
+            eprintln!("alongside: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = alongside_app::gui::GuiConfig {
         data_dir: dir,
         kdf: alongside_app::profile_setup::kdf_from_env(),
+        net,
     };
     match alongside_app::gui::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,7 +56,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration> {
 }
 
 /// The node's settings from the command line (and its environment variables).
-fn net_config(flags: &NetFlags, bind: Option<IpAddr>) -> Result<NetConfig> {
+pub(crate) fn net_config(flags: &NetFlags, bind: Option<IpAddr>) -> Result<NetConfig> {
     let env = std::env::var("ALONGSIDE_BIND").ok().and_then(|b| b.parse().ok());
     Ok(NetConfig {
         bind_ip: bind.or(env).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),

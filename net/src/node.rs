@@ -210,7 +210,10 @@ pub(crate) struct Inner {
     closing: std::sync::atomic::AtomicBool,
 }
 
-/// The network side of an unlocked profile.
+/// The network side of an unlocked profile. Clones are handles to the same node (for
+/// tasks that run a sync or a join while the owner goes on); shutting one down shuts the
+/// node down.
+#[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
 }

@@ -5,15 +5,20 @@
 use alongside_core::model::edits::NewStory;
 
 use super::backend::Command;
+use super::home::Tab;
 
 /// Something a person asked for on screen.
 #[must_use = "an action does nothing until the app executes it"]
 pub(crate) enum Action {
-    /// Hand a command to the backend (create or unlock the profile, lock, create or open
-    /// a group); the screen shows it is under way until the answer comes.
+    /// Hand a command to the backend (create or unlock the profile, lock, create, join or open a
+    /// group, sync, invite); the screen shows it is under way until the answer comes.
     Send(Command),
     /// Go back to the list of groups.
     ShowGroups,
+    /// Show another tab of the group's home.
+    ShowTab(Tab),
+    /// Put text on the clipboard (an invitation ticket).
+    Copy(String),
     /// Open the story writer.
     StartStory,
     /// Close the story writer without sharing.

@@ -1,12 +1,22 @@
-//! The backend thread: the only place the desktop app touches the profile.
+//! The backend thread: the only place the desktop app touches the profile and the network.
 //!
-//! It owns the unlocked [`Vault`] (and, later, the network node). The UI thread sends it a
-//! [`Command`] and goes on drawing; the backend does the slow part (the passphrase KDF,
-//! disk, crypto), then sends back an [`Event`] carrying plain view data and calls
-//! [`egui::Context::request_repaint`] so the UI wakes up to show it.
+//! Once the profile is unlocked the backend runs its [`Node`] (the vault lives inside it,
+//! so what the app writes is pushed to connected members at once) on a tokio runtime it
+//! owns. The UI thread sends it a [`Command`] and goes on drawing; the backend does the slow
+//! part (the passphrase KDF, disk, crypto), then sends back an [`Event`] carrying plain view
+//! data and calls [`egui::Context::request_repaint`] so the UI wakes up to show it.
 //!
-//! Both channels are unbounded: commands come only from a person's clicks, and each
-//! command produces one event, so neither side can flood the other.
+//! Everything the backend reacts to arrives on one channel as an [`Input`]: commands from
+//! the UI, events of the running node (forwarded by a small task), and the results of
+//! network work it started (a sync, a join, an invitation) — those run as tasks so a slow
+//! peer never holds up the next command. After each batch of inputs it sends what changed:
+//! the open group's page, its network status, the list of groups.
+//!
+//! Both channels are unbounded: commands come from a person's clicks; node events come
+//! from a broadcast channel that is itself bounded (a lagging reader gets one "missed some"
+//! input, which refreshes everything).
+
+mod network;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -19,10 +29,13 @@ use alongside_core::model::edits::NewStory;
 use alongside_core::model::views::StoryView;
 use alongside_core::profile::ProfileError;
 use alongside_core::vault::{Vault, VaultError};
+use alongside_net::{NetConfig, NetError, Node};
 use eframe::egui;
 use zeroize::Zeroizing;
 
 use crate::profile_setup::{self, SetupError};
+
+pub(crate) use network::{GroupStatus, InviteView, MemberStatus};
 
 /// What the UI asks the backend to do.
 pub(crate) enum Command {
@@ -38,7 +51,7 @@ pub(crate) enum Command {
         /// The passphrase typed in.
         passphrase: Zeroizing<String>,
     },
-    /// Close the profile: forget the unlocked vault.
+    /// Close the profile: stop the network and forget the unlocked vault.
     Lock,
     /// Found a group.
     CreateGroup {
@@ -47,14 +60,39 @@ pub(crate) enum Command {
         /// This member's display name in it.
         display_name: String,
     },
-    /// Load one group's home.
+    /// Join a group with an invitation ticket.
+    JoinGroup {
+        /// The ticket as pasted.
+        ticket: Zeroizing<String>,
+        /// This member's display name in it.
+        display_name: String,
+    },
+    /// Load one group's home (and keep it up to date while it is open).
     OpenGroup(GroupId),
+    /// The group's home was left: stop sending its updates.
+    CloseGroup,
     /// Write a story in a group.
     AddStory {
         /// The group.
         group: GroupId,
         /// The story.
         story: NewStory,
+    },
+    /// Sync a group with every member that can be reached, now.
+    SyncNow(GroupId),
+    /// Switch meeting mode (finding members on the local network) for a group.
+    SetMeetingMode {
+        /// The group.
+        group: GroupId,
+        /// On or off.
+        on: bool,
+    },
+    /// Make a one-time invitation to a group.
+    Invite {
+        /// The group.
+        group: GroupId,
+        /// How long the ticket works.
+        valid_for: Duration,
     },
 }
 
@@ -71,6 +109,8 @@ pub(crate) struct GroupCard {
     pub(crate) role: String,
     /// How many members it has.
     pub(crate) members: usize,
+    /// How many of the others are connected now.
+    pub(crate) reachable: usize,
 }
 
 /// What a group's home shows.
@@ -82,6 +122,8 @@ pub(crate) struct GroupPage {
     pub(crate) name: String,
     /// Its stories, newest first.
     pub(crate) stories: Vec<StoryView>,
+    /// Members and how this device is connected to them.
+    pub(crate) status: GroupStatus,
 }
 
 /// What the backend reports back.
@@ -115,101 +157,226 @@ pub(crate) enum Event {
         /// The groups, including the new one.
         groups: Vec<GroupCard>,
     },
+    /// This device joined a group.
+    Joined {
+        /// Its name.
+        name: String,
+        /// The groups, including the new one.
+        groups: Vec<GroupCard>,
+    },
+    /// Joining did not work; nothing changed.
+    JoinFailed {
+        /// What happened and what to do, in plain words.
+        message: String,
+    },
+    /// The groups changed (joined, members connected or left).
+    Groups(Vec<GroupCard>),
     /// A group's home is ready to show.
     GroupOpened(GroupPage),
+    /// The open group's content changed (members' changes arrived).
+    GroupUpdated(GroupPage),
+    /// The open group's network status changed.
+    Status(GroupStatus),
     /// A story was saved.
     StoryAdded(GroupPage),
+    /// A sync asked for with "Sync now" ended.
+    Synced {
+        /// The group.
+        group: GroupId,
+        /// How it went, in plain words.
+        message: String,
+    },
+    /// An invitation is ready to hand over.
+    Invitation(InviteView),
     /// A command failed; nothing was changed.
     Failed {
         /// What happened and what to do, in plain words.
         message: String,
     },
+    /// The backend thread stopped unexpectedly (a bug); nothing more can be done here.
+    Stopped,
 }
 
-/// Where the backend keeps the profile and how it protects new ones.
+/// Where the backend keeps the profile, how it protects new ones, and what the network
+/// may reach.
 #[derive(Debug, Clone)]
 pub(crate) struct BackendConfig {
     /// The data directory.
     pub(crate) dir: PathBuf,
     /// Passphrase protection for a new profile.
     pub(crate) kdf: PassphraseKdf,
+    /// The node's network settings.
+    pub(crate) net: NetConfig,
+}
+
+/// Everything the backend reacts to, on one channel.
+pub(crate) enum Input {
+    /// The UI asked for something.
+    Command(Command),
+    /// The running node reported something.
+    Node(alongside_net::NodeEvent),
+    /// The node reported more than the forwarder could keep up with: refresh everything.
+    NodeLagged,
+    /// Network work the backend started has ended (tagged with the session that started
+    /// it, so a result from before a lock is dropped).
+    Done(u64, network::Done),
+    /// The window is closing.
+    Quit,
 }
 
 /// The UI's side of the backend: send commands, receive events.
 pub(crate) struct BackendHandle {
-    commands: Option<Sender<Command>>,
+    inputs: Sender<Input>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
+    /// The backend thread ended while the window is open.
+    gone: bool,
 }
 
 impl BackendHandle {
     /// Starts the backend thread; it wakes `ctx` after every event it sends.
     pub(crate) fn spawn(config: BackendConfig, ctx: egui::Context) -> BackendHandle {
-        let (command_tx, command_rx) = mpsc::channel();
+        let (input_tx, input_rx) = mpsc::channel();
         let (event_tx, event_rx) = mpsc::channel();
-        let backend = Backend {
-            config,
-            vault: None,
-            events: event_tx,
-            ctx,
-        };
+        let inputs = input_tx.clone();
         let thread = std::thread::Builder::new()
             .name("alongside-backend".into())
-            .spawn(move || backend.run(command_rx))
+            .spawn(move || {
+                let backend = Backend {
+                    config,
+                    runtime: None,
+                    node: None,
+                    forwarder: None,
+                    session: 0,
+                    inputs,
+                    events: event_tx,
+                    ctx,
+                    net: network::NetState::default(),
+                    open: None,
+                    dirty: Dirty::default(),
+                };
+                backend.run(input_rx);
+            })
             .expect("could not start the backend thread");
         BackendHandle {
-            commands: Some(command_tx),
+            inputs: input_tx,
             events: event_rx,
             thread: Some(thread),
+            gone: false,
         }
     }
 
     /// Queues a command; never blocks.
     pub(crate) fn send(&self, command: Command) {
-        if let Some(tx) = &self.commands {
-            // The backend only stops when this handle is dropped, so this cannot fail
-            // unless it panicked; then there is nobody left to tell.
-            let _ = tx.send(command);
+        // The backend only stops when this handle is dropped, so this cannot fail unless
+        // it panicked; then there is nobody left to tell.
+        let _ = self.inputs.send(Input::Command(command));
+    }
+
+    /// The next event, if one is waiting. If the backend thread has died (a bug), says so
+    /// once as [`Event::Stopped`].
+    pub(crate) fn try_recv(&mut self) -> Option<Event> {
+        match self.events.try_recv() {
+            Ok(event) => Some(event),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) if !self.gone => {
+                self.gone = true;
+                Some(Event::Stopped)
+            }
+            Err(mpsc::TryRecvError::Disconnected) => None,
         }
     }
 
-    /// The next event, if one is waiting.
-    pub(crate) fn try_recv(&self) -> Option<Event> {
-        self.events.try_recv().ok()
-    }
-
     /// Waits up to `timeout` for the next event (for tests; the UI never waits).
-    pub(crate) fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        self.events.recv_timeout(timeout).ok()
+    pub(crate) fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Some(event),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => self.try_recv(),
+        }
     }
 }
 
 impl Drop for BackendHandle {
-    /// Closes the command channel and waits for the backend to finish the command it is on,
-    /// so a change being written is complete before the app exits.
+    /// Asks the backend to stop and waits for it to finish the command it is on and shut
+    /// the node down, so a change being written is complete before the app exits.
     fn drop(&mut self) {
-        self.commands = None;
+        let _ = self.inputs.send(Input::Quit);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
+/// What changed in a batch of inputs and must be sent to the UI after it.
+#[derive(Default)]
+struct Dirty {
+    /// The open group's content.
+    page: bool,
+    /// The open group's network status.
+    status: bool,
+    /// The list of groups.
+    groups: bool,
+}
+
 struct Backend {
     config: BackendConfig,
-    vault: Option<Vault>,
+    /// The runtime the node runs on (made at the first unlock).
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The running node, while the profile is open. The vault lives inside it.
+    node: Option<Node>,
+    /// The task that forwards the node's events into `inputs`.
+    forwarder: Option<tokio::task::JoinHandle<()>>,
+    /// Counts unlocks, so results of work started before a lock are recognised.
+    session: u64,
+    /// A sender into the backend's own input channel (for the forwarder and tasks).
+    inputs: Sender<Input>,
     events: Sender<Event>,
     ctx: egui::Context,
+    /// Connections, rounds and waiting changes, per group.
+    net: network::NetState,
+    /// The group whose home is shown.
+    open: Option<GroupId>,
+    dirty: Dirty,
 }
 
 impl Backend {
-    fn run(mut self, commands: Receiver<Command>) {
+    fn run(mut self, inputs: Receiver<Input>) {
         let profile_exists = alongside_core::profile::exists(&self.config.dir);
         self.emit(Event::Started { profile_exists });
-        for command in commands {
-            let event = self.handle(command);
-            self.emit(event);
+        while let Ok(first) = inputs.recv() {
+            // Take everything waiting, so a burst of node events costs one refresh.
+            let batch: Vec<Input> = std::iter::once(first).chain(inputs.try_iter()).collect();
+            for input in batch {
+                match input {
+                    Input::Quit => {
+                        self.stop_node();
+                        return;
+                    }
+                    Input::Command(command) => {
+                        if let Some(event) = self.handle(command) {
+                            self.emit(event);
+                        }
+                    }
+                    Input::Node(event) => self.handle_node_event(event),
+                    Input::NodeLagged => {
+                        self.dirty = Dirty {
+                            page: true,
+                            status: true,
+                            groups: true,
+                        }
+                    }
+                    Input::Done(session, done) if session == self.session && self.node.is_some() => {
+                        if let Some(event) = self.handle_done(done) {
+                            self.emit(event);
+                        }
+                    }
+                    Input::Done(..) => {}
+                }
+            }
+            self.flush();
         }
+        self.stop_node();
     }
 
     fn emit(&self, event: Event) {
@@ -218,21 +385,32 @@ impl Backend {
         self.ctx.request_repaint();
     }
 
-    fn handle(&mut self, command: Command) -> Event {
-        match command {
+    fn handle(&mut self, command: Command) -> Option<Event> {
+        Some(match command {
             Command::CreateProfile { label, passphrase } => self.handle_create_profile(&label, &passphrase),
             Command::Unlock { passphrase } => self.handle_unlock(&passphrase),
             Command::Lock => {
-                self.vault = None;
+                self.stop_node();
                 Event::Locked
             }
             Command::CreateGroup { name, display_name } => self.handle_create_group(&name, &display_name),
-            Command::OpenGroup(group) => match self.group_page(&group) {
-                Ok(page) => Event::GroupOpened(page),
-                Err(err) => failed("Could not open this group", &err),
-            },
-            Command::AddStory { group, story } => self.handle_add_story(&group, &story),
-        }
+            Command::OpenGroup(group) => {
+                self.open = Some(group);
+                match self.group_page(group) {
+                    Ok(page) => Event::GroupOpened(page),
+                    Err(err) => failed("Could not open this group", &err),
+                }
+            }
+            Command::CloseGroup => {
+                self.open = None;
+                return None;
+            }
+            Command::AddStory { group, story } => self.handle_add_story(group, story),
+            Command::JoinGroup { ticket, display_name } => return self.handle_join(&ticket, &display_name),
+            Command::SyncNow(group) => return self.handle_sync_now(group),
+            Command::SetMeetingMode { group, on } => self.handle_meeting_mode(group, on),
+            Command::Invite { group, valid_for } => return self.handle_invite(group, valid_for),
+        })
     }
 
     fn handle_create_profile(&mut self, label: &str, passphrase: &str) -> Event {
@@ -262,96 +440,146 @@ impl Backend {
         }
     }
 
-    fn opened(&mut self, mut vault: Vault) -> Event {
+    /// Starts the node on the unlocked `vault` and reports the profile open.
+    fn opened(&mut self, vault: Vault) -> Event {
         let weak_kdf = alongside_core::profile::read_header(vault.dir()).is_ok_and(|h| h.test_profile);
-        let event = match (vault.label(), groups(&mut vault)) {
-            (Ok(label), Ok(groups)) => Event::Unlocked {
-                label,
-                groups,
-                weak_kdf,
-            },
-            (Err(err), _) | (_, Err(err)) => {
+        let label = match vault.label() {
+            Ok(label) => label,
+            Err(err) => {
                 return Event::UnlockFailed {
                     message: format!("Your profile opened, but reading it failed: {err:#}."),
                 };
             }
         };
-        self.vault = Some(vault);
-        event
+        if let Err(message) = self.start_node(vault) {
+            return Event::UnlockFailed { message };
+        }
+        match self.group_cards() {
+            Ok(groups) => Event::Unlocked {
+                label,
+                groups,
+                weak_kdf,
+            },
+            Err(err) => {
+                self.stop_node();
+                Event::UnlockFailed {
+                    message: format!("Your profile opened, but reading it failed: {err:#}."),
+                }
+            }
+        }
     }
 
     fn handle_create_group(&mut self, name: &str, display_name: &str) -> Event {
-        let Some(vault) = self.vault.as_mut() else {
-            return locked();
-        };
-        let result = vault
-            .create_group(name.trim(), display_name.trim(), now_ms())
-            .and_then(|_| groups(vault));
-        match result {
-            Ok(groups) => Event::GroupCreated {
-                name: name.trim().to_string(),
-                groups,
-            },
+        let (name, display_name) = (name.trim().to_string(), display_name.trim().to_string());
+        let created = self.with_vault({
+            let name = name.clone();
+            move |v| v.create_group(&name, &display_name, now_ms())
+        });
+        match created.and_then(|group| {
+            self.serve(group)?;
+            self.group_cards()
+        }) {
+            Ok(groups) => Event::GroupCreated { name, groups },
             Err(err) => failed("Could not create the group", &err),
         }
     }
 
-    fn handle_add_story(&mut self, group: &GroupId, story: &NewStory) -> Event {
-        let Some(vault) = self.vault.as_mut() else {
-            return locked();
-        };
-        if let Err(err) = vault.edit(group, |s| s.add_story(story, now_ms())) {
+    fn handle_add_story(&mut self, group: GroupId, story: NewStory) -> Event {
+        if let Err(err) = self.with_vault(move |v| v.edit(&group, |s| s.add_story(&story, now_ms())).map(|_| ())) {
             return failed("Your story was not saved", &err);
         }
+        self.net.wrote(group);
         match self.group_page(group) {
             Ok(page) => Event::StoryAdded(page),
             Err(err) => failed("Your story was saved, but the list could not be read", &err),
         }
     }
 
-    fn group_page(&mut self, group: &GroupId) -> Result<GroupPage, VaultError> {
-        let Some(vault) = self.vault.as_mut() else {
-            return Err(VaultError::NoGroup(group.to_hex()));
+    /// Runs `f` on the vault inside the node (in a blocking task); whatever it made
+    /// durable is pushed to connected members at once.
+    fn with_vault<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vault) -> Result<T, VaultError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let (Some(runtime), Some(node)) = (&self.runtime, &self.node) else {
+            return Err(BackendError::Locked);
         };
-        let session = vault.session(group)?;
+        Ok(runtime.block_on(node.with_vault(f))?)
+    }
+
+    fn group_page(&self, group: GroupId) -> Result<GroupPage, BackendError> {
+        let (name, stories) = self.with_vault(move |v| {
+            let session = v.session(&group)?;
+            Ok((session.name(), session.stories()))
+        })?;
         Ok(GroupPage {
-            id: *group,
-            name: session.name(),
-            stories: session.stories(),
+            id: group,
+            name,
+            stories,
+            status: self.group_status(group)?,
         })
+    }
+
+    fn group_cards(&self) -> Result<Vec<GroupCard>, BackendError> {
+        let summaries = self.with_vault(|v| v.groups())?;
+        Ok(summaries
+            .into_iter()
+            .filter_map(|g| {
+                let id = GroupId::from_hex(&g.id)?;
+                Some(GroupCard {
+                    id,
+                    reachable: self.net.reachable(&id),
+                    name: g.name,
+                    me: g.me,
+                    role: g.role,
+                    members: g.members,
+                })
+            })
+            .collect())
+    }
+
+    /// Sends whatever a batch of inputs changed.
+    fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if let Some(group) = self.open.filter(|_| self.node.is_some()) {
+            if dirty.page {
+                if let Ok(page) = self.group_page(group) {
+                    self.emit(Event::GroupUpdated(page));
+                }
+            } else if dirty.status
+                && let Ok(status) = self.group_status(group)
+            {
+                self.emit(Event::Status(status));
+            }
+        }
+        if dirty.groups
+            && self.node.is_some()
+            && let Ok(groups) = self.group_cards()
+        {
+            self.emit(Event::Groups(groups));
+        }
     }
 }
 
-fn groups(vault: &mut Vault) -> Result<Vec<GroupCard>, VaultError> {
-    let summaries = vault.groups()?;
-    Ok(summaries
-        .into_iter()
-        .filter_map(|g| {
-            Some(GroupCard {
-                id: GroupId::from_hex(&g.id)?,
-                name: g.name,
-                me: g.me,
-                role: g.role,
-                members: g.members,
-            })
-        })
-        .collect())
+/// Why the backend could not do something.
+#[derive(Debug, thiserror::Error)]
+enum BackendError {
+    /// The profile is locked.
+    #[error("your profile is locked; unlock it first")]
+    Locked,
+    /// The vault or the network refused.
+    #[error(transparent)]
+    Net(#[from] NetError),
 }
 
-fn failed(what: &str, err: &VaultError) -> Event {
+fn failed(what: &str, err: &BackendError) -> Event {
     Event::Failed {
         message: format!("{what}: {err:#}. Nothing else was changed."),
     }
 }
 
-fn locked() -> Event {
-    Event::Failed {
-        message: "Your profile is locked. Unlock it first.".into(),
-    }
-}
-
 /// Milliseconds since the Unix epoch, now.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -1,11 +1,12 @@
-//! The list of groups and the form that starts a new one.
+//! The list of groups, the form that starts a new one, and joining one with a ticket.
 
 use eframe::egui;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use super::action::Action;
 use super::backend::Command;
 use super::backend::GroupCard;
-use super::widgets::{primary_button, quiet, submitted, text_line};
+use super::widgets::{message, primary_button, quiet, submitted, text_line};
 
 /// The "start a group" form.
 #[derive(Default)]
@@ -16,9 +17,41 @@ pub(crate) struct NewGroupForm {
     pub(crate) busy: bool,
 }
 
-/// The groups screen: every group, then the form to start one.
+/// The "join a group" form.
+#[derive(Default)]
+pub(crate) struct JoinForm {
+    /// The pasted ticket (wiped once used).
+    pub(crate) ticket: String,
+    pub(crate) display_name: String,
+    /// The backend is joining.
+    pub(crate) busy: bool,
+    /// Why the last try did not work.
+    pub(crate) error: Option<String>,
+}
+
+impl JoinForm {
+    /// Empties the form (the ticket is wiped as the old form drops).
+    pub(crate) fn clear(&mut self) {
+        *self = JoinForm::default();
+    }
+}
+
+impl Drop for JoinForm {
+    /// A ticket is a key: wipe it, not just its length, when the form goes (on joining,
+    /// on lock, on closing the window).
+    fn drop(&mut self) {
+        self.ticket.zeroize();
+    }
+}
+
+/// The groups screen: every group, then the forms to start or join one.
 #[must_use]
-pub(crate) fn groups_screen(ui: &mut egui::Ui, groups: &[GroupCard], form: &mut NewGroupForm) -> Option<Action> {
+pub(crate) fn groups_screen(
+    ui: &mut egui::Ui,
+    groups: &[GroupCard],
+    form: &mut NewGroupForm,
+    join: &mut JoinForm,
+) -> Option<Action> {
     let mut action = None;
     ui.heading("Your groups");
     if groups.is_empty() {
@@ -35,10 +68,52 @@ pub(crate) fn groups_screen(ui: &mut egui::Ui, groups: &[GroupCard], form: &mut 
                 n => format!("{n} members"),
             };
             quiet(ui, format!("{members} · you are {} ({})", group.me, group.role));
+            quiet(
+                ui,
+                match group.reachable {
+                    0 => "Offline: nobody reachable right now".to_string(),
+                    1 => "1 member connected now".to_string(),
+                    n => format!("{n} members connected now"),
+                },
+            );
         });
     }
     ui.add_space(16.0);
-    action.or(new_group(ui, form))
+    let started = new_group(ui, form);
+    ui.add_space(16.0);
+    action.or(started).or(join_group(ui, join))
+}
+
+#[must_use]
+fn join_group(ui: &mut egui::Ui, form: &mut JoinForm) -> Option<Action> {
+    ui.heading("Join a group");
+    quiet(
+        ui,
+        "Paste the invitation ticket someone gave you. A ticket is like a key to the group's history: \
+         use one only if it came from someone you trust, and do not pass it on.",
+    );
+    let (ticket, display) = ui
+        .add_enabled_ui(!form.busy, |ui| {
+            let ticket = text_line(ui, "Invitation ticket", &mut form.ticket);
+            let display = text_line(ui, "Your name in the group you join", &mut form.display_name);
+            (ticket, display)
+        })
+        .inner;
+    if let Some(error) = &form.error {
+        message(ui, error);
+    }
+    let ready = !form.ticket.trim().is_empty() && !form.display_name.trim().is_empty() && !form.busy;
+    let clicked = primary_button(ui, ready, "Join group");
+    if form.busy {
+        quiet(ui, "Reaching the person who invited you…");
+    }
+    let entered = submitted(ui, &ticket) || submitted(ui, &display);
+    ((clicked || entered) && ready).then(|| {
+        Action::Send(Command::JoinGroup {
+            ticket: Zeroizing::new(form.ticket.trim().to_string()),
+            display_name: form.display_name.trim().to_string(),
+        })
+    })
 }
 
 #[must_use]

@@ -16,6 +16,8 @@
 mod action;
 mod backend;
 mod groups;
+mod home;
+mod members;
 mod stories;
 mod welcome;
 mod widgets;
@@ -25,13 +27,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alongside_core::crypto::PassphraseKdf;
+use alongside_net::NetConfig;
 use eframe::egui;
 use zeroize::Zeroize as _;
 
 use action::Action;
 use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard};
-use groups::NewGroupForm;
-use stories::{GroupHome, StoryForm};
+use groups::{JoinForm, NewGroupForm};
+use home::GroupHome;
+use stories::StoryForm;
 use welcome::{FirstRunForm, UnlockForm};
 
 /// How the desktop app opens a profile.
@@ -42,6 +46,8 @@ pub struct GuiConfig {
     /// Passphrase protection for a profile created on first run
     /// ([`PassphraseKdf::STRONG`] for everyone; tests use [`PassphraseKdf::TEST`]).
     pub kdf: PassphraseKdf,
+    /// What the network may reach (relays, local-network discovery, bind address).
+    pub net: NetConfig,
 }
 
 /// The desktop window could not be opened.
@@ -105,6 +111,8 @@ enum Screen {
     Locked(UnlockForm),
     /// The profile is open.
     Open(Box<Session>),
+    /// The backend stopped: nothing more can be done until Alongside is restarted.
+    Stopped,
 }
 
 /// What the UI holds while the profile is open. Dropped whole on lock.
@@ -113,6 +121,7 @@ struct Session {
     label: String,
     groups: Vec<GroupCard>,
     new_group: NewGroupForm,
+    join: JoinForm,
     /// The group whose home is shown, if any.
     home: Option<GroupHome>,
     /// Waiting for a group's home to load.
@@ -147,6 +156,7 @@ impl AlongsideApp {
             BackendConfig {
                 dir: config.data_dir,
                 kdf: config.kdf,
+                net: config.net,
             },
             ctx.clone(),
         );
@@ -182,6 +192,9 @@ impl AlongsideApp {
 
     fn apply(&mut self, event: Event) {
         match (event, &mut self.screen) {
+            (Event::Stopped, _) => {
+                self.screen = Screen::Stopped;
+            }
             (Event::Started { profile_exists }, Screen::Starting) => {
                 self.screen = if profile_exists {
                     Screen::Locked(UnlockForm::default())
@@ -201,6 +214,7 @@ impl AlongsideApp {
                     label,
                     groups,
                     new_group: NewGroupForm::default(),
+                    join: JoinForm::default(),
                     home: None,
                     opening: false,
                     notice: None,
@@ -228,6 +242,38 @@ impl AlongsideApp {
                 session.new_group = NewGroupForm::default();
                 session.notice = Some(format!("You started \"{name}\" and are its first facilitator."));
             }
+            (Event::Joined { name, groups }, Screen::Open(session)) => {
+                session.groups = groups;
+                session.join.clear();
+                session.notice = Some(format!("You joined {name}. Welcome."));
+            }
+            (Event::JoinFailed { message }, Screen::Open(session)) => {
+                session.join.busy = false;
+                session.join.error = Some(message);
+            }
+            (Event::Groups(groups), Screen::Open(session)) => session.groups = groups,
+            (Event::GroupUpdated(page), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
+                    home.page = page;
+                }
+            }
+            (Event::Status(status), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == status.group) {
+                    home.page.status = status;
+                }
+            }
+            // Said where it was asked for (a group left since keeps its own line).
+            (Event::Synced { group, message }, Screen::Open(session))
+                if session.home.as_ref().is_none_or(|h| h.page.id == group) =>
+            {
+                session.notice = Some(message);
+            }
+            (Event::Invitation(made), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == made.group) {
+                    home.invite.busy = false;
+                    home.invite.made = Some(made);
+                }
+            }
             (Event::GroupOpened(page), Screen::Open(session)) if session.opening => {
                 session.opening = false;
                 session.notice = None;
@@ -246,8 +292,11 @@ impl AlongsideApp {
             (Event::Failed { message }, Screen::Open(session)) => {
                 session.new_group.busy = false;
                 session.opening = false;
-                if let Some(form) = session.home.as_mut().and_then(|h| h.writer.as_mut()) {
-                    form.busy = false;
+                if let Some(home) = session.home.as_mut() {
+                    home.invite.busy = false;
+                    if let Some(form) = home.writer.as_mut() {
+                        form.busy = false;
+                    }
                 }
                 session.notice = Some(message);
             }
@@ -258,12 +307,23 @@ impl AlongsideApp {
 
     /// Carries out what a panel asked for: the one place that changes screens or sends
     /// commands to the backend.
-    fn execute(&mut self, action: Action) {
+    fn execute(&mut self, ctx: &egui::Context, action: Action) {
         match (action, &mut self.screen) {
             (Action::Send(command), _) => self.send(command),
             (Action::ShowGroups, Screen::Open(session)) => {
                 session.home = None;
                 session.notice = None;
+                self.backend.send(Command::CloseGroup);
+            }
+            (Action::ShowTab(tab), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.tab = tab;
+                }
+            }
+            (Action::Copy(text), Screen::Open(session)) => {
+                ctx.copy_text(text);
+                session.notice =
+                    Some("The ticket is copied. Paste it only where the person you invite will get it.".into());
             }
             (Action::StartStory, Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut() {
@@ -329,6 +389,17 @@ impl AlongsideApp {
                 session.notice = None;
             }
             (Command::OpenGroup(_), Screen::Open(session)) => session.opening = true,
+            (Command::JoinGroup { .. }, Screen::Open(session)) => {
+                session.join.busy = true;
+                session.join.error = None;
+                session.notice = None;
+            }
+            (Command::Invite { .. }, Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.invite.busy = true;
+                }
+            }
+            (Command::SyncNow(_) | Command::SetMeetingMode { .. }, Screen::Open(session)) => session.notice = None,
             _ => return,
         }
         self.backend.send(command);
@@ -366,6 +437,14 @@ impl AlongsideApp {
                     Screen::FirstRun(form) => welcome::first_run(ui, form),
                     Screen::Locked(form) => welcome::unlock(ui, form),
                     Screen::Open(session) => show_session(ui, session),
+                    Screen::Stopped => {
+                        widgets::message(
+                            ui,
+                            "Something went wrong inside Alongside and it has to be restarted. \
+                             Everything that was saved is safe; please close and open it again.",
+                        );
+                        None
+                    }
                 };
                 action = action.take().or(screen_action);
             });
@@ -389,8 +468,8 @@ fn show_session(ui: &mut egui::Ui, session: &mut Session) -> Option<Action> {
         widgets::quiet(ui, "Opening the group…");
     }
     match session.home.as_mut() {
-        Some(home) => stories::group_home(ui, home),
-        None => groups::groups_screen(ui, &session.groups, &mut session.new_group),
+        Some(home) => home::group_home(ui, home),
+        None => groups::groups_screen(ui, &session.groups, &mut session.new_group, &mut session.join),
     }
 }
 
@@ -398,7 +477,7 @@ impl eframe::App for AlongsideApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.poll_backend();
         if let Some(action) = self.show(ui) {
-            self.execute(action);
+            self.execute(&ui.ctx().clone(), action);
         }
     }
 }

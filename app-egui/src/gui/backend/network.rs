@@ -1,0 +1,396 @@
+//! The backend's network side: starting and stopping the node, what it reports
+//! (connections, rounds), and the slow network work the UI asks for — "sync now", joining
+//! with a ticket, making an invitation — which runs as tasks that report back as
+//! [`Input::Done`].
+//!
+//! Who is reachable and when each member last synced are what the node reported since the
+//! profile was unlocked; nothing about them is stored.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::invite::Ticket;
+use alongside_core::vault::Vault;
+use alongside_net::{NetError, Node, NodeEvent};
+
+use super::{Backend, BackendError, Event, Input, failed, now_ms};
+
+/// How long "sync now" keeps trying before it says nobody could be reached.
+const SYNC_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A member as the group's home lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberStatus {
+    /// Their display name.
+    pub(crate) name: String,
+    /// `facilitator` or `member`.
+    pub(crate) role: String,
+    /// The member using this device.
+    pub(crate) me: bool,
+    /// Connected to this device now.
+    pub(crate) reachable: bool,
+    /// When this device last finished a sync round with them (Unix ms), since unlock.
+    pub(crate) last_sync_ms: Option<i64>,
+}
+
+/// How this device stands with a group's members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupStatus {
+    /// The group.
+    pub(crate) group: GroupId,
+    /// Every current member, this one first.
+    pub(crate) members: Vec<MemberStatus>,
+    /// Changes written here while nobody was connected, not yet synced since.
+    pub(crate) waiting: usize,
+    /// A "sync now" is under way.
+    pub(crate) syncing: bool,
+    /// Meeting mode is switched on for this group.
+    pub(crate) meeting_mode: bool,
+    /// Whether this device allows local-network discovery at all.
+    pub(crate) lan_allowed: bool,
+}
+
+impl GroupStatus {
+    /// Names of the other members connected now.
+    pub(crate) fn reachable_names(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .filter(|m| m.reachable && !m.me)
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+}
+
+/// A one-time invitation, ready to hand over.
+#[derive(Debug, Clone)]
+pub(crate) struct InviteView {
+    /// The group.
+    pub(crate) group: GroupId,
+    /// The ticket text.
+    pub(crate) ticket: String,
+    /// The ticket as a QR code: side length and dark modules, row by row.
+    pub(crate) qr: Option<(usize, Vec<bool>)>,
+    /// How long it works.
+    pub(crate) valid_for: Duration,
+}
+
+/// Network work that ended.
+pub(crate) enum Done {
+    /// "Sync now" ended.
+    Synced {
+        group: GroupId,
+        /// Members reached, or why none was (`None`: nobody answered in time).
+        result: Option<Result<usize, NetError>>,
+    },
+    /// Joining ended.
+    Joined(Result<GroupId, NetError>),
+    /// An invitation was made.
+    Invited {
+        group: GroupId,
+        valid_for: Duration,
+        result: Result<Ticket, NetError>,
+    },
+}
+
+/// What the node reported since the profile was unlocked.
+#[derive(Default)]
+pub(crate) struct NetState {
+    connected: HashMap<GroupId, BTreeSet<MemberId>>,
+    last_sync: HashMap<(GroupId, MemberId), i64>,
+    waiting: HashMap<GroupId, usize>,
+    syncing: BTreeSet<GroupId>,
+}
+
+impl NetState {
+    /// How many other members of `group` are connected now.
+    pub(crate) fn reachable(&self, group: &GroupId) -> usize {
+        self.connected.get(group).map_or(0, BTreeSet::len)
+    }
+
+    /// Something was written in `group`: if nobody is connected to take it at once, it
+    /// waits for the next sync.
+    pub(crate) fn wrote(&mut self, group: GroupId) {
+        if self.reachable(&group) == 0 {
+            *self.waiting.entry(group).or_default() += 1;
+        }
+    }
+}
+
+impl Backend {
+    /// Starts the node on `vault`, online with every member it knows an address for.
+    pub(super) fn start_node(&mut self, vault: Vault) -> Result<(), String> {
+        if self.runtime.is_none() {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("alongside-net")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("Could not start the network part of Alongside: {e}."))?;
+            self.runtime = Some(runtime);
+        }
+        let Some(runtime) = &self.runtime else {
+            return Err("Could not start the network part of Alongside.".into());
+        };
+        let node = runtime
+            .block_on(Node::start(vault, self.config.net.clone()))
+            .map_err(|e| format!("Your profile opened, but its network could not start: {e:#}."))?;
+        {
+            // The node's supervisor is a task on this runtime.
+            let _inside = runtime.enter();
+            node.go_live();
+        }
+        let mut events = node.events();
+        let inputs = self.inputs.clone();
+        self.forwarder = Some(runtime.spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let input = match events.recv().await {
+                    Ok(event) => Input::Node(event),
+                    Err(RecvError::Lagged(_)) => Input::NodeLagged,
+                    Err(RecvError::Closed) => return,
+                };
+                if inputs.send(input).is_err() {
+                    return;
+                }
+            }
+        }));
+        self.session += 1;
+        self.node = Some(node);
+        self.net = NetState::default();
+        Ok(())
+    }
+
+    /// Shuts the node down (closing the store) and forgets everything it reported.
+    pub(super) fn stop_node(&mut self) {
+        if let Some(forwarder) = self.forwarder.take() {
+            forwarder.abort();
+        }
+        if let (Some(runtime), Some(node)) = (&self.runtime, self.node.take()) {
+            runtime.block_on(node.shutdown());
+        }
+        self.net = NetState::default();
+        self.open = None;
+    }
+
+    /// Makes the node serve `group` (a group created or joined while running).
+    pub(super) fn serve(&self, group: GroupId) -> Result<(), BackendError> {
+        let (Some(runtime), Some(node)) = (&self.runtime, &self.node) else {
+            return Err(BackendError::Locked);
+        };
+        Ok(runtime.block_on(node.serve_group(group))?)
+    }
+
+    /// Runs `work` on the node in a task; its result comes back as [`Input::Done`].
+    fn spawn_work<F>(&self, work: impl FnOnce(Node) -> F)
+    where
+        F: Future<Output = Done> + Send + 'static,
+    {
+        let (Some(runtime), Some(node)) = (&self.runtime, &self.node) else {
+            return;
+        };
+        let future = work(node.clone());
+        let (inputs, session) = (self.inputs.clone(), self.session);
+        runtime.spawn(async move {
+            let done = future.await;
+            let _ = inputs.send(Input::Done(session, done));
+        });
+    }
+
+    pub(super) fn handle_node_event(&mut self, event: NodeEvent) {
+        let group = match &event {
+            NodeEvent::Serving { group } => *group,
+            NodeEvent::Connected { group, member } => {
+                self.net.connected.entry(*group).or_default().insert(*member);
+                *group
+            }
+            NodeEvent::Disconnected { group, member } => {
+                if let Some(members) = self.net.connected.get_mut(group) {
+                    members.remove(member);
+                }
+                *group
+            }
+            NodeEvent::Applied { group, .. } => {
+                self.dirty.page |= self.open == Some(*group);
+                *group
+            }
+            NodeEvent::CaughtUp { group, member, .. } => {
+                self.net.last_sync.insert((*group, *member), now_ms());
+                self.net.waiting.remove(group);
+                *group
+            }
+            _ => return,
+        };
+        self.dirty.status |= self.open == Some(group);
+        self.dirty.groups = true;
+    }
+
+    pub(super) fn handle_done(&mut self, done: Done) -> Option<Event> {
+        match done {
+            Done::Synced { group, result } => {
+                self.net.syncing.remove(&group);
+                if matches!(result, Some(Ok(_))) {
+                    self.net.waiting.remove(&group);
+                }
+                self.dirty.status |= self.open == Some(group);
+                let name = self.with_vault(move |v| Ok(v.session(&group)?.name())).ok()?;
+                Some(Event::Synced {
+                    group,
+                    message: synced_message(&name, result),
+                })
+            }
+            Done::Joined(Ok(group)) => {
+                let name = self.with_vault(move |v| Ok(v.session(&group)?.name()));
+                match name.and_then(|name| Ok((name, self.group_cards()?))) {
+                    Ok((name, groups)) => Some(Event::Joined { name, groups }),
+                    Err(err) => Some(failed("You joined, but the group could not be read", &err)),
+                }
+            }
+            Done::Joined(Err(err)) => Some(Event::JoinFailed {
+                message: join_failed_message(&err),
+            }),
+            Done::Invited {
+                group,
+                valid_for,
+                result,
+            } => Some(match result {
+                Ok(ticket) => Event::Invitation(invite_view(group, &ticket, valid_for)),
+                Err(err) => failed("Could not make an invitation", &BackendError::Net(err)),
+            }),
+        }
+    }
+
+    pub(super) fn handle_join(&mut self, ticket: &str, display_name: &str) -> Option<Event> {
+        let display_name = display_name.trim().to_string();
+        if display_name.is_empty() {
+            return Some(Event::JoinFailed {
+                message: "Choose the name the group will know you by.".into(),
+            });
+        }
+        let ticket = match Ticket::from_text(ticket) {
+            Ok(ticket) => ticket,
+            Err(_) => {
+                return Some(Event::JoinFailed {
+                    message: "That is not a whole invitation ticket. Copy all of it (it starts with \"alongside1\") and paste it again."
+                        .into(),
+                });
+            }
+        };
+        if self.node.is_none() {
+            return Some(Event::JoinFailed {
+                message: "Your profile is locked. Unlock it first.".into(),
+            });
+        }
+        self.spawn_work(move |node| async move { Done::Joined(node.join(&ticket, &display_name).await) });
+        None
+    }
+
+    pub(super) fn handle_sync_now(&mut self, group: GroupId) -> Option<Event> {
+        if self.node.is_none() || !self.net.syncing.insert(group) {
+            return None;
+        }
+        self.dirty.status |= self.open == Some(group);
+        self.spawn_work(move |node| async move {
+            let result = tokio::time::timeout(SYNC_PATIENCE, node.sync_all(group)).await.ok();
+            Done::Synced { group, result }
+        });
+        None
+    }
+
+    pub(super) fn handle_meeting_mode(&mut self, group: GroupId, on: bool) -> Event {
+        match self
+            .with_vault(move |v| v.set_meeting_mode(&group, on))
+            .and_then(|()| self.group_status(group))
+        {
+            Ok(status) => Event::Status(status),
+            Err(err) => failed("Could not change meeting mode", &err),
+        }
+    }
+
+    pub(super) fn handle_invite(&mut self, group: GroupId, valid_for: Duration) -> Option<Event> {
+        if self.node.is_none() {
+            return Some(failed("Could not make an invitation", &BackendError::Locked));
+        }
+        let expires_at_ms = now_ms().saturating_add(i64::try_from(valid_for.as_millis()).unwrap_or(i64::MAX));
+        self.spawn_work(move |node| async move {
+            Done::Invited {
+                group,
+                valid_for,
+                result: node.invite(group, expires_at_ms).await,
+            }
+        });
+        None
+    }
+
+    /// Members of `group` with who is connected and when each last synced.
+    pub(super) fn group_status(&self, group: GroupId) -> Result<GroupStatus, BackendError> {
+        let (members, meeting_mode) = self.with_vault(move |v| {
+            let members = v.session(&group)?.members();
+            Ok((members, v.meeting_mode(&group)?))
+        })?;
+        let connected = self.net.connected.get(&group);
+        let mut members: Vec<MemberStatus> = members
+            .into_iter()
+            .map(|m| {
+                let id = MemberId::from_hex(&m.id);
+                MemberStatus {
+                    reachable: id.is_some_and(|id| connected.is_some_and(|c| c.contains(&id))),
+                    last_sync_ms: id.and_then(|id| self.net.last_sync.get(&(group, id)).copied()),
+                    name: m.name,
+                    role: m.role,
+                    me: m.me,
+                }
+            })
+            .collect();
+        members.sort_by_key(|m| !m.me);
+        Ok(GroupStatus {
+            group,
+            members,
+            waiting: self.net.waiting.get(&group).copied().unwrap_or(0),
+            syncing: self.net.syncing.contains(&group),
+            meeting_mode,
+            lan_allowed: self.config.net.lan,
+        })
+    }
+}
+
+fn synced_message(group_name: &str, result: Option<Result<usize, NetError>>) -> String {
+    match result {
+        Some(Ok(1)) => format!("{group_name} is up to date with 1 member."),
+        Some(Ok(n)) => format!("{group_name} is up to date with {n} members."),
+        Some(Err(NetError::NotAMember)) => format!(
+            "The members of {group_name} you reached no longer accept this device: you are not a member of this group any more."
+        ),
+        _ => format!(
+            "Could not reach anyone in {group_name} right now. What you wrote is saved here and will be shared when someone is reachable."
+        ),
+    }
+}
+
+fn join_failed_message(err: &NetError) -> String {
+    match err {
+        NetError::Refused(why) => {
+            format!("Could not join: {why}. Ask the person who invited you for a new ticket.")
+        }
+        NetError::Connection(_) | NetError::Bind(_) => "Could not reach the person who invited you. They need to have Alongside open; try again when they do. Nothing was changed.".into(),
+        other => format!("Could not join: {other:#}. Nothing was changed."),
+    }
+}
+
+fn invite_view(group: GroupId, ticket: &Ticket, valid_for: Duration) -> InviteView {
+    let text = ticket.to_text();
+    // Upper case fits QR's compact alphanumeric mode; the ticket reads either way.
+    let qr = qrcode::QrCode::new(text.to_ascii_uppercase().as_bytes())
+        .ok()
+        .map(|code| {
+            let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+            (code.width(), dark)
+        });
+    InviteView {
+        group,
+        ticket: text,
+        qr,
+        valid_for,
+    }
+}

@@ -1,0 +1,184 @@
+//! The members tab: who is in the group, whether this device reaches them, and inviting
+//! someone with a one-time ticket (text to copy, or a QR code to scan).
+
+use std::time::Duration;
+
+use eframe::egui;
+
+use super::action::Action;
+use super::backend::{Command, InviteView, MemberStatus, now_ms};
+use super::home::GroupHome;
+use super::widgets::{labelled_field, message, primary_button, quiet};
+
+/// How long an invitation may work, as offered.
+const VALIDITY: [(&str, Duration); 3] = [
+    ("1 hour", Duration::from_secs(3600)),
+    ("1 day", Duration::from_secs(86_400)),
+    ("7 days", Duration::from_secs(7 * 86_400)),
+];
+
+/// Making an invitation.
+pub(crate) struct InviteForm {
+    /// Which of [`VALIDITY`] is chosen.
+    pub(crate) validity: usize,
+    /// The backend is making one.
+    pub(crate) busy: bool,
+    /// The last invitation made for this group.
+    pub(crate) made: Option<InviteView>,
+}
+
+impl Default for InviteForm {
+    fn default() -> InviteForm {
+        InviteForm {
+            validity: 1,
+            busy: false,
+            made: None,
+        }
+    }
+}
+
+/// The members, then inviting someone.
+#[must_use]
+pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
+    let now = now_ms();
+    for member in &home.page.status.members {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            member_row(ui, member, now);
+        });
+    }
+    ui.add_space(16.0);
+    invite(ui, home)
+}
+
+fn member_row(ui: &mut egui::Ui, member: &MemberStatus, now_ms: i64) {
+    let name = if member.me {
+        format!("{} (you)", member.name)
+    } else {
+        member.name.clone()
+    };
+    let role = if member.role == "facilitator" {
+        "Facilitator"
+    } else {
+        "Member"
+    };
+    ui.label(egui::RichText::new(format!("{name} · {role}")).strong());
+    if member.me {
+        return;
+    }
+    let seen = match (member.reachable, member.last_sync_ms) {
+        (true, _) => "Connected now".to_string(),
+        (false, Some(at)) => format!("Last synced {}", ago(now_ms - at)),
+        (false, None) => "Not reached since Alongside was opened".to_string(),
+    };
+    quiet(ui, seen);
+}
+
+/// "just now", "5 minutes ago", "2 hours ago", "3 days ago".
+fn ago(ms: i64) -> String {
+    let minutes = ms.max(0) / 60_000;
+    match minutes {
+        0 => "just now".into(),
+        1 => "1 minute ago".into(),
+        m if m < 60 => format!("{m} minutes ago"),
+        m if m < 120 => "1 hour ago".into(),
+        m if m < 48 * 60 => format!("{} hours ago", m / 60),
+        m => format!("{} days ago", m / (24 * 60)),
+    }
+}
+
+#[must_use]
+fn invite(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
+    let mut action = None;
+    ui.heading("Invite someone");
+    quiet(
+        ui,
+        "An invitation is a ticket that works once. The person you invite pastes it into Alongside, or scans its code, while this device is online.",
+    );
+    let form = &mut home.invite;
+    ui.horizontal(|ui| {
+        ui.label("It works for");
+        for (i, (label, _)) in VALIDITY.iter().enumerate() {
+            ui.radio_value(&mut form.validity, i, *label);
+        }
+    });
+    if primary_button(ui, !form.busy, "Create invitation") {
+        action = Some(Action::Send(Command::Invite {
+            group: home.page.id,
+            valid_for: VALIDITY[form.validity.min(VALIDITY.len() - 1)].1,
+        }));
+    }
+    if form.busy {
+        quiet(ui, "Making the invitation…");
+    }
+    if let Some(made) = form.made.as_ref().filter(|m| m.group == home.page.id) {
+        action = action.or(show_invitation(ui, made));
+    }
+    action
+}
+
+#[must_use]
+fn show_invitation(ui: &mut egui::Ui, made: &InviteView) -> Option<Action> {
+    let mut action = None;
+    message(
+        ui,
+        "This ticket is like a key: whoever has it can join the group and read what the group keeps. \
+         Give it only to the person you are inviting, in a private way.",
+    );
+    let valid = VALIDITY.iter().find(|(_, d)| *d == made.valid_for).map_or_else(
+        || format!("{} minutes", made.valid_for.as_secs() / 60),
+        |(l, _)| l.to_string(),
+    );
+    quiet(ui, format!("It works once, for the next {valid}."));
+    let mut text = made.ticket.as_str();
+    labelled_field(
+        ui,
+        "Invitation ticket",
+        egui::TextEdit::multiline(&mut text)
+            .desired_rows(3)
+            .desired_width(f32::INFINITY),
+    );
+    if ui.button("Copy ticket").clicked() {
+        action = Some(Action::Copy(made.ticket.clone()));
+    }
+    if let Some((width, dark)) = &made.qr {
+        qr_code(ui, *width, dark);
+    }
+    action
+}
+
+/// Paints the QR code, dark on light with a quiet border, whatever the theme.
+fn qr_code(ui: &mut egui::Ui, width: usize, dark: &[bool]) {
+    const MODULE: f32 = 4.0;
+    let border = 4.0 * MODULE;
+    let side = width as f32 * MODULE + 2.0 * border;
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "QR code of the invitation ticket"));
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, egui::Color32::WHITE);
+    for (i, _) in dark.iter().enumerate().filter(|(_, d)| **d) {
+        let (x, y) = ((i % width) as f32, (i / width) as f32);
+        let min = rect.min + egui::vec2(border + x * MODULE, border + y * MODULE);
+        painter.rect_filled(
+            egui::Rect::from_min_size(min, egui::vec2(MODULE, MODULE)),
+            0.0,
+            egui::Color32::BLACK,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago;
+
+    #[test]
+    fn times_since_read_as_people_say_them() {
+        assert_eq!(ago(5_000), "just now");
+        assert_eq!(ago(60_000), "1 minute ago");
+        assert_eq!(ago(30 * 60_000), "30 minutes ago");
+        assert_eq!(ago(90 * 60_000), "1 hour ago");
+        assert_eq!(ago(5 * 3_600_000), "5 hours ago");
+        assert_eq!(ago(3 * 86_400_000), "3 days ago");
+        assert_eq!(ago(-1), "just now");
+    }
+}

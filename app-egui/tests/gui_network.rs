@@ -1,0 +1,135 @@
+//! The desktop app on the network: invitations, joining with a ticket, two apps on
+//! loopback iroh seeing each other's stories, and what the home says when nobody is
+//! reachable. Each app runs its real node (relays, address lookup and local-network
+//! discovery off) on a profile in its own temporary directory.
+
+mod support;
+
+use std::path::Path;
+
+use egui_kittest::kittest::{NodeT as _, Queryable};
+use support::*;
+
+/// Writes and shares a story from the group's home (stories tab).
+fn share_story(app: &mut App, title: &str, body: &str) {
+    click(app, "Write a story");
+    fill(app, "Title", title);
+    fill(app, "Your story", body);
+    click(app, "Share story");
+    wait_until(app, "the saved story", |a| shows(a, body));
+}
+
+/// Sam, at the home of "Tuesday Circle", makes an invitation; returns its ticket text as
+/// the screen shows it.
+fn invite_from_members_tab(sam: &mut App) -> String {
+    click(sam, "Members");
+    assert!(shows(sam, "Sam (you)"), "the members tab lists Sam");
+    click(sam, "Create invitation");
+    wait_until(sam, "the invitation", |a| {
+        a.query_by_label("Invitation ticket").is_some()
+    });
+    sam.get_by_label("Invitation ticket")
+        .accesskit_node()
+        .value()
+        .expect("the ticket field has the ticket as its value")
+}
+
+/// A new profile in `dir` that joins with `ticket` as `name`; returns the app and what the
+/// join screen then says.
+fn join_with(dir: &Path, ticket: &str, name: &str) -> App {
+    let mut app = open_app(dir);
+    first_run(&mut app);
+    fill(&mut app, "Invitation ticket", ticket);
+    fill(&mut app, "Your name in the group you join", name);
+    click(&mut app, "Join group");
+    app
+}
+
+#[test]
+fn two_apps_joined_by_an_invitation_over_loopback_see_each_others_stories() {
+    let (dir_sam, dir_alex, dir_kim) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let sam_story = "Thank you all for showing up on a cold night.";
+    let alex_story = "First week back at work went better than I feared.";
+
+    let mut sam = sam_at_group_home(dir_sam.path());
+    share_story(&mut sam, "Cold night", sam_story);
+    let ticket = invite_from_members_tab(&mut sam);
+    assert!(ticket.starts_with("alongside1"), "a ticket is shown: {ticket:?}");
+    assert!(shows(&sam, "like a key"), "the inviter is told a ticket is like a key");
+    assert!(shows(&sam, "works once, for the next 1 day"), "its expiry is shown");
+    assert!(sam.query_by_label("Copy ticket").is_some());
+    assert!(
+        sam.query_by_label("QR code of the invitation ticket").is_some(),
+        "the ticket is offered as a QR code to scan"
+    );
+
+    let mut alex = join_with(dir_alex.path(), &ticket, "Alex");
+    assert!(
+        shows(&alex, "like a key to the group's history"),
+        "the joiner is warned what a ticket is"
+    );
+    wait_until(&mut alex, "joining", |a| shows(a, "You joined Tuesday Circle"));
+    click(&mut alex, "Tuesday Circle");
+    wait_until(&mut alex, "Sam's story on Alex's device", |a| shows(a, sam_story));
+    wait_until(&mut alex, "the connection to Sam", |a| shows(a, "Connected now: Sam"));
+    share_story(&mut alex, "Back at work", alex_story);
+
+    click(&mut sam, "Stories");
+    wait_until(&mut sam, "Alex's story on Sam's device", |a| shows(a, alex_story));
+    wait_until(&mut sam, "the connection to Alex", |a| shows(a, "Connected now: Alex"));
+    click(&mut sam, "Members");
+    assert!(shows(&sam, "Alex · Member"), "Sam's members tab lists Alex by name");
+
+    // The ticket worked once: someone else who got hold of it is refused.
+    let mut kim = join_with(dir_kim.path(), &ticket, "Kim");
+    wait_until(&mut kim, "the refusal", |a| shows(a, "Could not join"));
+    assert!(shows(&kim, "already used"), "Kim is told the ticket was used");
+    assert!(!shows(&kim, "Tuesday Circle"), "Kim has no group");
+}
+
+#[test]
+fn a_ticket_that_is_not_whole_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = join_with(dir.path(), "alongside1NOTAWHOLETICKET", "Alex");
+    wait_until(&mut app, "the refusal", |a| shows(a, "not a whole invitation ticket"));
+    assert!(shows(&app, "You are not in a group yet"), "nothing was joined");
+}
+
+#[test]
+fn alone_the_home_says_it_is_offline_counts_what_waits_and_sync_now_says_nobody_was_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sam = sam_at_group_home(dir.path());
+    assert!(shows(&sam, "Offline: nobody in this group is reachable right now"));
+    assert!(
+        !shows(&sam, "waiting to be sent"),
+        "nothing waits before anything is written"
+    );
+    share_story(&mut sam, "A quiet evening", "Reading instead of going out.");
+    assert!(shows(&sam, "1 change waiting to be sent"));
+
+    click(&mut sam, "Sync now");
+    wait_until(&mut sam, "the end of the sync", |a| {
+        shows(a, "Could not reach anyone in Tuesday Circle right now")
+    });
+    assert!(shows(&sam, "saved here"), "the message says nothing is lost");
+    assert!(shows(&sam, "1 change waiting to be sent"), "it still waits");
+}
+
+#[test]
+fn meeting_mode_is_one_switch_and_says_when_this_device_keeps_discovery_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sam = sam_at_group_home(dir.path());
+    click(&mut sam, "Meeting mode: find members on this Wi-Fi");
+    // These apps run with local-network discovery off for the whole device.
+    wait_until(&mut sam, "meeting mode on", |a| {
+        shows(a, "switched off for this device as a whole")
+    });
+    click(&mut sam, "Meeting mode: find members on this Wi-Fi");
+    wait_until(&mut sam, "meeting mode off", |a| {
+        !shows(a, "switched off for this device as a whole")
+    });
+}
