@@ -5,45 +5,8 @@
 
 mod support;
 
-use std::path::Path;
-
-use egui_kittest::kittest::{NodeT as _, Queryable};
+use egui_kittest::kittest::Queryable;
 use support::*;
-
-/// Writes and shares a story from the group's home (stories tab).
-fn share_story(app: &mut App, title: &str, body: &str) {
-    click(app, "Write a story");
-    fill(app, "Title", title);
-    fill(app, "Your story", body);
-    click(app, "Share story");
-    wait_until(app, "the saved story", |a| shows(a, body));
-}
-
-/// Sam, at the home of "Tuesday Circle", makes an invitation; returns its ticket text as
-/// the screen shows it.
-fn invite_from_members_tab(sam: &mut App) -> String {
-    click(sam, "Members");
-    assert!(shows(sam, "Sam (you)"), "the members tab lists Sam");
-    click(sam, "Create invitation");
-    wait_until(sam, "the invitation", |a| {
-        a.query_by_label("Invitation ticket").is_some()
-    });
-    sam.get_by_label("Invitation ticket")
-        .accesskit_node()
-        .value()
-        .expect("the ticket field has the ticket as its value")
-}
-
-/// A new profile in `dir` that joins with `ticket` as `name`; returns the app and what the
-/// join screen then says.
-fn join_with(dir: &Path, ticket: &str, name: &str) -> App {
-    let mut app = open_app(dir);
-    first_run(&mut app);
-    fill(&mut app, "Invitation ticket", ticket);
-    fill(&mut app, "Your name in the group you join", name);
-    click(&mut app, "Join group");
-    app
-}
 
 #[test]
 fn two_apps_joined_by_an_invitation_over_loopback_see_each_others_stories() {

@@ -7,6 +7,10 @@
 //! If the operation or the write fails, the session is dropped and reloaded from disk on
 //! next use, so a failed command leaves no trace in memory or on disk.
 
+mod personal;
+
+pub use personal::{MAX_CONTACT_TEXT, MAX_CONTACTS, SupportContact};
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +62,9 @@ pub enum VaultError {
     /// A peer broke the sync protocol.
     #[error(transparent)]
     Protocol(#[from] crate::sync::ProtocolError),
+    /// What was asked for is not valid (the message says why, in plain words).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Why an invitation was refused.

@@ -17,6 +17,7 @@
 //! input, which refreshes everything).
 
 mod network;
+mod reach;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -24,11 +25,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use alongside_core::crypto::PassphraseKdf;
-use alongside_core::ids::GroupId;
+use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::edits::NewStory;
 use alongside_core::model::views::StoryView;
 use alongside_core::profile::ProfileError;
-use alongside_core::vault::{Vault, VaultError};
+use alongside_core::vault::{SupportContact, Vault, VaultError};
 use alongside_net::{NetConfig, NetError, Node};
 use eframe::egui;
 use zeroize::Zeroizing;
@@ -36,6 +37,9 @@ use zeroize::Zeroizing;
 use crate::profile_setup::{self, SetupError};
 
 pub(crate) use network::{GroupStatus, InviteView, MemberStatus};
+pub(crate) use reach::{Delivery, ReachOutCard};
+
+use reach::reach_out_cards;
 
 /// What the UI asks the backend to do.
 pub(crate) enum Command {
@@ -78,6 +82,26 @@ pub(crate) enum Command {
         /// The story.
         story: NewStory,
     },
+    /// Ask for support: a reach-out to the whole group (`to` empty) or chosen members.
+    ReachOut {
+        /// The group.
+        group: GroupId,
+        /// What the member wrote.
+        message: String,
+        /// Who it goes to; empty for the whole group.
+        to: Vec<MemberId>,
+    },
+    /// Answer a reach-out.
+    Respond {
+        /// The group.
+        group: GroupId,
+        /// The reach-out's item id.
+        reach_out: String,
+        /// The answer.
+        text: String,
+    },
+    /// Replace the crisis lines and contacts kept on this device.
+    SaveContacts(Vec<SupportContact>),
     /// Sync a group with every member that can be reached, now.
     SyncNow(GroupId),
     /// Switch meeting mode (finding members on the local network) for a group.
@@ -122,6 +146,8 @@ pub(crate) struct GroupPage {
     pub(crate) name: String,
     /// Its stories, newest first.
     pub(crate) stories: Vec<StoryView>,
+    /// Reach-outs this member can read, newest first, with delivery for their own.
+    pub(crate) reach_outs: Vec<ReachOutCard>,
     /// Members and how this device is connected to them.
     pub(crate) status: GroupStatus,
 }
@@ -142,6 +168,8 @@ pub(crate) enum Event {
         groups: Vec<GroupCard>,
         /// The profile uses the weak test passphrase protection.
         weak_kdf: bool,
+        /// The crisis lines and contacts saved on this device.
+        contacts: Vec<SupportContact>,
     },
     /// The profile could not be created or opened; nothing changed.
     UnlockFailed {
@@ -179,6 +207,15 @@ pub(crate) enum Event {
     Status(GroupStatus),
     /// A story was saved.
     StoryAdded(GroupPage),
+    /// A reach-out or a response was saved.
+    ReachOutSaved {
+        /// The group's page, with it.
+        page: GroupPage,
+        /// What happened, in a sentence.
+        notice: String,
+    },
+    /// The crisis lines and contacts on this device, as saved.
+    Contacts(Vec<SupportContact>),
     /// A sync asked for with "Sync now" ended.
     Synced {
         /// The group.
@@ -407,7 +444,18 @@ impl Backend {
             }
             Command::AddStory { group, story } => self.handle_add_story(group, story),
             Command::JoinGroup { ticket, display_name } => return self.handle_join(&ticket, &display_name),
-            Command::SyncNow(group) => return self.handle_sync_now(group),
+            Command::ReachOut { group, message, to } => self.handle_reach_out(group, message, to),
+            Command::Respond { group, reach_out, text } => self.handle_respond(group, reach_out, text),
+            Command::SaveContacts(contacts) => {
+                match self.with_vault(move |v| {
+                    v.set_support_contacts(&contacts)?;
+                    v.support_contacts()
+                }) {
+                    Ok(contacts) => Event::Contacts(contacts),
+                    Err(err) => failed("Your contacts were not saved", &err),
+                }
+            }
+            Command::SyncNow(group) => return self.handle_sync_now(group, true),
             Command::SetMeetingMode { group, on } => self.handle_meeting_mode(group, on),
             Command::Invite { group, valid_for } => return self.handle_invite(group, valid_for),
         })
@@ -454,11 +502,15 @@ impl Backend {
         if let Err(message) = self.start_node(vault) {
             return Event::UnlockFailed { message };
         }
-        match self.group_cards() {
-            Ok(groups) => Event::Unlocked {
+        match self
+            .group_cards()
+            .and_then(|groups| Ok((groups, self.with_vault(|v| v.support_contacts())?)))
+        {
+            Ok((groups, contacts)) => Event::Unlocked {
                 label,
                 groups,
                 weak_kdf,
+                contacts,
             },
             Err(err) => {
                 self.stop_node();
@@ -508,15 +560,17 @@ impl Backend {
     }
 
     fn group_page(&self, group: GroupId) -> Result<GroupPage, BackendError> {
-        let (name, stories) = self.with_vault(move |v| {
+        let (name, stories, reach_outs) = self.with_vault(move |v| {
             let session = v.session(&group)?;
-            Ok((session.name(), session.stories()))
+            Ok((session.name(), session.stories(), session.reach_outs()))
         })?;
+        let status = self.group_status(group)?;
         Ok(GroupPage {
             id: group,
             name,
             stories,
-            status: self.group_status(group)?,
+            reach_outs: reach_out_cards(reach_outs, &status, |member| self.net.last_sync(group, member)),
+            status,
         })
     }
 

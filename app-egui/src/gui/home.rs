@@ -4,11 +4,13 @@
 
 use std::collections::BTreeSet;
 
+use alongside_core::vault::SupportContact;
 use eframe::egui;
 
 use super::action::Action;
 use super::backend::{Command, GroupPage, GroupStatus};
 use super::members::{self, InviteForm};
+use super::reach_out::{self, ReachOutForm};
 use super::stories::{self, StoryForm};
 use super::widgets::quiet;
 
@@ -17,17 +19,20 @@ use super::widgets::quiet;
 pub(crate) enum Tab {
     /// Stories, and writing one.
     Stories,
+    /// Asking for support, and answering others.
+    ReachOut,
     /// Members, their connection, and inviting someone.
     Members,
 }
 
 impl Tab {
     /// Every tab, in the order shown.
-    const ALL: [Tab; 2] = [Tab::Stories, Tab::Members];
+    const ALL: [Tab; 3] = [Tab::Stories, Tab::ReachOut, Tab::Members];
 
     fn title(self) -> &'static str {
         match self {
             Tab::Stories => "Stories",
+            Tab::ReachOut => "Reach out",
             Tab::Members => "Members",
         }
     }
@@ -45,6 +50,8 @@ pub(crate) struct GroupHome {
     pub(crate) writer: Option<StoryForm>,
     /// Making an invitation, and the last one made.
     pub(crate) invite: InviteForm,
+    /// Reaching out, answering, and the contacts on this device.
+    pub(crate) reach: ReachOutForm,
 }
 
 impl GroupHome {
@@ -56,19 +63,22 @@ impl GroupHome {
             revealed: BTreeSet::new(),
             writer: None,
             invite: InviteForm::default(),
+            reach: ReachOutForm::default(),
         }
     }
 }
 
-/// The group's home: a way back, the name, the connection line, the tabs.
+/// The group's home: a way back, the name, the connection line, reach-outs waiting for
+/// an answer, the tabs. `contacts` are the crisis lines saved on this device.
 #[must_use]
-pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
+pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[SupportContact]) -> Option<Action> {
     let mut action = None;
     if ui.button("Back to your groups").clicked() {
         action = Some(Action::ShowGroups);
     }
     ui.heading(&home.page.name);
     action = action.or(connection(ui, &home.page.status));
+    action = action.or(waiting_for_answers(ui, home));
     ui.add_space(8.0);
     ui.horizontal(|ui| {
         for tab in Tab::ALL {
@@ -80,6 +90,7 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Acti
     ui.separator();
     let tab_action = match home.tab {
         Tab::Stories => stories::stories_tab(ui, home),
+        Tab::ReachOut => reach_out::reach_out_tab(ui, &home.page, &mut home.reach, contacts),
         Tab::Members => members::members_tab(ui, home),
     };
     action.or(tab_action)
@@ -144,4 +155,31 @@ fn connection(ui: &mut egui::Ui, status: &GroupStatus) -> Option<Action> {
         }
     }
     action
+}
+
+/// Others' reach-outs that nobody has answered yet stay at the top of the home until
+/// someone does.
+#[must_use]
+fn waiting_for_answers(ui: &mut egui::Ui, home: &GroupHome) -> Option<Action> {
+    let waiting: Vec<&str> = home
+        .page
+        .reach_outs
+        .iter()
+        .filter(|c| !c.mine && !c.view.answered)
+        .map(|c| c.view.author.name.as_str())
+        .collect();
+    if waiting.is_empty() || home.tab == Tab::ReachOut {
+        return None;
+    }
+    egui::Frame::group(ui.style())
+        .show(ui, |ui| {
+            ui.label(format!(
+                "{} reached out and no one has answered yet.",
+                waiting.join(", ")
+            ));
+            ui.button("See reach-outs")
+                .clicked()
+                .then_some(Action::ShowTab(Tab::ReachOut))
+        })
+        .inner
 }

@@ -18,6 +18,7 @@ mod backend;
 mod groups;
 mod home;
 mod members;
+mod reach_out;
 mod stories;
 mod welcome;
 mod widgets;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alongside_core::crypto::PassphraseKdf;
+use alongside_core::vault::SupportContact;
 use alongside_net::NetConfig;
 use eframe::egui;
 use zeroize::Zeroize as _;
@@ -122,6 +124,8 @@ struct Session {
     groups: Vec<GroupCard>,
     new_group: NewGroupForm,
     join: JoinForm,
+    /// Crisis lines and contacts saved on this device.
+    contacts: Vec<SupportContact>,
     /// The group whose home is shown, if any.
     home: Option<GroupHome>,
     /// Waiting for a group's home to load.
@@ -207,6 +211,7 @@ impl AlongsideApp {
                     label,
                     groups,
                     weak_kdf,
+                    contacts,
                 },
                 _,
             ) => {
@@ -215,6 +220,7 @@ impl AlongsideApp {
                     groups,
                     new_group: NewGroupForm::default(),
                     join: JoinForm::default(),
+                    contacts,
                     home: None,
                     opening: false,
                     notice: None,
@@ -268,6 +274,23 @@ impl AlongsideApp {
             {
                 session.notice = Some(message);
             }
+            (Event::ReachOutSaved { page, notice }, Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
+                    home.page = page;
+                    home.reach.busy = false;
+                    home.reach.message.clear();
+                    home.reach.answers.clear();
+                }
+                session.notice = Some(notice);
+            }
+            (Event::Contacts(contacts), Screen::Open(session)) => {
+                session.contacts = contacts;
+                if let Some(home) = session.home.as_mut() {
+                    home.reach.busy = false;
+                    home.reach.contact = SupportContact::default();
+                }
+                session.notice = Some("Saved on this device only.".into());
+            }
             (Event::Invitation(made), Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == made.group) {
                     home.invite.busy = false;
@@ -294,6 +317,7 @@ impl AlongsideApp {
                 session.opening = false;
                 if let Some(home) = session.home.as_mut() {
                     home.invite.busy = false;
+                    home.reach.busy = false;
                     if let Some(form) = home.writer.as_mut() {
                         form.busy = false;
                     }
@@ -399,6 +423,12 @@ impl AlongsideApp {
                     home.invite.busy = true;
                 }
             }
+            (Command::ReachOut { .. } | Command::Respond { .. } | Command::SaveContacts(_), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.reach.busy = true;
+                }
+                session.notice = None;
+            }
             (Command::SyncNow(_) | Command::SetMeetingMode { .. }, Screen::Open(session)) => session.notice = None,
             _ => return,
         }
@@ -468,7 +498,7 @@ fn show_session(ui: &mut egui::Ui, session: &mut Session) -> Option<Action> {
         widgets::quiet(ui, "Opening the group…");
     }
     match session.home.as_mut() {
-        Some(home) => home::group_home(ui, home),
+        Some(home) => home::group_home(ui, home, &session.contacts),
         None => groups::groups_screen(ui, &session.groups, &mut session.new_group, &mut session.join),
     }
 }

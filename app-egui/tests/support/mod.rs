@@ -11,7 +11,7 @@ use alongside_app::gui::{AlongsideApp, GuiConfig};
 use alongside_core::crypto::PassphraseKdf;
 use alongside_net::NetConfig;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT as _, Queryable};
 
 pub const PASSPHRASE: &str = "river stone lantern";
 /// How long any backend step may take before a test fails.
@@ -105,4 +105,52 @@ pub fn sam_at_group_home(dir: &Path) -> App {
     click(&mut app, "Tuesday Circle");
     wait_until(&mut app, "the group's home", |a| shows(a, "No stories yet"));
     app
+}
+
+/// Writes and shares a story from the group's home (stories tab).
+pub fn share_story(app: &mut App, title: &str, body: &str) {
+    click(app, "Write a story");
+    fill(app, "Title", title);
+    fill(app, "Your story", body);
+    click(app, "Share story");
+    wait_until(app, "the saved story", |a| shows(a, body));
+}
+
+/// Sam, at the home of "Tuesday Circle", makes an invitation; returns its ticket text as
+/// the screen shows it.
+pub fn invite_from_members_tab(sam: &mut App) -> String {
+    click(sam, "Members");
+    assert!(shows(sam, "Sam (you)"), "the members tab lists Sam");
+    click(sam, "Create invitation");
+    wait_until(sam, "the invitation", |a| {
+        a.query_by_label("Invitation ticket").is_some()
+    });
+    sam.get_by_label("Invitation ticket")
+        .accesskit_node()
+        .value()
+        .expect("the ticket field has the ticket as its value")
+}
+
+/// A new profile in `dir` that joins with `ticket` as `name`; returns the app and what the
+/// join screen then says.
+pub fn join_with(dir: &Path, ticket: &str, name: &str) -> App {
+    let mut app = open_app(dir);
+    first_run(&mut app);
+    fill(&mut app, "Invitation ticket", ticket);
+    fill(&mut app, "Your name in the group you join", name);
+    click(&mut app, "Join group");
+    app
+}
+
+/// Sam (who started "Tuesday Circle") and Alex (who joined it with Sam's invitation),
+/// each at the group's home, connected to each other.
+pub fn sam_and_alex(dir_sam: &Path, dir_alex: &Path) -> (App, App) {
+    let mut sam = sam_at_group_home(dir_sam);
+    let ticket = invite_from_members_tab(&mut sam);
+    let mut alex = join_with(dir_alex, &ticket, "Alex");
+    wait_until(&mut alex, "joining", |a| shows(a, "You joined Tuesday Circle"));
+    click(&mut alex, "Tuesday Circle");
+    wait_until(&mut alex, "the connection to Sam", |a| shows(a, "Connected now: Sam"));
+    wait_until(&mut sam, "the connection to Alex", |a| shows(a, "Connected now: Alex"));
+    (sam, alex)
 }

@@ -23,6 +23,8 @@ const SYNC_PATIENCE: Duration = Duration::from_secs(30);
 /// A member as the group's home lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MemberStatus {
+    /// Their member id (hex).
+    pub(crate) id: String,
     /// Their display name.
     pub(crate) name: String,
     /// `facilitator` or `member`.
@@ -78,9 +80,11 @@ pub(crate) struct InviteView {
 
 /// Network work that ended.
 pub(crate) enum Done {
-    /// "Sync now" ended.
+    /// A sync of a whole group ended.
     Synced {
         group: GroupId,
+        /// Asked for with "Sync now" (say how it went), or started by the backend itself.
+        asked: bool,
         /// Members reached, or why none was (`None`: nobody answered in time).
         result: Option<Result<usize, NetError>>,
     },
@@ -107,6 +111,12 @@ impl NetState {
     /// How many other members of `group` are connected now.
     pub(crate) fn reachable(&self, group: &GroupId) -> usize {
         self.connected.get(group).map_or(0, BTreeSet::len)
+    }
+
+    /// When this device last completed a round with `member` (hex id) of `group`.
+    pub(crate) fn last_sync(&self, group: GroupId, member: &str) -> Option<i64> {
+        let member = MemberId::from_hex(member)?;
+        self.last_sync.get(&(group, member)).copied()
     }
 
     /// Something was written in `group`: if nobody is connected to take it at once, it
@@ -218,6 +228,8 @@ impl Backend {
             NodeEvent::CaughtUp { group, member, .. } => {
                 self.net.last_sync.insert((*group, *member), now_ms());
                 self.net.waiting.remove(group);
+                // The delivery of one's own reach-outs is on the page.
+                self.dirty.page |= self.open == Some(*group);
                 *group
             }
             _ => return,
@@ -228,12 +240,15 @@ impl Backend {
 
     pub(super) fn handle_done(&mut self, done: Done) -> Option<Event> {
         match done {
-            Done::Synced { group, result } => {
+            Done::Synced { group, asked, result } => {
                 self.net.syncing.remove(&group);
                 if matches!(result, Some(Ok(_))) {
                     self.net.waiting.remove(&group);
                 }
                 self.dirty.status |= self.open == Some(group);
+                if !asked {
+                    return None;
+                }
                 let name = self.with_vault(move |v| Ok(v.session(&group)?.name())).ok()?;
                 Some(Event::Synced {
                     group,
@@ -286,14 +301,16 @@ impl Backend {
         None
     }
 
-    pub(super) fn handle_sync_now(&mut self, group: GroupId) -> Option<Event> {
+    /// Syncs `group` with everyone reachable in a task; `asked`: a person asked for it
+    /// and is told how it went.
+    pub(super) fn handle_sync_now(&mut self, group: GroupId, asked: bool) -> Option<Event> {
         if self.node.is_none() || !self.net.syncing.insert(group) {
             return None;
         }
         self.dirty.status |= self.open == Some(group);
         self.spawn_work(move |node| async move {
             let result = tokio::time::timeout(SYNC_PATIENCE, node.sync_all(group)).await.ok();
-            Done::Synced { group, result }
+            Done::Synced { group, asked, result }
         });
         None
     }
@@ -335,6 +352,7 @@ impl Backend {
             .map(|m| {
                 let id = MemberId::from_hex(&m.id);
                 MemberStatus {
+                    id: m.id,
                     reachable: id.is_some_and(|id| connected.is_some_and(|c| c.contains(&id))),
                     last_sync_ms: id.and_then(|id| self.net.last_sync.get(&(group, id)).copied()),
                     name: m.name,

@@ -1,0 +1,112 @@
+//! Reach-outs in the backend: writing one and getting it out at once, answering one, and
+//! the delivery state a member sees for their own ("delivered to 2 of 5 members").
+//!
+//! A reach-out counts as delivered to a member once this device has completed a sync
+//! round with them after writing it: a completed round means the other device holds
+//! everything this one has (for what that member may read). Right after writing, the
+//! backend syncs with everyone it can reach, so the answer comes within seconds rather
+//! than at the next periodic round.
+
+use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::model::views::ReachOutView;
+
+use super::{Backend, Event, GroupStatus, failed, now_ms};
+
+/// Who a member's own reach-out has reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// Names of the members who have it.
+    pub(crate) delivered: Vec<String>,
+    /// Names of the members who do not have it yet.
+    pub(crate) waiting: Vec<String>,
+}
+
+/// A reach-out as the page shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReachOutCard {
+    /// What core reads.
+    pub(crate) view: ReachOutView,
+    /// Written by the member using this device.
+    pub(crate) mine: bool,
+    /// For one's own: who has it and who not yet.
+    pub(crate) delivery: Option<Delivery>,
+}
+
+/// Cards for `views`: one's own with their delivery, using `last_sync` (when this device
+/// last completed a round with a member, by hex id).
+pub(super) fn reach_out_cards(
+    views: Vec<ReachOutView>,
+    status: &GroupStatus,
+    last_sync: impl Fn(&str) -> Option<i64>,
+) -> Vec<ReachOutCard> {
+    let me = status.members.iter().find(|m| m.me).map(|m| m.id.as_str());
+    views
+        .into_iter()
+        .map(|view| {
+            let mine = Some(view.author.id.as_str()) == me;
+            let delivery = mine.then(|| {
+                let audience: Vec<(&str, &str)> = match &view.audience {
+                    Some(people) => people.iter().map(|p| (p.id.as_str(), p.name.as_str())).collect(),
+                    None => status
+                        .members
+                        .iter()
+                        .filter(|m| !m.me)
+                        .map(|m| (m.id.as_str(), m.name.as_str()))
+                        .collect(),
+                };
+                let (delivered, waiting): (Vec<_>, Vec<_>) = audience
+                    .into_iter()
+                    .filter(|(id, _)| Some(*id) != me)
+                    .partition(|(id, _)| last_sync(id).is_some_and(|at| at >= view.created_at_ms));
+                Delivery {
+                    delivered: delivered.into_iter().map(|(_, n)| n.to_string()).collect(),
+                    waiting: waiting.into_iter().map(|(_, n)| n.to_string()).collect(),
+                }
+            });
+            ReachOutCard { view, mine, delivery }
+        })
+        .collect()
+}
+
+impl Backend {
+    pub(super) fn handle_reach_out(&mut self, group: GroupId, message: String, to: Vec<MemberId>) -> Event {
+        let saved = self.with_vault(move |v| {
+            v.edit(&group, |s| s.reach_out(message.trim(), &to, now_ms()))
+                .map(|_| ())
+        });
+        if let Err(err) = saved {
+            return failed("Your reach-out was not sent", &err);
+        }
+        self.net.wrote(group);
+        // Get it out now, not at the next periodic round; delivery shows as rounds end.
+        let _ = self.handle_sync_now(group, false);
+        let notice = if self.net.reachable(&group) == 0 {
+            "Your reach-out is saved. Nobody in the group is reachable right now; it goes out as soon as someone is."
+        } else {
+            "Your reach-out is on its way."
+        };
+        self.saved(group, notice)
+    }
+
+    pub(super) fn handle_respond(&mut self, group: GroupId, reach_out: String, text: String) -> Event {
+        let saved = self.with_vault(move |v| {
+            v.edit(&group, |s| s.respond(&reach_out, text.trim(), now_ms()))
+                .map(|_| ())
+        });
+        if let Err(err) = saved {
+            return failed("Your answer was not saved", &err);
+        }
+        self.net.wrote(group);
+        self.saved(group, "Your answer is saved and goes out with the next sync.")
+    }
+
+    fn saved(&mut self, group: GroupId, notice: &str) -> Event {
+        match self.group_page(group) {
+            Ok(page) => Event::ReachOutSaved {
+                page,
+                notice: notice.to_string(),
+            },
+            Err(err) => failed("It was saved, but the page could not be read", &err),
+        }
+    }
+}

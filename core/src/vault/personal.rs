@@ -1,0 +1,144 @@
+//! What a member keeps on this device only and never shares with any group: the crisis
+//! lines and people they can call when they need support now.
+//!
+//! Stored like everything else in the profile: sealed under the profile's data key, so a
+//! copied disk shows nothing (a saved crisis line says as much about a person as a story).
+
+use crate::store::{Batch, Key, Kind};
+use crate::wire::{Reader, Writer};
+
+use super::{Vault, VaultError};
+
+/// Most contacts a profile keeps.
+pub const MAX_CONTACTS: usize = 20;
+/// Longest name or number of a contact, in bytes.
+pub const MAX_CONTACT_TEXT: usize = 200;
+
+const CONTACTS_KEY: &[u8] = b"support-contacts";
+const CONTACTS_VERSION: u8 = 1;
+
+/// A crisis line or a person to call, kept on this device only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SupportContact {
+    /// Who it is: "Crisis line", "Jo (sponsor)".
+    pub name: String,
+    /// How to reach them: a number, an address, a link.
+    pub reach: String,
+}
+
+impl SupportContact {
+    /// Checks that it has a name and a way to reach it, within the limits.
+    pub fn validate(&self) -> Result<(), VaultError> {
+        let (name, reach) = (self.name.trim(), self.reach.trim());
+        if name.is_empty() || reach.is_empty() {
+            return Err(VaultError::Invalid(
+                "a contact needs a name and a way to reach them".into(),
+            ));
+        }
+        if name.len() > MAX_CONTACT_TEXT || reach.len() > MAX_CONTACT_TEXT {
+            return Err(VaultError::Invalid(format!(
+                "a contact's name and number must each fit in {MAX_CONTACT_TEXT} characters"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Vault {
+    /// The crisis lines and contacts saved on this device, in the order they were saved.
+    pub fn support_contacts(&self) -> Result<Vec<SupportContact>, VaultError> {
+        let Some(raw) = self.store.get(Kind::Meta, &Key::global(CONTACTS_KEY))? else {
+            return Ok(Vec::new());
+        };
+        let mut r = Reader::new(&raw);
+        if r.u8()? != CONTACTS_VERSION {
+            return Err(VaultError::Record("support contacts of an unknown version".into()));
+        }
+        let n = r.count(MAX_CONTACTS, 8)?;
+        let mut contacts = Vec::with_capacity(n);
+        for _ in 0..n {
+            contacts.push(SupportContact {
+                name: r.string(MAX_CONTACT_TEXT)?,
+                reach: r.string(MAX_CONTACT_TEXT)?,
+            });
+        }
+        r.finish()?;
+        Ok(contacts)
+    }
+
+    /// Replaces the saved crisis lines and contacts (trimmed). Nothing is written unless
+    /// every one is valid.
+    pub fn set_support_contacts(&mut self, contacts: &[SupportContact]) -> Result<(), VaultError> {
+        if contacts.len() > MAX_CONTACTS {
+            return Err(VaultError::Invalid(format!(
+                "at most {MAX_CONTACTS} contacts can be saved"
+            )));
+        }
+        let mut w = Writer::new();
+        w.u8(CONTACTS_VERSION).count(contacts.len());
+        for c in contacts {
+            c.validate()?;
+            w.var_bytes(c.name.trim().as_bytes())
+                .var_bytes(c.reach.trim().as_bytes());
+        }
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::global(CONTACTS_KEY), w.finish());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::PassphraseKdf;
+
+    fn contact(name: &str, reach: &str) -> SupportContact {
+        SupportContact {
+            name: name.into(),
+            reach: reach.into(),
+        }
+    }
+
+    #[test]
+    fn contacts_are_kept_sealed_and_read_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        assert_eq!(vault.support_contacts().unwrap(), Vec::new());
+        let saved = vec![
+            contact("Lifeline of the county", "0800 111 222"),
+            contact(" Jo (sponsor) ", " +44 7700 900123 "),
+        ];
+        vault.set_support_contacts(&saved).unwrap();
+        drop(vault);
+        let vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        assert_eq!(
+            vault.support_contacts().unwrap(),
+            vec![
+                contact("Lifeline of the county", "0800 111 222"),
+                contact("Jo (sponsor)", "+44 7700 900123"),
+            ]
+        );
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(12).any(|w| w == b"Lifeline of "),
+                "a saved contact is not readable on disk"
+            );
+        }
+    }
+
+    #[test]
+    fn an_incomplete_contact_is_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        vault.set_support_contacts(&[contact("Crisis line", "988")]).unwrap();
+        let err = vault
+            .set_support_contacts(&[contact("Crisis line", "988"), contact("Jo", "  ")])
+            .unwrap_err();
+        assert_eq!(err.to_string(), "a contact needs a name and a way to reach them");
+        let too_many = vec![contact("a", "1"); MAX_CONTACTS + 1];
+        assert!(vault.set_support_contacts(&too_many).is_err());
+        assert_eq!(vault.support_contacts().unwrap(), vec![contact("Crisis line", "988")]);
+    }
+}
