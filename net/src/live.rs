@@ -289,6 +289,7 @@ fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step) {
                 doc: *doc,
                 changes: *changes,
             }),
+            Event::Membership { .. } => shared.emit(NodeEvent::Membership { group: peer.group }),
             Event::CaughtUp => shared.emit(NodeEvent::CaughtUp {
                 group: peer.group,
                 member: peer.member,

@@ -164,6 +164,12 @@ pub enum NodeEvent {
         /// How many changes.
         changes: usize,
     },
+    /// New membership operations from a member were applied (someone joined, left, was
+    /// removed or changed role, or the key rotated).
+    Membership {
+        /// The group.
+        group: GroupId,
+    },
     /// A reconciliation round with a member completed.
     CaughtUp {
         /// The group.

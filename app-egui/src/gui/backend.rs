@@ -18,6 +18,7 @@
 
 mod network;
 mod reach;
+mod roster;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -100,6 +101,24 @@ pub(crate) enum Command {
         /// The answer.
         text: String,
     },
+    /// Remove a member (facilitators).
+    RemoveMember {
+        /// The group.
+        group: GroupId,
+        /// Who.
+        member: MemberId,
+    },
+    /// Make a member a facilitator, or a facilitator a member (facilitators).
+    SetRole {
+        /// The group.
+        group: GroupId,
+        /// Who.
+        member: MemberId,
+        /// Facilitator (or member).
+        facilitator: bool,
+    },
+    /// Leave a group.
+    Leave(GroupId),
     /// Replace the crisis lines and contacts kept on this device.
     SaveContacts(Vec<SupportContact>),
     /// Sync a group with every member that can be reached, now.
@@ -197,6 +216,13 @@ pub(crate) enum Event {
         /// What happened and what to do, in plain words.
         message: String,
     },
+    /// This member left a group.
+    Left {
+        /// Its name.
+        name: String,
+        /// The groups now.
+        groups: Vec<GroupCard>,
+    },
     /// The groups changed (joined, members connected or left).
     Groups(Vec<GroupCard>),
     /// A group's home is ready to show.
@@ -207,8 +233,8 @@ pub(crate) enum Event {
     Status(GroupStatus),
     /// A story was saved.
     StoryAdded(GroupPage),
-    /// A reach-out or a response was saved.
-    ReachOutSaved {
+    /// Something was saved in a group (a reach-out, an answer, a membership change).
+    Saved {
         /// The group's page, with it.
         page: GroupPage,
         /// What happened, in a sentence.
@@ -446,6 +472,13 @@ impl Backend {
             Command::JoinGroup { ticket, display_name } => return self.handle_join(&ticket, &display_name),
             Command::ReachOut { group, message, to } => self.handle_reach_out(group, message, to),
             Command::Respond { group, reach_out, text } => self.handle_respond(group, reach_out, text),
+            Command::RemoveMember { group, member } => self.handle_remove(group, member),
+            Command::SetRole {
+                group,
+                member,
+                facilitator,
+            } => self.handle_set_role(group, member, facilitator),
+            Command::Leave(group) => self.handle_leave(group),
             Command::SaveContacts(contacts) => {
                 match self.with_vault(move |v| {
                     v.set_support_contacts(&contacts)?;
@@ -590,6 +623,17 @@ impl Backend {
                 })
             })
             .collect())
+    }
+
+    /// The page of `group` after something was saved there, with `notice`.
+    pub(super) fn saved(&mut self, group: GroupId, notice: &str) -> Event {
+        match self.group_page(group) {
+            Ok(page) => Event::Saved {
+                page,
+                notice: notice.to_string(),
+            },
+            Err(err) => failed("It was saved, but the page could not be read", &err),
+        }
     }
 
     /// Sends whatever a batch of inputs changed.

@@ -1,5 +1,7 @@
-//! The members tab: who is in the group, whether this device reaches them, and inviting
-//! someone with a one-time ticket (text to copy, or a QR code to scan).
+//! The members tab: who is in the group, whether this device reaches them, inviting
+//! someone with a one-time ticket (text to copy, or a QR code to scan), a facilitator's
+//! role changes and removals, and leaving. What removing and leaving mean is said before
+//! either happens, and each asks once more.
 
 use std::time::Duration;
 
@@ -17,6 +19,15 @@ const VALIDITY: [(&str, Duration); 3] = [
     ("7 days", Duration::from_secs(7 * 86_400)),
 ];
 
+/// A step that asks once more before it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Confirm {
+    /// Removing the member with this id (hex) and name.
+    Remove(String, String),
+    /// Leaving the group.
+    Leave,
+}
+
 /// Making an invitation.
 pub(crate) struct InviteForm {
     /// Which of [`VALIDITY`] is chosen.
@@ -25,6 +36,8 @@ pub(crate) struct InviteForm {
     pub(crate) busy: bool,
     /// The last invitation made for this group.
     pub(crate) made: Option<InviteView>,
+    /// A removal or leaving waiting to be confirmed.
+    pub(crate) confirm: Option<Confirm>,
 }
 
 impl Default for InviteForm {
@@ -33,22 +46,131 @@ impl Default for InviteForm {
             validity: 1,
             busy: false,
             made: None,
+            confirm: None,
         }
     }
 }
 
-/// The members, then inviting someone.
+/// The members, then inviting someone, then leaving.
 #[must_use]
 pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
     let now = now_ms();
+    let group = home.page.id;
+    let facilitator = home.page.status.members.iter().any(|m| m.me && m.role == "facilitator");
+    let mut action = None;
     for member in &home.page.status.members {
-        egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.set_width(ui.available_width());
-            member_row(ui, member, now);
-        });
+        let asked = egui::Frame::group(ui.style())
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                member_row(ui, member, now);
+                (facilitator && !member.me)
+                    .then(|| facilitator_controls(ui, group, member, &mut home.invite.confirm))
+                    .flatten()
+            })
+            .inner;
+        action = action.or(asked);
     }
     ui.add_space(16.0);
-    invite(ui, home)
+    if facilitator {
+        action = action.or(invite(ui, home));
+    } else {
+        quiet(ui, "Facilitators invite new members.");
+    }
+    ui.add_space(16.0);
+    action.or(leave(ui, group, &home.page.name, &mut home.invite.confirm))
+}
+
+/// Role and removal buttons for one member; removal asks once more, saying what it means.
+#[must_use]
+fn facilitator_controls(
+    ui: &mut egui::Ui,
+    group: alongside_core::ids::GroupId,
+    member: &MemberStatus,
+    confirm: &mut Option<Confirm>,
+) -> Option<Action> {
+    let id = alongside_core::ids::MemberId::from_hex(&member.id)?;
+    let name = &member.name;
+    let asking = *confirm == Some(Confirm::Remove(member.id.clone(), name.clone()));
+    if asking {
+        message(
+            ui,
+            &format!(
+                "Removing {name} means they will not see anything written from now on, and the group's devices \
+                 will refuse to sync with them. They keep what they already saw. This cannot be undone; \
+                 to have them back, invite them again."
+            ),
+        );
+        let mut action = None;
+        ui.horizontal(|ui| {
+            if ui.button(format!("Remove {name}")).clicked() {
+                *confirm = None;
+                action = Some(Action::Send(Command::RemoveMember { group, member: id }));
+            }
+            if ui.button(format!("Keep {name}")).clicked() {
+                *confirm = None;
+            }
+        });
+        return action;
+    }
+    let mut action = None;
+    ui.horizontal(|ui| {
+        let to_facilitator = member.role != "facilitator";
+        let role_label = if to_facilitator {
+            format!("Make {name} a facilitator")
+        } else {
+            format!("Make {name} a member")
+        };
+        if ui
+            .button(role_label)
+            .on_hover_text("Facilitators can invite, remove members and change roles")
+            .clicked()
+        {
+            action = Some(Action::Send(Command::SetRole {
+                group,
+                member: id,
+                facilitator: to_facilitator,
+            }));
+        }
+        if ui.button(format!("Remove {name}…")).clicked() {
+            *confirm = Some(Confirm::Remove(member.id.clone(), name.clone()));
+        }
+    });
+    action
+}
+
+/// Leaving: said plainly, asked once more.
+#[must_use]
+fn leave(
+    ui: &mut egui::Ui,
+    group: alongside_core::ids::GroupId,
+    group_name: &str,
+    confirm: &mut Option<Confirm>,
+) -> Option<Action> {
+    if *confirm != Some(Confirm::Leave) {
+        if ui.button("Leave this group…").clicked() {
+            *confirm = Some(Confirm::Leave);
+        }
+        return None;
+    }
+    message(
+        ui,
+        &format!(
+            "Leaving {group_name} means nothing new from the group reaches this device, and you no longer \
+             write to it. What you already have stays here. Members will see that you left, and the group \
+             changes its key so you cannot read what comes next. To come back, someone has to invite you again."
+        ),
+    );
+    let mut action = None;
+    ui.horizontal(|ui| {
+        if ui.button(format!("Leave {group_name}")).clicked() {
+            *confirm = None;
+            action = Some(Action::Send(Command::Leave(group)));
+        }
+        if ui.button("Stay in the group").clicked() {
+            *confirm = None;
+        }
+    });
+    action
 }
 
 fn member_row(ui: &mut egui::Ui, member: &MemberStatus, now_ms: i64) {

@@ -274,7 +274,7 @@ impl AlongsideApp {
             {
                 session.notice = Some(message);
             }
-            (Event::ReachOutSaved { page, notice }, Screen::Open(session)) => {
+            (Event::Saved { page, notice }, Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
                     home.page = page;
                     home.reach.busy = false;
@@ -282,6 +282,13 @@ impl AlongsideApp {
                     home.reach.answers.clear();
                 }
                 session.notice = Some(notice);
+            }
+            (Event::Left { name, groups }, Screen::Open(session)) => {
+                session.groups = groups;
+                session.home = None;
+                session.notice = Some(format!(
+                    "You have left {name}. Members will see it when this device next reaches one of them. What you already had stays on this device."
+                ));
             }
             (Event::Contacts(contacts), Screen::Open(session)) => {
                 session.contacts = contacts;
@@ -429,7 +436,14 @@ impl AlongsideApp {
                 }
                 session.notice = None;
             }
-            (Command::SyncNow(_) | Command::SetMeetingMode { .. }, Screen::Open(session)) => session.notice = None,
+            (
+                Command::SyncNow(_)
+                | Command::SetMeetingMode { .. }
+                | Command::RemoveMember { .. }
+                | Command::SetRole { .. }
+                | Command::Leave(_),
+                Screen::Open(session),
+            ) => session.notice = None,
             _ => return,
         }
         self.backend.send(command);

@@ -62,6 +62,12 @@ pub enum Event {
         /// Changes applied (including waiting ones it unblocked).
         changes: usize,
     },
+    /// Membership operations from the peer were new here (someone joined, left, was
+    /// removed, changed role, or the key rotated).
+    Membership {
+        /// How many operations were new.
+        ops: usize,
+    },
     /// Both sides have sent each other everything the other lacked.
     CaughtUp,
 }
@@ -296,7 +302,7 @@ impl PeerSync {
                 if !self.live {
                     return Err(ProtocolError::Unexpected("pushed operations before membership"));
                 }
-                self.receive_membership(session, &ops, &grants)?;
+                self.receive_membership(session, &mut step, &ops, &grants)?;
             }
             Message::DocSet { msg } => self.on_doc_set(session, &mut step, &msg)?,
             Message::DocDiff { mine, theirs } => self.on_doc_diff(session, &mut step, &mine, &theirs)?,
@@ -369,7 +375,7 @@ impl PeerSync {
         }
         self.round.got_membership = true;
         self.live = true;
-        self.receive_membership(session, ops, grants)?;
+        self.receive_membership(session, step, ops, grants)?;
         // Operations made here after we answered their hello were not pushed (we were not
         // live yet): send them now.
         let late = self.push_membership(session);
@@ -389,6 +395,7 @@ impl PeerSync {
     fn receive_membership(
         &mut self,
         session: &mut GroupSession,
+        step: &mut Step,
         ops: &[Vec<u8>],
         grants: &[Vec<u8>],
     ) -> Result<(), ProtocolError> {
@@ -397,7 +404,10 @@ impl PeerSync {
             .map(|b| SignedOp::decode(b))
             .collect::<Result<_, _>>()
             .map_err(|_| ProtocolError::BadMembership)?;
-        session.receive_ops(&ops).map_err(|_| ProtocolError::BadMembership)?;
+        let added = session.receive_ops(&ops).map_err(|_| ProtocolError::BadMembership)?;
+        if added > 0 {
+            step.events.push(Event::Membership { ops: added });
+        }
         self.peer_ops.extend(ops.iter().map(|o| o.hash()));
         for g in grants {
             let grant = AudienceGrant::decode(g).map_err(|_| ProtocolError::BadMembership)?;

@@ -221,7 +221,7 @@ impl Backend {
                 }
                 *group
             }
-            NodeEvent::Applied { group, .. } => {
+            NodeEvent::Applied { group, .. } | NodeEvent::Membership { group } => {
                 self.dirty.page |= self.open == Some(*group);
                 *group
             }

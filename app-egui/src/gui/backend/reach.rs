@@ -99,14 +99,4 @@ impl Backend {
         self.net.wrote(group);
         self.saved(group, "Your answer is saved and goes out with the next sync.")
     }
-
-    fn saved(&mut self, group: GroupId, notice: &str) -> Event {
-        match self.group_page(group) {
-            Ok(page) => Event::ReachOutSaved {
-                page,
-                notice: notice.to_string(),
-            },
-            Err(err) => failed("It was saved, but the page could not be read", &err),
-        }
-    }
 }

@@ -1,0 +1,68 @@
+//! Membership from the desktop app: a facilitator changes roles and removes a member
+//! (after being told what removal means), a member leaves; the other app sees each change
+//! over loopback, and a removed member's device is refused.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn a_facilitator_changes_a_role_then_removes_a_member_who_is_then_refused() {
+    let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sam, mut alex) = sam_and_alex(dir_sam.path(), dir_alex.path());
+    click(&mut alex, "Members");
+    assert!(
+        shows(&alex, "Facilitators invite new members."),
+        "a member is not offered invitations"
+    );
+    assert!(!shows(&alex, "Remove Sam"), "a member is not offered removals");
+
+    click(&mut sam, "Make Alex a facilitator");
+    wait_until(&mut sam, "the new role", |a| shows(a, "Alex · Facilitator"));
+    assert!(shows(&sam, "they can invite, remove members and change roles"));
+    wait_until(&mut alex, "the new role on Alex's device", |a| {
+        shows(a, "Alex (you) · Facilitator")
+    });
+    click(&mut sam, "Make Alex a member");
+    wait_until(&mut sam, "the role back", |a| shows(a, "Alex · Member"));
+
+    click(&mut sam, "Remove Alex…");
+    assert!(
+        shows(
+            &sam,
+            "Removing Alex means they will not see anything written from now on"
+        ),
+        "what removal means is said before it happens"
+    );
+    assert!(shows(&sam, "Alex · Member"), "nothing happened yet");
+    click(&mut sam, "Remove Alex");
+    wait_until(&mut sam, "the removal", |a| shows(a, "Alex is no longer a member"));
+    assert!(!shows(&sam, "Alex · Member"), "Alex is gone from Sam's list");
+
+    click(&mut sam, "Stories");
+    share_story(&mut sam, "After", "Written after Alex was removed.");
+    click(&mut alex, "Sync now");
+    wait_until(&mut alex, "the refusal", |a| shows(a, "no longer accept this device"));
+    click(&mut alex, "Stories");
+    assert!(
+        !shows(&alex, "Written after Alex was removed."),
+        "nothing written after the removal reaches Alex"
+    );
+}
+
+#[test]
+fn leaving_says_what_it_means_and_the_group_sees_the_member_go() {
+    let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sam, mut alex) = sam_and_alex(dir_sam.path(), dir_alex.path());
+    assert!(shows(&sam, "Alex · Member"));
+    click(&mut alex, "Members");
+    click(&mut alex, "Leave this group…");
+    assert!(
+        shows(&alex, "What you already have stays here"),
+        "leaving is explained first"
+    );
+    click(&mut alex, "Leave Tuesday Circle");
+    wait_until(&mut alex, "having left", |a| shows(a, "You have left Tuesday Circle"));
+    assert!(shows(&alex, "Your groups"), "Alex is back at the list of groups");
+    wait_until(&mut sam, "Alex gone from Sam's list", |a| !shows(a, "Alex · Member"));
+}
