@@ -5,6 +5,7 @@
 use alongside_core::model::edits::NewStory;
 
 use super::backend::Command;
+use super::home::HomeAction;
 
 /// Something a person asked for on screen.
 #[must_use = "an action does nothing until the app executes it"]
@@ -24,4 +25,6 @@ pub(crate) enum Action {
     RevealStory(String),
     /// Collapse that story again.
     ConcealStory(String),
+    /// Change what a group's home shows (its tab, a form opened or closed).
+    Home(HomeAction),
 }

@@ -16,12 +16,13 @@ use std::time::Duration;
 use alongside_core::crypto::PassphraseKdf;
 use alongside_core::ids::GroupId;
 use alongside_core::model::edits::NewStory;
-use alongside_core::model::views::StoryView;
+use alongside_core::model::views::{AgreementView, GoalView, MemberView, StoryView};
 use alongside_core::profile::ProfileError;
 use alongside_core::vault::{Vault, VaultError};
 use eframe::egui;
 use zeroize::Zeroizing;
 
+use super::home_backend::{self, HomeCommand, HomeSaved};
 use crate::profile_setup::{self, SetupError};
 
 /// What the UI asks the backend to do.
@@ -56,6 +57,8 @@ pub(crate) enum Command {
         /// The story.
         story: NewStory,
     },
+    /// Goals, check-ins and agreements on a group's home.
+    Home(HomeCommand),
 }
 
 /// One group in the list.
@@ -82,6 +85,33 @@ pub(crate) struct GroupPage {
     pub(crate) name: String,
     /// Its stories, newest first.
     pub(crate) stories: Vec<StoryView>,
+    /// Every goal this member can read, oldest first, each with only its latest
+    /// check-ins (its streak counts them all).
+    pub(crate) goals: Vec<GoalView>,
+    /// The group's agreements, if a facilitator wrote some.
+    pub(crate) agreement: Option<AgreementView>,
+    /// Current members, longest-standing first.
+    pub(crate) members: Vec<MemberView>,
+    /// This member's id (hex).
+    pub(crate) me: String,
+    /// This member is a facilitator.
+    pub(crate) facilitator: bool,
+    /// Today's date, `YYYY-MM-DD`, as check-ins are dated.
+    pub(crate) today: String,
+}
+
+impl GroupPage {
+    /// Whether this member agreed to the current agreements (`false` when there are none).
+    pub(crate) fn agreed(&self) -> bool {
+        self.agreement
+            .as_ref()
+            .is_some_and(|a| a.acknowledged_by.iter().any(|p| p.id == self.me))
+    }
+
+    /// Whether there are agreements this member has not agreed to yet.
+    pub(crate) fn agreement_waiting(&self) -> bool {
+        self.agreement.is_some() && !self.agreed()
+    }
 }
 
 /// What the backend reports back.
@@ -119,6 +149,13 @@ pub(crate) enum Event {
     GroupOpened(GroupPage),
     /// A story was saved.
     StoryAdded(GroupPage),
+    /// A goal, check-in or agreement was saved; the page as it is now.
+    HomeSaved {
+        /// The group's page.
+        page: GroupPage,
+        /// What was saved.
+        saved: HomeSaved,
+    },
     /// A command failed; nothing was changed.
     Failed {
         /// What happened and what to do, in plain words.
@@ -232,6 +269,15 @@ impl Backend {
                 Err(err) => failed("Could not open this group", &err),
             },
             Command::AddStory { group, story } => self.handle_add_story(&group, &story),
+            Command::Home(command) => self.with_vault(|v| home_backend::handle(v, command, now_ms())),
+        }
+    }
+
+    /// Runs `work` on the unlocked vault, or says the profile is locked.
+    fn with_vault(&mut self, work: impl FnOnce(&mut Vault) -> Event) -> Event {
+        match self.vault.as_mut() {
+            Some(vault) => work(vault),
+            None => locked(),
         }
     }
 
@@ -313,12 +359,7 @@ impl Backend {
         let Some(vault) = self.vault.as_mut() else {
             return Err(VaultError::NoGroup(group.to_hex()));
         };
-        let session = vault.session(group)?;
-        Ok(GroupPage {
-            id: *group,
-            name: session.name(),
-            stories: session.stories(),
-        })
+        home_backend::group_page(vault, group, now_ms())
     }
 }
 
@@ -338,7 +379,7 @@ fn groups(vault: &mut Vault) -> Result<Vec<GroupCard>, VaultError> {
         .collect())
 }
 
-fn failed(what: &str, err: &VaultError) -> Event {
+pub(super) fn failed(what: &str, err: &VaultError) -> Event {
     Event::Failed {
         message: format!("{what}: {err:#}. Nothing else was changed."),
     }

@@ -6,16 +6,21 @@
 //!   a profile (the passphrase KDF), reading and writing all happen there.
 //! - [`AlongsideApp`] holds only what the screen shows. Each frame it first drains the
 //!   backend's events in one place ([`AlongsideApp::poll_backend`]), then draws the current
-//!   screen. Panels (`welcome`, `groups`, `stories`) draw from that state and return an
-//!   `Action`; [`AlongsideApp::execute`] is the one place actions are carried out.
+//!   screen. Panels (`welcome`, `groups`, and a group's `home` with its tabs `stories`,
+//!   `goals` and `agreements`) draw from that state and return an `Action`;
+//!   [`AlongsideApp::execute`] is the one place actions are carried out.
 //! - The UI thread never waits: a slow command shows a calm "Unlocking…" or "Saving…" until
 //!   its event arrives, and the backend calls `request_repaint()` after sending it.
 //!
 //! Locking drops the vault in the backend and every piece of content held by the UI.
 
 mod action;
+mod agreements;
 mod backend;
+mod goals;
 mod groups;
+mod home;
+mod home_backend;
 mod stories;
 mod welcome;
 mod widgets;
@@ -31,7 +36,8 @@ use zeroize::Zeroize as _;
 use action::Action;
 use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard};
 use groups::NewGroupForm;
-use stories::{GroupHome, StoryForm};
+use home::GroupHome;
+use stories::StoryForm;
 use welcome::{FirstRunForm, UnlockForm};
 
 /// How the desktop app opens a profile.
@@ -243,11 +249,16 @@ impl AlongsideApp {
                         .into(),
                 );
             }
+            (Event::HomeSaved { page, saved }, Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
+                    session.notice = Some(home.saved(page, &saved));
+                }
+            }
             (Event::Failed { message }, Screen::Open(session)) => {
                 session.new_group.busy = false;
                 session.opening = false;
-                if let Some(form) = session.home.as_mut().and_then(|h| h.writer.as_mut()) {
-                    form.busy = false;
+                if let Some(home) = session.home.as_mut() {
+                    home.stop_waiting();
                 }
                 session.notice = Some(message);
             }
@@ -298,6 +309,12 @@ impl AlongsideApp {
                     home.revealed.remove(&id);
                 }
             }
+            (Action::Home(change), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.apply(change);
+                }
+                session.notice = None;
+            }
             // An action from a screen that has since changed.
             _ => {}
         }
@@ -329,6 +346,12 @@ impl AlongsideApp {
                 session.notice = None;
             }
             (Command::OpenGroup(_), Screen::Open(session)) => session.opening = true,
+            (Command::Home(home_command), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.waiting_for(home_command);
+                }
+                session.notice = None;
+            }
             _ => return,
         }
         self.backend.send(command);
@@ -389,7 +412,7 @@ fn show_session(ui: &mut egui::Ui, session: &mut Session) -> Option<Action> {
         widgets::quiet(ui, "Opening the group…");
     }
     match session.home.as_mut() {
-        Some(home) => stories::group_home(ui, home),
+        Some(home) => home::group_home(ui, home),
         None => groups::groups_screen(ui, &session.groups, &mut session.new_group),
     }
 }

@@ -1,16 +1,14 @@
-//! A group's home for now: its stories, and the form to write one.
+//! The "Stories" tab of a group's home: its stories, and the form to write one.
 //!
 //! A story with content warnings stays collapsed behind them ("This story mentions: …")
 //! until the reader chooses to open it; nothing of it but the author's name is shown before.
-
-use std::collections::BTreeSet;
 
 use alongside_core::model::edits::NewStory;
 use alongside_core::model::views::StoryView;
 use eframe::egui;
 
 use super::action::Action;
-use super::backend::GroupPage;
+use super::home::GroupHome;
 use super::widgets::{labelled_field, primary_button, quiet, text_line};
 
 /// Warnings offered as a list when writing; anything else can be typed.
@@ -22,27 +20,6 @@ pub(crate) const COMMON_WARNINGS: [&str; 6] = [
     "Abuse",
     "Grief and loss",
 ];
-
-/// One group's home as the UI holds it.
-pub(crate) struct GroupHome {
-    /// What the backend last sent.
-    pub(crate) page: GroupPage,
-    /// Stories with warnings that the reader chose to open (item ids).
-    pub(crate) revealed: BTreeSet<String>,
-    /// The story being written, if the writer is open.
-    pub(crate) writer: Option<StoryForm>,
-}
-
-impl GroupHome {
-    /// A home showing `page`, every story with warnings collapsed.
-    pub(crate) fn new(page: GroupPage) -> GroupHome {
-        GroupHome {
-            page,
-            revealed: BTreeSet::new(),
-            writer: None,
-        }
-    }
-}
 
 /// The story writer.
 #[derive(Default)]
@@ -86,15 +63,10 @@ impl StoryForm {
     }
 }
 
-/// The group's home: a way back, the writer or the button that opens it, and the stories.
+/// The stories tab: the writer or the button that opens it, then the stories.
 #[must_use]
-pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
+pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
     let mut action = None;
-    if ui.button("Back to your groups").clicked() {
-        action = Some(Action::ShowGroups);
-    }
-    ui.heading(&home.page.name);
-    ui.add_space(8.0);
     match &mut home.writer {
         Some(form) => action = action.or(story_writer(ui, &home.page.name, form)),
         None => {
@@ -104,7 +76,6 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Acti
         }
     }
     ui.add_space(16.0);
-    ui.heading("Stories");
     if home.page.stories.is_empty() {
         ui.label("No stories yet. When someone shares one, it appears here.");
     }
