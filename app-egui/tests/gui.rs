@@ -181,18 +181,6 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// Presses Tab until the widget labelled `label` has the keyboard focus.
-fn tab_to(app: &mut App, label: &str) {
-    for _ in 0..20 {
-        if app.get_by_label(label).is_focused() {
-            return;
-        }
-        app.key_press(egui::Key::Tab);
-        app.run();
-    }
-    panic!("Tab never reached {label:?}");
-}
-
 #[test]
 fn first_run_and_a_first_group_work_by_keyboard_alone() {
     let dir = tempfile::tempdir().unwrap();

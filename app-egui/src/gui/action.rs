@@ -5,7 +5,7 @@
 use alongside_core::model::edits::NewStory;
 
 use super::backend::Command;
-use super::home::Tab;
+use super::home::HomeAction;
 
 /// Something a person asked for on screen.
 #[must_use = "an action does nothing until the app executes it"]
@@ -15,8 +15,6 @@ pub(crate) enum Action {
     Send(Command),
     /// Go back to the list of groups.
     ShowGroups,
-    /// Show another tab of the group's home.
-    ShowTab(Tab),
     /// Put text on the clipboard (an invitation ticket).
     Copy(String),
     /// Open the story writer.
@@ -29,4 +27,6 @@ pub(crate) enum Action {
     RevealStory(String),
     /// Collapse that story again.
     ConcealStory(String),
+    /// Change what a group's home shows (its tab, a form opened or closed).
+    Home(HomeAction),
 }

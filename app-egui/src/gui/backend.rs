@@ -28,19 +28,19 @@ use std::time::Duration;
 use alongside_core::crypto::PassphraseKdf;
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::edits::NewStory;
-use alongside_core::model::views::StoryView;
+use alongside_core::model::views::{AgreementView, GoalView, MemberView, StoryView};
 use alongside_core::profile::ProfileError;
 use alongside_core::vault::{SupportContact, Vault, VaultError};
 use alongside_net::{NetConfig, NetError, Node};
 use eframe::egui;
 use zeroize::Zeroizing;
 
+use super::home_backend::{self, HomeCommand, HomeSaved};
 use crate::profile_setup::{self, SetupError};
 
+pub(crate) use network::NetState;
 pub(crate) use network::{GroupStatus, InviteView, MemberStatus};
-pub(crate) use reach::{Delivery, ReachOutCard};
-
-use reach::reach_out_cards;
+pub(crate) use reach::{Delivery, ReachOutCard, reach_out_cards};
 
 /// What the UI asks the backend to do.
 pub(crate) enum Command {
@@ -83,6 +83,8 @@ pub(crate) enum Command {
         /// The story.
         story: NewStory,
     },
+    /// Goals, check-ins and agreements on a group's home.
+    Home(HomeCommand),
     /// Ask for support: a reach-out to the whole group (`to` empty) or chosen members.
     ReachOut {
         /// The group.
@@ -165,10 +167,37 @@ pub(crate) struct GroupPage {
     pub(crate) name: String,
     /// Its stories, newest first.
     pub(crate) stories: Vec<StoryView>,
+    /// Every goal this member can read, oldest first, each with only its latest
+    /// check-ins (its streak counts them all).
+    pub(crate) goals: Vec<GoalView>,
+    /// The group's agreements, if a facilitator wrote some.
+    pub(crate) agreement: Option<AgreementView>,
+    /// Current members, longest-standing first.
+    pub(crate) members: Vec<MemberView>,
     /// Reach-outs this member can read, newest first, with delivery for their own.
     pub(crate) reach_outs: Vec<ReachOutCard>,
     /// Members and how this device is connected to them.
     pub(crate) status: GroupStatus,
+    /// This member's id (hex).
+    pub(crate) me: String,
+    /// This member is a facilitator.
+    pub(crate) facilitator: bool,
+    /// Today's date, `YYYY-MM-DD`, as check-ins are dated.
+    pub(crate) today: String,
+}
+
+impl GroupPage {
+    /// Whether this member agreed to the current agreements (`false` when there are none).
+    pub(crate) fn agreed(&self) -> bool {
+        self.agreement
+            .as_ref()
+            .is_some_and(|a| a.acknowledged_by.iter().any(|p| p.id == self.me))
+    }
+
+    /// Whether there are agreements this member has not agreed to yet.
+    pub(crate) fn agreement_waiting(&self) -> bool {
+        self.agreement.is_some() && !self.agreed()
+    }
 }
 
 /// What the backend reports back.
@@ -251,6 +280,13 @@ pub(crate) enum Event {
     },
     /// An invitation is ready to hand over.
     Invitation(InviteView),
+    /// A goal, check-in or agreement was saved; the page as it is now.
+    HomeSaved {
+        /// The group's page.
+        page: GroupPage,
+        /// What was saved.
+        saved: HomeSaved,
+    },
     /// A command failed; nothing was changed.
     Failed {
         /// What happened and what to do, in plain words.
@@ -488,6 +524,7 @@ impl Backend {
                     Err(err) => failed("Your contacts were not saved", &err),
                 }
             }
+            Command::Home(command) => self.handle_home(command),
             Command::SyncNow(group) => return self.handle_sync_now(group, true),
             Command::SetMeetingMode { group, on } => self.handle_meeting_mode(group, on),
             Command::Invite { group, valid_for } => return self.handle_invite(group, valid_for),
@@ -592,19 +629,26 @@ impl Backend {
         Ok(runtime.block_on(node.with_vault(f))?)
     }
 
+    /// Everything the home of `group` shows, read in one go from the vault together
+    /// with a copy of what the node reported.
     fn group_page(&self, group: GroupId) -> Result<GroupPage, BackendError> {
-        let (name, stories, reach_outs) = self.with_vault(move |v| {
-            let session = v.session(&group)?;
-            Ok((session.name(), session.stories(), session.reach_outs()))
-        })?;
-        let status = self.group_status(group)?;
-        Ok(GroupPage {
-            id: group,
-            name,
-            stories,
-            reach_outs: reach_out_cards(reach_outs, &status, |member| self.net.last_sync(group, member)),
-            status,
-        })
+        let (net, lan) = (self.net.clone(), self.config.net.lan);
+        self.with_vault(move |v| home_backend::group_page(v, &group, now_ms(), &net, lan))
+    }
+
+    /// Goals, check-ins and agreements: saved, then the page as it is now.
+    fn handle_home(&mut self, command: HomeCommand) -> Event {
+        let group = command.group();
+        let (net, lan) = (self.net.clone(), self.config.net.lan);
+        let event = self.with_vault(move |v| Ok(home_backend::handle(v, command, now_ms(), &net, lan)));
+        match event {
+            Ok(event @ Event::HomeSaved { .. }) => {
+                self.net.wrote(group);
+                event
+            }
+            Ok(event) => event,
+            Err(err) => failed("It was not saved", &err),
+        }
     }
 
     fn group_cards(&self) -> Result<Vec<GroupCard>, BackendError> {
@@ -670,7 +714,7 @@ enum BackendError {
     Net(#[from] NetError),
 }
 
-fn failed(what: &str, err: &BackendError) -> Event {
+pub(super) fn failed(what: &str, err: &impl std::fmt::Display) -> Event {
     Event::Failed {
         message: format!("{what}: {err:#}. Nothing else was changed."),
     }

@@ -1,6 +1,11 @@
 //! A group's home: its name, a quiet line saying how this device stands with the other
-//! members (who is connected, what waits to be sent, "sync now", meeting mode), and tabs
-//! for what the group holds.
+//! members (who is connected, what waits to be sent, "sync now", meeting mode), others'
+//! reach-outs still waiting for an answer, a row of tabs (stories, goals, reach out,
+//! agreements, members), and the open tab.
+//!
+//! A member who has not agreed to the group's current agreements sees them first.
+//! To add a tab: a `Tab` variant, its entry in [`Tab::ALL`], and its arm in [`group_home`]
+//! (the compiler points at the arm).
 
 use std::collections::BTreeSet;
 
@@ -8,34 +13,39 @@ use alongside_core::vault::SupportContact;
 use eframe::egui;
 
 use super::action::Action;
+use super::agreements::{self, AgreementForm};
 use super::backend::{Command, GroupPage, GroupStatus};
+use super::goals::{self, CheckInForm, GoalForm};
+use super::home_backend::{HomeCommand, HomeSaved};
 use super::members::{self, InviteForm};
 use super::reach_out::{self, ReachOutForm};
 use super::stories::{self, StoryForm};
 use super::widgets::quiet;
 
-/// The parts of a group's home.
+/// The tabs of a group's home.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tab {
-    /// Stories, and writing one.
+    /// The group's stories.
     Stories,
+    /// Goals and check-ins.
+    Goals,
     /// Asking for support, and answering others.
     ReachOut,
+    /// The group's agreements.
+    Agreements,
     /// Members, their connection, and inviting someone.
     Members,
 }
 
 impl Tab {
-    /// Every tab, in the order shown.
-    const ALL: [Tab; 3] = [Tab::Stories, Tab::ReachOut, Tab::Members];
-
-    fn title(self) -> &'static str {
-        match self {
-            Tab::Stories => "Stories",
-            Tab::ReachOut => "Reach out",
-            Tab::Members => "Members",
-        }
-    }
+    /// Every tab in the order of the row, with its label (also its accessible name).
+    pub(crate) const ALL: [(Tab, &'static str); 5] = [
+        (Tab::Stories, "Stories"),
+        (Tab::Goals, "Goals"),
+        (Tab::ReachOut, "Reach out"),
+        (Tab::Agreements, "Agreements"),
+        (Tab::Members, "Members"),
+    ];
 }
 
 /// One group's home as the UI holds it.
@@ -48,28 +58,131 @@ pub(crate) struct GroupHome {
     pub(crate) revealed: BTreeSet<String>,
     /// The story being written, if the writer is open.
     pub(crate) writer: Option<StoryForm>,
-    /// Making an invitation, and the last one made.
+    /// The new goal being written, if that form is open.
+    pub(crate) new_goal: Option<GoalForm>,
+    /// The check-in being filled in, if one is open (one goal at a time).
+    pub(crate) check_in: Option<CheckInForm>,
+    /// The agreements being edited, if a facilitator opened the editor.
+    pub(crate) agreement_editor: Option<AgreementForm>,
+    /// Making an invitation, the last one made, and a removal or leaving to confirm.
     pub(crate) invite: InviteForm,
     /// Reaching out, answering, and the contacts on this device.
     pub(crate) reach: ReachOutForm,
 }
 
+/// Changes to what a group's home shows, asked for by its panels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HomeAction {
+    /// Show another tab.
+    ShowTab(Tab),
+    /// Open the new goal form.
+    StartGoal,
+    /// Close it without saving.
+    CancelGoal,
+    /// Open the check-in form for goal `id`.
+    StartCheckIn(String),
+    /// Close it without saving.
+    CancelCheckIn,
+    /// Open the agreements editor.
+    EditAgreements,
+    /// Close it without saving.
+    CancelAgreements,
+}
+
 impl GroupHome {
-    /// A home showing `page` on its first tab, every story with warnings collapsed.
+    /// A home showing `page`: its agreements first if this member has not agreed to them
+    /// yet, otherwise its stories, every story with warnings collapsed.
     pub(crate) fn new(page: GroupPage) -> GroupHome {
+        let tab = if page.agreement_waiting() {
+            Tab::Agreements
+        } else {
+            Tab::Stories
+        };
         GroupHome {
             page,
-            tab: Tab::Stories,
+            tab,
             revealed: BTreeSet::new(),
             writer: None,
+            new_goal: None,
+            check_in: None,
+            agreement_editor: None,
             invite: InviteForm::default(),
             reach: ReachOutForm::default(),
         }
     }
+
+    /// Carries out a change of what is shown.
+    pub(crate) fn apply(&mut self, action: HomeAction) {
+        match action {
+            HomeAction::ShowTab(tab) => self.tab = tab,
+            HomeAction::StartGoal => self.new_goal = Some(GoalForm::default()),
+            HomeAction::CancelGoal => self.new_goal = None,
+            HomeAction::StartCheckIn(goal) => self.check_in = Some(CheckInForm::new(goal, &self.page.today)),
+            HomeAction::CancelCheckIn => self.check_in = None,
+            HomeAction::EditAgreements => {
+                let text = self.page.agreement.as_ref().map(|a| a.text.clone()).unwrap_or_default();
+                self.agreement_editor = Some(AgreementForm::new(text));
+            }
+            HomeAction::CancelAgreements => self.agreement_editor = None,
+        }
+    }
+
+    /// Marks the form that sent `command` as waiting for the backend.
+    pub(crate) fn waiting_for(&mut self, command: &HomeCommand) {
+        match command {
+            HomeCommand::AddGoal { .. } => self.new_goal.iter_mut().for_each(|f| f.busy = true),
+            HomeCommand::CheckIn { .. } => self.check_in.iter_mut().for_each(|f| f.busy = true),
+            HomeCommand::SetAgreements { .. } => self.agreement_editor.iter_mut().for_each(|f| f.busy = true),
+            HomeCommand::Agree(_) => {}
+        }
+    }
+
+    /// Marks every form of this home as no longer waiting for the backend.
+    pub(crate) fn stop_waiting(&mut self) {
+        self.invite.busy = false;
+        self.reach.busy = false;
+        if let Some(form) = self.writer.as_mut() {
+            form.busy = false;
+        }
+        if let Some(form) = self.new_goal.as_mut() {
+            form.busy = false;
+        }
+        if let Some(form) = self.check_in.as_mut() {
+            form.busy = false;
+        }
+        if let Some(form) = self.agreement_editor.as_mut() {
+            form.busy = false;
+        }
+    }
+
+    /// Shows `page` after `saved`, closes the form that saved it, and returns what to tell
+    /// the member.
+    pub(crate) fn saved(&mut self, page: GroupPage, saved: &HomeSaved) -> String {
+        self.page = page;
+        self.stop_waiting();
+        match saved {
+            HomeSaved::Goal => {
+                self.new_goal = None;
+                "Your goal is saved on this device. Whoever it is shared with will see it once their devices sync with this one."
+                    .into()
+            }
+            HomeSaved::CheckIn { goal, setback } => {
+                self.check_in = None;
+                let goal = self.page.goals.iter().find(|g| &g.id == goal);
+                goals::checked_in_message(goal.map(|g| &g.streak), *setback)
+            }
+            HomeSaved::Agreements => {
+                self.agreement_editor = None;
+                "The agreements are saved. Everyone, you too, is asked to read and agree to this version.".into()
+            }
+            HomeSaved::Agreed => "Thank you. Your agreement is saved on this device.".into(),
+        }
+    }
 }
 
-/// The group's home: a way back, the name, the connection line, reach-outs waiting for
-/// an answer, the tabs. `contacts` are the crisis lines saved on this device.
+/// The group's home: a way back, the group's name, the connection line, reach-outs
+/// waiting for an answer, the tab row and the open tab. `contacts` are the crisis lines
+/// saved on this device.
 #[must_use]
 pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[SupportContact]) -> Option<Action> {
     let mut action = None;
@@ -81,19 +194,21 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[Su
     action = action.or(waiting_for_answers(ui, home));
     ui.add_space(8.0);
     ui.horizontal(|ui| {
-        for tab in Tab::ALL {
-            if ui.selectable_label(home.tab == tab, tab.title()).clicked() {
-                action = Some(Action::ShowTab(tab));
+        for (tab, label) in Tab::ALL {
+            if ui.selectable_label(home.tab == tab, label).clicked() {
+                action = Some(Action::Home(HomeAction::ShowTab(tab)));
             }
         }
     });
     ui.separator();
-    let tab_action = match home.tab {
+    let shown = match home.tab {
         Tab::Stories => stories::stories_tab(ui, home),
+        Tab::Goals => goals::goals_tab(ui, home),
         Tab::ReachOut => reach_out::reach_out_tab(ui, &home.page, &mut home.reach, contacts),
+        Tab::Agreements => agreements::agreements_tab(ui, home),
         Tab::Members => members::members_tab(ui, home),
     };
-    action.or(tab_action)
+    action.or(shown)
 }
 
 /// Who is connected now, what waits to be sent, "sync now" and meeting mode — visible,
@@ -179,7 +294,7 @@ fn waiting_for_answers(ui: &mut egui::Ui, home: &GroupHome) -> Option<Action> {
             ));
             ui.button("See reach-outs")
                 .clicked()
-                .then_some(Action::ShowTab(Tab::ReachOut))
+                .then_some(Action::Home(HomeAction::ShowTab(Tab::ReachOut)))
         })
         .inner
 }

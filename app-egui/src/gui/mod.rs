@@ -6,17 +6,21 @@
 //!   a profile (the passphrase KDF), reading and writing all happen there.
 //! - [`AlongsideApp`] holds only what the screen shows. Each frame it first drains the
 //!   backend's events in one place ([`AlongsideApp::poll_backend`]), then draws the current
-//!   screen. Panels (`welcome`, `groups`, `stories`) draw from that state and return an
-//!   `Action`; [`AlongsideApp::execute`] is the one place actions are carried out.
+//!   screen. Panels (`welcome`, `groups`, and a group's `home` with its tabs `stories`,
+//!   `goals` and `agreements`) draw from that state and return an `Action`;
+//!   [`AlongsideApp::execute`] is the one place actions are carried out.
 //! - The UI thread never waits: a slow command shows a calm "Unlocking…" or "Saving…" until
 //!   its event arrives, and the backend calls `request_repaint()` after sending it.
 //!
 //! Locking drops the vault in the backend and every piece of content held by the UI.
 
 mod action;
+mod agreements;
 mod backend;
+mod goals;
 mod groups;
 mod home;
+mod home_backend;
 mod members;
 mod reach_out;
 mod stories;
@@ -319,15 +323,16 @@ impl AlongsideApp {
                         .into(),
                 );
             }
+            (Event::HomeSaved { page, saved }, Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
+                    session.notice = Some(home.saved(page, &saved));
+                }
+            }
             (Event::Failed { message }, Screen::Open(session)) => {
                 session.new_group.busy = false;
                 session.opening = false;
                 if let Some(home) = session.home.as_mut() {
-                    home.invite.busy = false;
-                    home.reach.busy = false;
-                    if let Some(form) = home.writer.as_mut() {
-                        form.busy = false;
-                    }
+                    home.stop_waiting();
                 }
                 session.notice = Some(message);
             }
@@ -345,11 +350,6 @@ impl AlongsideApp {
                 session.home = None;
                 session.notice = None;
                 self.backend.send(Command::CloseGroup);
-            }
-            (Action::ShowTab(tab), Screen::Open(session)) => {
-                if let Some(home) = session.home.as_mut() {
-                    home.tab = tab;
-                }
             }
             (Action::Copy(text), Screen::Open(session)) => {
                 ctx.copy_text(text);
@@ -388,6 +388,12 @@ impl AlongsideApp {
                 if let Some(home) = session.home.as_mut() {
                     home.revealed.remove(&id);
                 }
+            }
+            (Action::Home(change), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.apply(change);
+                }
+                session.notice = None;
             }
             // An action from a screen that has since changed.
             _ => {}
@@ -444,6 +450,12 @@ impl AlongsideApp {
                 | Command::Leave(_),
                 Screen::Open(session),
             ) => session.notice = None,
+            (Command::Home(home_command), Screen::Open(session)) => {
+                if let Some(home) = session.home.as_mut() {
+                    home.waiting_for(home_command);
+                }
+                session.notice = None;
+            }
             _ => return,
         }
         self.backend.send(command);

@@ -1,4 +1,4 @@
-//! A group's stories, and the form to write one.
+//! The "Stories" tab of a group's home: its stories, and the form to write one.
 //!
 //! A story with content warnings stays collapsed behind them ("This story mentions: …")
 //! until the reader chooses to open it; nothing of it but the author's name is shown before.
@@ -63,7 +63,7 @@ impl StoryForm {
     }
 }
 
-/// The stories tab: the writer or the button that opens it, and the stories.
+/// The stories tab: the writer or the button that opens it, then the stories.
 #[must_use]
 pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
     let mut action = None;

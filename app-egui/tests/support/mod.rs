@@ -154,3 +154,15 @@ pub fn sam_and_alex(dir_sam: &Path, dir_alex: &Path) -> (App, App) {
     wait_until(&mut sam, "the connection to Alex", |a| shows(a, "Connected now: Alex"));
     (sam, alex)
 }
+
+/// Presses Tab until the widget labelled `label` has the keyboard focus.
+pub fn tab_to(app: &mut App, label: &str) {
+    for _ in 0..20 {
+        if app.get_by_label(label).is_focused() {
+            return;
+        }
+        app.key_press(egui::Key::Tab);
+        app.run();
+    }
+    panic!("Tab never reached {label:?}");
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::invite::Ticket;
-use alongside_core::vault::Vault;
+use alongside_core::vault::{Vault, VaultError};
 use alongside_net::{NetError, Node, NodeEvent};
 
 use super::{Backend, BackendError, Event, Input, failed, now_ms};
@@ -99,7 +99,7 @@ pub(crate) enum Done {
 }
 
 /// What the node reported since the profile was unlocked.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct NetState {
     connected: HashMap<GroupId, BTreeSet<MemberId>>,
     last_sync: HashMap<(GroupId, MemberId), i64>,
@@ -342,19 +342,26 @@ impl Backend {
 
     /// Members of `group` with who is connected and when each last synced.
     pub(super) fn group_status(&self, group: GroupId) -> Result<GroupStatus, BackendError> {
-        let (members, meeting_mode) = self.with_vault(move |v| {
-            let members = v.session(&group)?.members();
-            Ok((members, v.meeting_mode(&group)?))
-        })?;
-        let connected = self.net.connected.get(&group);
+        let (net, lan) = (self.net.clone(), self.config.net.lan);
+        self.with_vault(move |v| net.status(v, group, lan))
+    }
+}
+
+impl NetState {
+    /// Members of `group` with who is connected and when each last synced; `lan`: whether
+    /// this device allows local-network discovery at all.
+    pub(crate) fn status(&self, vault: &mut Vault, group: GroupId, lan: bool) -> Result<GroupStatus, VaultError> {
+        let members = vault.session(&group)?.members();
+        let meeting_mode = vault.meeting_mode(&group)?;
+        let connected = self.connected.get(&group);
         let mut members: Vec<MemberStatus> = members
             .into_iter()
             .map(|m| {
                 let id = MemberId::from_hex(&m.id);
                 MemberStatus {
-                    id: m.id,
                     reachable: id.is_some_and(|id| connected.is_some_and(|c| c.contains(&id))),
-                    last_sync_ms: id.and_then(|id| self.net.last_sync.get(&(group, id)).copied()),
+                    last_sync_ms: id.and_then(|id| self.last_sync.get(&(group, id)).copied()),
+                    id: m.id,
                     name: m.name,
                     role: m.role,
                     me: m.me,
@@ -365,10 +372,10 @@ impl Backend {
         Ok(GroupStatus {
             group,
             members,
-            waiting: self.net.waiting.get(&group).copied().unwrap_or(0),
-            syncing: self.net.syncing.contains(&group),
+            waiting: self.waiting.get(&group).copied().unwrap_or(0),
+            syncing: self.syncing.contains(&group),
             meeting_mode,
-            lan_allowed: self.config.net.lan,
+            lan_allowed: lan,
         })
     }
 }

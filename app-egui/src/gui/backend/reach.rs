@@ -34,7 +34,7 @@ pub(crate) struct ReachOutCard {
 
 /// Cards for `views`: one's own with their delivery, using `last_sync` (when this device
 /// last completed a round with a member, by hex id).
-pub(super) fn reach_out_cards(
+pub(crate) fn reach_out_cards(
     views: Vec<ReachOutView>,
     status: &GroupStatus,
     last_sync: impl Fn(&str) -> Option<i64>,

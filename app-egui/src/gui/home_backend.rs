@@ -1,0 +1,288 @@
+//! The backend's work for a group's home: reading the page, adding goals, checking in,
+//! and the group's agreements.
+//!
+//! Every function here takes the unlocked [`Vault`] as `&mut Vault` and returns the
+//! [`Event`] to send back, so `Backend::handle` calls each in one line, whoever holds the
+//! vault (today the backend itself; later a network node's `with_vault`).
+
+use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::model::edits::{CheckInKind, NewCheckIn};
+use alongside_core::vault::{Vault, VaultError};
+
+use super::backend::{Event, GroupPage, NetState, failed, reach_out_cards};
+
+/// How many of each goal's latest check-ins a page carries. The streak is computed from
+/// all of them in the core; the screen lists only the last few.
+pub(crate) const RECENT_CHECK_INS: usize = 3;
+
+/// What a group's home asks the backend to do.
+#[derive(Debug)]
+pub(crate) enum HomeCommand {
+    /// Add a goal.
+    AddGoal {
+        /// The group.
+        group: GroupId,
+        /// The goal.
+        goal: NewGoal,
+    },
+    /// Check in on one of this member's goals.
+    CheckIn {
+        /// The group.
+        group: GroupId,
+        /// The goal's item id (hex).
+        goal: String,
+        /// The check-in.
+        checkin: NewCheckIn,
+    },
+    /// Set the group's agreements (facilitators only).
+    SetAgreements {
+        /// The group.
+        group: GroupId,
+        /// The new text.
+        text: String,
+    },
+    /// Agree to the group's current agreements.
+    Agree(GroupId),
+}
+
+/// A new goal as the form gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewGoal {
+    /// What the goal is.
+    pub(crate) title: String,
+    /// An optional target, e.g. "90 days".
+    pub(crate) target: Option<String>,
+    /// Who else sees it: empty for the whole group.
+    pub(crate) share_with: Vec<MemberId>,
+}
+
+/// What was saved on a group's home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HomeSaved {
+    /// A goal was added.
+    Goal,
+    /// A check-in was saved on goal `goal` (item id).
+    CheckIn {
+        /// The goal's item id (hex).
+        goal: String,
+        /// It was a setback.
+        setback: bool,
+    },
+    /// The agreements were set.
+    Agreements,
+    /// This member agreed to the current agreements.
+    Agreed,
+}
+
+impl HomeCommand {
+    /// The group it is for.
+    pub(crate) fn group(&self) -> GroupId {
+        match self {
+            HomeCommand::AddGoal { group, .. }
+            | HomeCommand::CheckIn { group, .. }
+            | HomeCommand::SetAgreements { group, .. }
+            | HomeCommand::Agree(group) => *group,
+        }
+    }
+}
+
+/// Carries out `command` on `vault` at `now_ms`; the page after it (with `net`, what the
+/// node reported, and `lan`, whether local discovery is allowed), or why it failed.
+pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, net: &NetState, lan: bool) -> Event {
+    let (group, result, saved, what) = match command {
+        HomeCommand::AddGoal { group, goal } => {
+            let result = vault.edit(&group, |s| {
+                s.add_goal(&goal.title, goal.target.as_deref(), &goal.share_with, now_ms)
+                    .map(|_| ())
+            });
+            (group, result, HomeSaved::Goal, "Your goal was not saved")
+        }
+        HomeCommand::CheckIn { group, goal, checkin } => {
+            let setback = checkin.kind == CheckInKind::Setback;
+            let result = vault.edit(&group, |s| s.check_in(&goal, &checkin, now_ms).map(|_| ()));
+            (
+                group,
+                result,
+                HomeSaved::CheckIn { goal, setback },
+                "Your check-in was not saved",
+            )
+        }
+        HomeCommand::SetAgreements { group, text } => {
+            let result = vault.edit(&group, |s| s.set_agreement(text.trim(), now_ms));
+            (group, result, HomeSaved::Agreements, "The agreements were not saved")
+        }
+        HomeCommand::Agree(group) => {
+            let result = vault.edit(&group, |s| s.acknowledge_agreement(now_ms));
+            (group, result, HomeSaved::Agreed, "Your agreement was not saved")
+        }
+    };
+    if let Err(err) = result {
+        return failed(what, &err);
+    }
+    match group_page(vault, &group, now_ms, net, lan) {
+        Ok(page) => Event::HomeSaved { page, saved },
+        Err(err) => failed("It was saved, but the page could not be read", &err),
+    }
+}
+
+/// Everything a group's home shows, as of `now_ms`, with what the node reported (`net`)
+/// for who is connected and who has one's reach-outs.
+pub(crate) fn group_page(
+    vault: &mut Vault,
+    group: &GroupId,
+    now_ms: i64,
+    net: &NetState,
+    lan: bool,
+) -> Result<GroupPage, VaultError> {
+    let status = net.status(vault, *group, lan)?;
+    let session = vault.session(group)?;
+    let reach_outs = reach_out_cards(session.reach_outs(), &status, |m| net.last_sync(*group, m));
+    let members = session.members();
+    let me = session.me().to_hex();
+    let facilitator = members.iter().any(|m| m.me && m.role == "facilitator");
+    let mut goals = session.goals(now_ms);
+    for goal in &mut goals {
+        let older = goal.checkins.len().saturating_sub(RECENT_CHECK_INS);
+        goal.checkins.drain(..older);
+    }
+    Ok(GroupPage {
+        id: *group,
+        name: session.name(),
+        stories: session.stories(),
+        goals,
+        agreement: session.agreement(),
+        members,
+        reach_outs,
+        status,
+        me,
+        facilitator,
+        today: alongside_core::model::date_of(now_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alongside_core::crypto::PassphraseKdf;
+
+    const NOW_MS: i64 = 1_795_953_600_000; // 2026-11-29
+
+    fn vault_with_group(dir: &std::path::Path) -> (Vault, GroupId) {
+        let mut vault = Vault::init(dir, "test", b"river stone lantern", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", NOW_MS).unwrap();
+        (vault, group)
+    }
+
+    fn check_in(day: &str, kind: CheckInKind) -> NewCheckIn {
+        NewCheckIn {
+            date: day.into(),
+            kind,
+            mood: None,
+            craving: None,
+            halt: Vec::new(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_page_carries_only_the_last_few_check_ins_but_the_whole_streak() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut vault, group) = vault_with_group(dir.path());
+        let goal = NewGoal {
+            title: "Walk every morning".into(),
+            target: None,
+            share_with: Vec::new(),
+        };
+        let event = handle(
+            &mut vault,
+            HomeCommand::AddGoal { group, goal },
+            NOW_MS,
+            &NetState::default(),
+            false,
+        );
+        let Event::HomeSaved { page, .. } = event else {
+            panic!("the goal was not saved: {event:?}");
+        };
+        let goal_id = page.goals[0].id.clone();
+        for day in ["2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28"] {
+            let checkin = check_in(day, CheckInKind::Progress);
+            let goal = goal_id.clone();
+            let _ = handle(
+                &mut vault,
+                HomeCommand::CheckIn { group, goal, checkin },
+                NOW_MS,
+                &NetState::default(),
+                false,
+            );
+        }
+        let checkin = check_in("2026-11-29", CheckInKind::Setback);
+        let event = handle(
+            &mut vault,
+            HomeCommand::CheckIn {
+                group,
+                goal: goal_id.clone(),
+                checkin,
+            },
+            NOW_MS,
+            &NetState::default(),
+            false,
+        );
+        let Event::HomeSaved { page, saved } = event else {
+            panic!("the check-in was not saved: {event:?}");
+        };
+        assert_eq!(
+            saved,
+            HomeSaved::CheckIn {
+                goal: goal_id,
+                setback: true
+            }
+        );
+        let goal = &page.goals[0];
+        assert_eq!(goal.checkins.len(), RECENT_CHECK_INS);
+        assert_eq!(goal.checkins.last().unwrap().kind, "setback");
+        assert_eq!(goal.streak.total_days, 5, "the streak counts every check-in");
+        assert_eq!(goal.streak.longest_run, 5);
+        assert!(page.facilitator, "the group's creator is its facilitator");
+        assert_eq!(page.today, "2026-11-29");
+    }
+
+    #[test]
+    fn agreements_need_agreeing_again_after_each_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut vault, group) = vault_with_group(dir.path());
+        let set = |text: &str| HomeCommand::SetAgreements {
+            group,
+            text: text.into(),
+        };
+        let Event::HomeSaved { page, .. } = handle(
+            &mut vault,
+            set("We keep what is said here."),
+            NOW_MS,
+            &NetState::default(),
+            false,
+        ) else {
+            panic!("the agreements were not saved");
+        };
+        assert!(!page.agreed(), "setting agreements does not agree to them");
+        let Event::HomeSaved { page, .. } = handle(
+            &mut vault,
+            HomeCommand::Agree(group),
+            NOW_MS,
+            &NetState::default(),
+            false,
+        ) else {
+            panic!("agreeing was not saved");
+        };
+        assert!(page.agreed());
+        let Event::HomeSaved { page, .. } = handle(
+            &mut vault,
+            set("We listen without fixing."),
+            NOW_MS,
+            &NetState::default(),
+            false,
+        ) else {
+            panic!("the change was not saved");
+        };
+        assert!(!page.agreed(), "a new version asks everyone again");
+    }
+}
