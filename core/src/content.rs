@@ -8,10 +8,10 @@
 use crate::group::{GroupError, GroupSession};
 use crate::ids::{DocId, DocKind, ItemId, MemberId};
 use crate::model::edits::{self, NewCheckIn, NewMeeting, NewStory};
-use crate::model::keys;
 use crate::model::views::{
     self, AgreementView, GoalView, MeetingView, MemberView, ReachOutView, Reader, Source, StoryView,
 };
+use crate::model::{keys, text_merge};
 
 /// Finds the one candidate whose id starts with `prefix`.
 pub fn resolve_prefix<'a, T>(prefix: &str, candidates: impl IntoIterator<Item = (String, T)>) -> Result<T, GroupError>
@@ -340,6 +340,24 @@ impl GroupSession {
         self.edit_doc(doc, |tx| {
             for (pos, delete, insert) in splices {
                 edits::splice_notes(tx, *pos, *delete, insert)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Brings a meeting's shared notes from `base` (the text an editor last showed) to
+    /// `new` (what the person made of it). If others' typing arrived meanwhile, the edit
+    /// moves past it ([`text_merge::rebase`]), so nobody's words are lost.
+    pub fn edit_meeting_notes_from(&mut self, meeting: &str, base: &str, new: &str) -> Result<(), GroupError> {
+        let Some(local) = text_merge::splice_between(base, new) else {
+            return Ok(());
+        };
+        let doc = self.meeting_doc_by_prefix(meeting)?;
+        let current = self.docs.get(&doc).map(views::meeting_notes).unwrap_or_default();
+        let splices = text_merge::rebase(base, &current, &local);
+        self.edit_doc(doc, |tx| {
+            for s in &splices {
+                edits::splice_notes(tx, s.pos, s.delete, &s.insert)?;
             }
             Ok(())
         })

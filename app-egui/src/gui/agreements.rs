@@ -12,7 +12,7 @@ use super::action::Action;
 use super::backend::{Command, GroupPage};
 use super::home::{GroupHome, HomeAction};
 use super::home_backend::HomeCommand;
-use super::widgets::{labelled_field, message, primary_button, quiet};
+use super::widgets::{message, primary_button, quiet, text_area};
 
 /// The agreements editor.
 #[derive(Debug)]
@@ -105,13 +105,7 @@ fn editor(ui: &mut egui::Ui, page: &GroupPage, form: &mut AgreementForm) -> Opti
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.set_width(ui.available_width());
         ui.add_enabled_ui(!form.busy, |ui| {
-            labelled_field(
-                ui,
-                "The group's agreements",
-                egui::TextEdit::multiline(&mut form.text)
-                    .desired_rows(8)
-                    .desired_width(f32::INFINITY),
-            );
+            text_area(ui, "The group's agreements", &mut form.text, 8);
         });
         if page.agreement.is_some() {
             quiet(

@@ -28,7 +28,7 @@ use std::time::Duration;
 use alongside_core::crypto::PassphraseKdf;
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::edits::NewStory;
-use alongside_core::model::views::{AgreementView, GoalView, MemberView, StoryView};
+use alongside_core::model::views::{AgreementView, GoalView, MeetingView, MemberView, StoryView};
 use alongside_core::profile::ProfileError;
 use alongside_core::vault::{SupportContact, Vault, VaultError};
 use alongside_net::{NetConfig, NetError, Node};
@@ -172,6 +172,8 @@ pub(crate) struct GroupPage {
     pub(crate) goals: Vec<GoalView>,
     /// The group's agreements, if a facilitator wrote some.
     pub(crate) agreement: Option<AgreementView>,
+    /// Its meetings, soonest first.
+    pub(crate) meetings: Vec<MeetingView>,
     /// Current members, longest-standing first.
     pub(crate) members: Vec<MemberView>,
     /// Reach-outs this member can read, newest first, with delivery for their own.

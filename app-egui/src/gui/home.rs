@@ -17,6 +17,7 @@ use super::agreements::{self, AgreementForm};
 use super::backend::{Command, GroupPage, GroupStatus};
 use super::goals::{self, CheckInForm, GoalForm};
 use super::home_backend::{HomeCommand, HomeSaved};
+use super::meetings::{self, MeetingsForm};
 use super::members::{self, InviteForm};
 use super::reach_out::{self, ReachOutForm};
 use super::stories::{self, StoryForm};
@@ -29,6 +30,8 @@ pub(crate) enum Tab {
     Stories,
     /// Goals and check-ins.
     Goals,
+    /// Meetings, with their shared notes.
+    Meetings,
     /// Asking for support, and answering others.
     ReachOut,
     /// The group's agreements.
@@ -39,9 +42,10 @@ pub(crate) enum Tab {
 
 impl Tab {
     /// Every tab in the order of the row, with its label (also its accessible name).
-    pub(crate) const ALL: [(Tab, &'static str); 5] = [
+    pub(crate) const ALL: [(Tab, &'static str); 6] = [
         (Tab::Stories, "Stories"),
         (Tab::Goals, "Goals"),
+        (Tab::Meetings, "Meetings"),
         (Tab::ReachOut, "Reach out"),
         (Tab::Agreements, "Agreements"),
         (Tab::Members, "Members"),
@@ -68,6 +72,8 @@ pub(crate) struct GroupHome {
     pub(crate) invite: InviteForm,
     /// Reaching out, answering, and the contacts on this device.
     pub(crate) reach: ReachOutForm,
+    /// Scheduling, and the meeting opened with its notes.
+    pub(crate) meetings: MeetingsForm,
 }
 
 /// Changes to what a group's home shows, asked for by its panels.
@@ -108,6 +114,7 @@ impl GroupHome {
             agreement_editor: None,
             invite: InviteForm::default(),
             reach: ReachOutForm::default(),
+            meetings: MeetingsForm::default(),
         }
     }
 
@@ -133,14 +140,31 @@ impl GroupHome {
             HomeCommand::AddGoal { .. } => self.new_goal.iter_mut().for_each(|f| f.busy = true),
             HomeCommand::CheckIn { .. } => self.check_in.iter_mut().for_each(|f| f.busy = true),
             HomeCommand::SetAgreements { .. } => self.agreement_editor.iter_mut().for_each(|f| f.busy = true),
-            HomeCommand::Agree(_) => {}
+            HomeCommand::AddMeeting { .. } => self.meetings.new.iter_mut().for_each(|f| f.busy = true),
+            HomeCommand::EditNotes { text, .. } => self.meetings.notes.iter_mut().for_each(|e| e.sent(text)),
+            HomeCommand::Agree(_)
+            | HomeCommand::SetAttendance { .. }
+            | HomeCommand::AddAction { .. }
+            | HomeCommand::SetActionDone { .. } => {}
         }
+    }
+
+    /// Shows `page` (others' changes arrived): open notes take in others' typing.
+    pub(crate) fn show(&mut self, page: GroupPage) {
+        self.page = page;
+        self.meetings.refresh(&self.page);
     }
 
     /// Marks every form of this home as no longer waiting for the backend.
     pub(crate) fn stop_waiting(&mut self) {
         self.invite.busy = false;
         self.reach.busy = false;
+        if let Some(form) = self.meetings.new.as_mut() {
+            form.busy = false;
+        }
+        if let Some(editor) = self.meetings.notes.as_mut() {
+            editor.saving = false;
+        }
         if let Some(form) = self.writer.as_mut() {
             form.busy = false;
         }
@@ -156,11 +180,16 @@ impl GroupHome {
     }
 
     /// Shows `page` after `saved`, closes the form that saved it, and returns what to tell
-    /// the member.
-    pub(crate) fn saved(&mut self, page: GroupPage, saved: &HomeSaved) -> String {
-        self.page = page;
+    /// the member, if anything (a save of notes or attendance goes by quietly).
+    pub(crate) fn saved(&mut self, page: GroupPage, saved: &HomeSaved) -> Option<String> {
         self.stop_waiting();
-        match saved {
+        self.show(page);
+        Some(match saved {
+            HomeSaved::Meeting => {
+                self.meetings.new = None;
+                "The meeting is scheduled. Members see it once their devices sync with this one.".into()
+            }
+            HomeSaved::Notes | HomeSaved::MeetingDetail => return None,
             HomeSaved::Goal => {
                 self.new_goal = None;
                 "Your goal is saved on this device. Whoever it is shared with will see it once their devices sync with this one."
@@ -176,7 +205,7 @@ impl GroupHome {
                 "The agreements are saved. Everyone, you too, is asked to read and agree to this version.".into()
             }
             HomeSaved::Agreed => "Thank you. Your agreement is saved on this device.".into(),
-        }
+        })
     }
 }
 
@@ -204,6 +233,7 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[Su
     let shown = match home.tab {
         Tab::Stories => stories::stories_tab(ui, home),
         Tab::Goals => goals::goals_tab(ui, home),
+        Tab::Meetings => meetings::meetings_tab(ui, &home.page, &mut home.meetings),
         Tab::ReachOut => reach_out::reach_out_tab(ui, &home.page, &mut home.reach, contacts),
         Tab::Agreements => agreements::agreements_tab(ui, home),
         Tab::Members => members::members_tab(ui, home),

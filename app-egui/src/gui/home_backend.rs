@@ -6,7 +6,7 @@
 //! vault (today the backend itself; later a network node's `with_vault`).
 
 use alongside_core::ids::{GroupId, MemberId};
-use alongside_core::model::edits::{CheckInKind, NewCheckIn};
+use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting};
 use alongside_core::vault::{Vault, VaultError};
 
 use super::backend::{Event, GroupPage, NetState, failed, reach_out_cards};
@@ -43,6 +43,55 @@ pub(crate) enum HomeCommand {
     },
     /// Agree to the group's current agreements.
     Agree(GroupId),
+    /// Schedule a meeting.
+    AddMeeting {
+        /// The group.
+        group: GroupId,
+        /// The meeting.
+        meeting: NewMeeting,
+    },
+    /// Bring a meeting's shared notes from `base` (what the editor last showed) to `text`.
+    EditNotes {
+        /// The group.
+        group: GroupId,
+        /// The meeting's id.
+        meeting: String,
+        /// The notes the editor started from.
+        base: String,
+        /// The notes as the person left them.
+        text: String,
+    },
+    /// Mark someone present or not at a meeting.
+    SetAttendance {
+        /// The group.
+        group: GroupId,
+        /// The meeting's id.
+        meeting: String,
+        /// Who.
+        member: MemberId,
+        /// There or not.
+        present: bool,
+    },
+    /// Add an action item to a meeting.
+    AddAction {
+        /// The group.
+        group: GroupId,
+        /// The meeting's id.
+        meeting: String,
+        /// What is to be done.
+        text: String,
+    },
+    /// Mark an action item done or not.
+    SetActionDone {
+        /// The group.
+        group: GroupId,
+        /// The meeting's id.
+        meeting: String,
+        /// The action item's id.
+        action: String,
+        /// Done or not.
+        done: bool,
+    },
 }
 
 /// A new goal as the form gives it.
@@ -72,6 +121,12 @@ pub(crate) enum HomeSaved {
     Agreements,
     /// This member agreed to the current agreements.
     Agreed,
+    /// A meeting was scheduled.
+    Meeting,
+    /// A meeting's notes were saved.
+    Notes,
+    /// A meeting's attendance or action items changed.
+    MeetingDetail,
 }
 
 impl HomeCommand {
@@ -81,7 +136,12 @@ impl HomeCommand {
             HomeCommand::AddGoal { group, .. }
             | HomeCommand::CheckIn { group, .. }
             | HomeCommand::SetAgreements { group, .. }
-            | HomeCommand::Agree(group) => *group,
+            | HomeCommand::Agree(group)
+            | HomeCommand::AddMeeting { group, .. }
+            | HomeCommand::EditNotes { group, .. }
+            | HomeCommand::SetAttendance { group, .. }
+            | HomeCommand::AddAction { group, .. }
+            | HomeCommand::SetActionDone { group, .. } => *group,
         }
     }
 }
@@ -114,6 +174,41 @@ pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, net: 
         HomeCommand::Agree(group) => {
             let result = vault.edit(&group, |s| s.acknowledge_agreement(now_ms));
             (group, result, HomeSaved::Agreed, "Your agreement was not saved")
+        }
+        HomeCommand::AddMeeting { group, meeting } => {
+            let result = vault.edit(&group, |s| s.add_meeting(&meeting, now_ms).map(|_| ()));
+            (group, result, HomeSaved::Meeting, "The meeting was not scheduled")
+        }
+        HomeCommand::EditNotes {
+            group,
+            meeting,
+            base,
+            text,
+        } => {
+            let result = vault.edit(&group, |s| s.edit_meeting_notes_from(&meeting, &base, &text));
+            (group, result, HomeSaved::Notes, "Your notes were not saved")
+        }
+        HomeCommand::SetAttendance {
+            group,
+            meeting,
+            member,
+            present,
+        } => {
+            let result = vault.edit(&group, |s| s.set_attendance(&meeting, member, present));
+            (group, result, HomeSaved::MeetingDetail, "Attendance was not saved")
+        }
+        HomeCommand::AddAction { group, meeting, text } => {
+            let result = vault.edit(&group, |s| s.add_action_item(&meeting, text.trim(), None).map(|_| ()));
+            (group, result, HomeSaved::MeetingDetail, "The action item was not saved")
+        }
+        HomeCommand::SetActionDone {
+            group,
+            meeting,
+            action,
+            done,
+        } => {
+            let result = vault.edit(&group, |s| s.set_action_done(&meeting, &action, done));
+            (group, result, HomeSaved::MeetingDetail, "The action item was not saved")
         }
     };
     if let Err(err) = result {
@@ -151,6 +246,7 @@ pub(crate) fn group_page(
         stories: session.stories(),
         goals,
         agreement: session.agreement(),
+        meetings: session.meetings(),
         members,
         reach_outs,
         status,

@@ -10,7 +10,7 @@ use eframe::egui;
 use super::action::Action;
 use super::backend::{Command, InviteView, MemberStatus, now_ms};
 use super::home::GroupHome;
-use super::widgets::{labelled_field, message, primary_button, quiet};
+use super::widgets::{message, primary_button, quiet, text_area};
 
 /// How long an invitation may work, as offered.
 const VALIDITY: [(&str, Duration); 3] = [
@@ -253,13 +253,7 @@ fn show_invitation(ui: &mut egui::Ui, made: &InviteView) -> Option<Action> {
     );
     quiet(ui, format!("It works once, for the next {valid}."));
     let mut text = made.ticket.as_str();
-    labelled_field(
-        ui,
-        "Invitation ticket",
-        egui::TextEdit::multiline(&mut text)
-            .desired_rows(3)
-            .desired_width(f32::INFINITY),
-    );
+    text_area(ui, "Invitation ticket", &mut text, 3);
     if ui.button("Copy ticket").clicked() {
         action = Some(Action::Copy(made.ticket.clone()));
     }

@@ -21,6 +21,7 @@ mod goals;
 mod groups;
 mod home;
 mod home_backend;
+mod meetings;
 mod members;
 mod reach_out;
 mod stories;
@@ -264,7 +265,7 @@ impl AlongsideApp {
             (Event::Groups(groups), Screen::Open(session)) => session.groups = groups,
             (Event::GroupUpdated(page), Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
-                    home.page = page;
+                    home.show(page);
                 }
             }
             (Event::Status(status), Screen::Open(session)) => {
@@ -280,7 +281,7 @@ impl AlongsideApp {
             }
             (Event::Saved { page, notice }, Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
-                    home.page = page;
+                    home.show(page);
                     home.reach.busy = false;
                     home.reach.message.clear();
                     home.reach.answers.clear();
@@ -315,7 +316,7 @@ impl AlongsideApp {
             }
             (Event::StoryAdded(page), Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
-                    home.page = page;
+                    home.show(page);
                     home.writer = None;
                 }
                 session.notice = Some(
@@ -324,8 +325,10 @@ impl AlongsideApp {
                 );
             }
             (Event::HomeSaved { page, saved }, Screen::Open(session)) => {
-                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
-                    session.notice = Some(home.saved(page, &saved));
+                if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id)
+                    && let Some(notice) = home.saved(page, &saved)
+                {
+                    session.notice = Some(notice);
                 }
             }
             (Event::Failed { message }, Screen::Open(session)) => {

@@ -11,7 +11,7 @@ use eframe::egui;
 
 use super::action::Action;
 use super::backend::{Command, Delivery, GroupPage, ReachOutCard};
-use super::widgets::{labelled_field, message, primary_button, quiet, text_line};
+use super::widgets::{message, primary_button, quiet, text_area, text_line};
 
 /// What the reach-out tab holds while it is open.
 #[derive(Default)]
@@ -64,13 +64,7 @@ fn ask(ui: &mut egui::Ui, page: &GroupPage, form: &mut ReachOutForm) -> Option<A
     ui.heading("I need support");
     let others: Vec<_> = page.status.members.iter().filter(|m| !m.me).collect();
     ui.add_enabled_ui(!form.busy, |ui| {
-        labelled_field(
-            ui,
-            "What is going on, and what would help?",
-            egui::TextEdit::multiline(&mut form.message)
-                .desired_rows(3)
-                .desired_width(f32::INFINITY),
-        );
+        text_area(ui, "What is going on, and what would help?", &mut form.message, 3);
         ui.checkbox(&mut form.choose, "Only to members I choose");
         if form.choose {
             ui.horizontal_wrapped(|ui| {

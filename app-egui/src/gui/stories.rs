@@ -9,7 +9,7 @@ use eframe::egui;
 
 use super::action::Action;
 use super::home::GroupHome;
-use super::widgets::{labelled_field, primary_button, quiet, text_line};
+use super::widgets::{primary_button, quiet, text_area, text_line};
 
 /// Warnings offered as a list when writing; anything else can be typed.
 pub(crate) const COMMON_WARNINGS: [&str; 6] = [
@@ -136,13 +136,7 @@ fn story_writer(ui: &mut egui::Ui, group: &str, form: &mut StoryForm) -> Option<
         quiet(ui, format!("Shared with everyone in {group}."));
         ui.add_enabled_ui(!form.busy, |ui| {
             text_line(ui, "Title", &mut form.title);
-            labelled_field(
-                ui,
-                "Your story",
-                egui::TextEdit::multiline(&mut form.body)
-                    .desired_rows(6)
-                    .desired_width(f32::INFINITY),
-            );
+            text_area(ui, "Your story", &mut form.body, 6);
             ui.label("Content warnings");
             quiet(
                 ui,

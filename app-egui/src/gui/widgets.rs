@@ -14,6 +14,23 @@ pub(crate) fn text_line(ui: &mut egui::Ui, label: &str, text: &mut String) -> eg
     labelled_field(ui, label, egui::TextEdit::singleline(text).desired_width(f32::INFINITY))
 }
 
+/// A text area of `rows` lines under `label`, as wide as the panel. It takes any text
+/// buffer: a `String` to edit, or a `&str` to show for copying.
+pub(crate) fn text_area(
+    ui: &mut egui::Ui,
+    label: &str,
+    text: &mut dyn egui::TextBuffer,
+    rows: usize,
+) -> egui::Response {
+    labelled_field(
+        ui,
+        label,
+        egui::TextEdit::multiline(text)
+            .desired_rows(rows)
+            .desired_width(f32::INFINITY),
+    )
+}
+
 /// A passphrase field under `label`: what is typed is not shown.
 pub(crate) fn passphrase_line(ui: &mut egui::Ui, label: &str, text: &mut String) -> egui::Response {
     labelled_field(

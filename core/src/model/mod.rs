@@ -16,6 +16,7 @@
 //! object, which validation has tied to that member's signature.
 
 pub mod edits;
+pub mod text_merge;
 pub mod views;
 
 use automerge::transaction::{Transactable, Transaction};

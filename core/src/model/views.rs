@@ -442,6 +442,10 @@ pub fn transport(replica: &Replica) -> Option<crate::group::TransportBinding> {
     })
 }
 
+/// A meeting document's shared notes as they are now.
+pub fn meeting_notes(replica: &Replica) -> String {
+    get_str(replica.doc(), &ROOT, keys::NOTES).unwrap_or_default()
+}
 /// The group's name from the group document.
 pub fn group_name(replica: &Replica) -> Option<String> {
     get_str(replica.doc(), &ROOT, keys::NAME)
