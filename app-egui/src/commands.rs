@@ -28,7 +28,7 @@ use crate::cli::{
     AgreementCommand, Command, ExportFormat, GoalCommand, GroupCommand, HistoryMode, ListArgs, MeetingCommand,
     MemberCommand, OnOff, ReachOutArgs, ReachOutCommand, RoleArg, StoryCommand,
 };
-use crate::export;
+use alongside_app::export;
 
 fn member(v: &mut Vault, c: MemberCommand, o: &mut Out<'_>) -> Result<()> {
     match c {

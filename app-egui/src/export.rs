@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 /// The whole readable content of the group as one JSON document.
-pub(crate) fn json(s: &GroupSession, now_ms: i64) -> Result<String> {
+pub fn json(s: &GroupSession, now_ms: i64) -> Result<String> {
     let value = json!({
         "format": "alongside-export",
         "version": 1,
@@ -28,7 +28,7 @@ pub(crate) fn json(s: &GroupSession, now_ms: i64) -> Result<String> {
 }
 
 /// The same content as readable Markdown.
-pub(crate) fn markdown(s: &GroupSession, now_ms: i64) -> String {
+pub fn markdown(s: &GroupSession, now_ms: i64) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", s.name());
     let _ = writeln!(md, "## Members\n");
@@ -97,7 +97,7 @@ pub(crate) fn markdown(s: &GroupSession, now_ms: i64) -> String {
 }
 
 /// Writes `bytes` to `path` via a temporary file in the same directory.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -117,7 +117,7 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A folder with one `.automerge` file per readable document and an `index.json`.
-pub(crate) fn automerge_dir(s: &GroupSession, out: &Path) -> Result<()> {
+pub fn automerge_dir(s: &GroupSession, out: &Path) -> Result<()> {
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

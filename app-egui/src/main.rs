@@ -7,7 +7,6 @@
 mod cli;
 mod commands;
 mod demo;
-mod export;
 mod netcmd;
 
 use std::path::PathBuf;

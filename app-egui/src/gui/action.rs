@@ -17,6 +17,10 @@ pub(crate) enum Action {
     ShowGroups,
     /// Put text on the clipboard (an invitation ticket).
     Copy(String),
+    /// Open the settings screen.
+    OpenSettings,
+    /// Leave the settings screen.
+    CloseSettings,
     /// Open the story writer.
     StartStory,
     /// Close the story writer without sharing.

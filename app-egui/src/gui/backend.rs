@@ -19,6 +19,7 @@
 mod network;
 mod reach;
 mod roster;
+mod settings;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -41,6 +42,7 @@ use crate::profile_setup::{self, SetupError};
 pub(crate) use network::NetState;
 pub(crate) use network::{GroupStatus, InviteView, MemberStatus};
 pub(crate) use reach::{Delivery, ReachOutCard, reach_out_cards};
+pub(crate) use settings::{ExportFormat, SettingsView};
 
 /// What the UI asks the backend to do.
 pub(crate) enum Command {
@@ -121,6 +123,44 @@ pub(crate) enum Command {
     },
     /// Leave a group.
     Leave(GroupId),
+    /// Load what the settings screen shows.
+    OpenSettings,
+    /// Change the passphrase.
+    ChangePassphrase {
+        /// The current one.
+        old: Zeroizing<String>,
+        /// The new one.
+        new: Zeroizing<String>,
+    },
+    /// Take a break until a day (`YYYY-MM-DD`), or end it.
+    SetBreak(Option<String>),
+    /// How this device reaches members across the internet (`disabled`, `default`).
+    SetRelay(Option<String>),
+    /// Mute or unmute a member on this device.
+    SetMuted {
+        /// The group.
+        group: GroupId,
+        /// Who.
+        member: MemberId,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Change this member's display name in a group.
+    SetDisplayName {
+        /// The group.
+        group: GroupId,
+        /// The new name.
+        name: String,
+    },
+    /// Export what this member can read of a group.
+    Export {
+        /// The group.
+        group: GroupId,
+        /// As what.
+        format: ExportFormat,
+        /// Into which folder.
+        folder: PathBuf,
+    },
     /// Replace the crisis lines and contacts kept on this device.
     SaveContacts(Vec<SupportContact>),
     /// Sync a group with every member that can be reached, now.
@@ -186,6 +226,10 @@ pub(crate) struct GroupPage {
     pub(crate) facilitator: bool,
     /// Today's date, `YYYY-MM-DD`, as check-ins are dated.
     pub(crate) today: String,
+    /// The member is taking a break: stories with warnings and reach-out alerts wait.
+    pub(crate) on_break: bool,
+    /// Members muted on this device (hex ids): their stories and reach-outs are not shown.
+    pub(crate) muted: std::collections::BTreeSet<String>,
 }
 
 impl GroupPage {
@@ -273,6 +317,17 @@ pub(crate) enum Event {
     },
     /// The crisis lines and contacts on this device, as saved.
     Contacts(Vec<SupportContact>),
+    /// What the settings screen shows.
+    Settings(SettingsView),
+    /// A setting was saved.
+    SettingsSaved {
+        /// The settings now.
+        view: SettingsView,
+        /// What happened, in a sentence.
+        notice: String,
+    },
+    /// Something worked; say so in a sentence.
+    Notice(String),
     /// A sync asked for with "Sync now" ended.
     Synced {
         /// The group.
@@ -517,6 +572,30 @@ impl Backend {
                 facilitator,
             } => self.handle_set_role(group, member, facilitator),
             Command::Leave(group) => self.handle_leave(group),
+            Command::OpenSettings => match self.settings_view() {
+                Ok(view) => Event::Settings(view),
+                Err(err) => failed("The settings could not be read", &err),
+            },
+            Command::ChangePassphrase { old, new } => self.handle_change_passphrase(&old, &new),
+            Command::SetBreak(until) => {
+                let notice = match &until {
+                    Some(day) => format!(
+                        "You are taking a break until {day}. Stories with content warnings are hidden and reach-outs do not call for you on the home screen until then."
+                    ),
+                    None => "Your break is over. Welcome back.".to_string(),
+                };
+                self.save_setting("Your break was not saved", &notice, move |v| {
+                    v.set_break_until(until.as_deref())
+                })
+            }
+            Command::SetRelay(mode) => self.save_setting(
+                "The connection setting was not saved",
+                "Saved. It takes effect the next time you unlock Alongside.",
+                move |v| v.set_relay_preference(mode.as_deref()),
+            ),
+            Command::SetMuted { group, member, muted } => self.handle_set_muted(group, member, muted),
+            Command::SetDisplayName { group, name } => self.handle_set_display_name(group, name),
+            Command::Export { group, format, folder } => self.handle_export(group, format, folder),
             Command::SaveContacts(contacts) => {
                 match self.with_vault(move |v| {
                     v.set_support_contacts(&contacts)?;

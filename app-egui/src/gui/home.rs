@@ -310,10 +310,11 @@ fn waiting_for_answers(ui: &mut egui::Ui, home: &GroupHome) -> Option<Action> {
         .page
         .reach_outs
         .iter()
-        .filter(|c| !c.mine && !c.view.answered)
+        .filter(|c| !c.mine && !c.view.answered && !home.page.muted.contains(&c.view.author.id))
         .map(|c| c.view.author.name.as_str())
         .collect();
-    if waiting.is_empty() || home.tab == Tab::ReachOut {
+    // A break pauses reach-out alerts (the tab still lists them).
+    if waiting.is_empty() || home.tab == Tab::ReachOut || home.page.on_break {
         return None;
     }
     egui::Frame::group(ui.style())

@@ -230,6 +230,9 @@ pub(crate) fn group_page(
     lan: bool,
 ) -> Result<GroupPage, VaultError> {
     let status = net.status(vault, *group, lan)?;
+    let today = alongside_core::model::date_of(now_ms);
+    let on_break = vault.break_until()?.is_some_and(|until| until >= today);
+    let muted: std::collections::BTreeSet<String> = vault.muted(group)?.iter().map(|m| m.to_hex()).collect();
     let session = vault.session(group)?;
     let reach_outs = reach_out_cards(session.reach_outs(), &status, |m| net.last_sync(*group, m));
     let members = session.members();
@@ -252,7 +255,9 @@ pub(crate) fn group_page(
         status,
         me,
         facilitator,
-        today: alongside_core::model::date_of(now_ms),
+        on_break,
+        muted,
+        today,
     })
 }
 

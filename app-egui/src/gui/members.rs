@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use alongside_core::ids::{GroupId, MemberId};
 use eframe::egui;
 
 use super::action::Action;
 use super::backend::{Command, InviteView, MemberStatus, now_ms};
 use super::home::GroupHome;
-use super::widgets::{message, primary_button, quiet, text_area};
+use super::widgets::{message, primary_button, quiet, text_area, text_line};
 
 /// How long an invitation may work, as offered.
 const VALIDITY: [(&str, Duration); 3] = [
@@ -38,6 +39,8 @@ pub(crate) struct InviteForm {
     pub(crate) made: Option<InviteView>,
     /// A removal or leaving waiting to be confirmed.
     pub(crate) confirm: Option<Confirm>,
+    /// A new display name for this member, being typed.
+    pub(crate) my_name: String,
 }
 
 impl Default for InviteForm {
@@ -47,6 +50,7 @@ impl Default for InviteForm {
             busy: false,
             made: None,
             confirm: None,
+            my_name: String::new(),
         }
     }
 }
@@ -59,13 +63,19 @@ pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
     let facilitator = home.page.status.members.iter().any(|m| m.me && m.role == "facilitator");
     let mut action = None;
     for member in &home.page.status.members {
+        let muted = home.page.muted.contains(&member.id);
         let asked = egui::Frame::group(ui.style())
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
                 member_row(ui, member, now);
-                (facilitator && !member.me)
+                if member.me {
+                    return my_name(ui, group, &mut home.invite.my_name);
+                }
+                let muting = mute_button(ui, group, member, muted);
+                let managed = facilitator
                     .then(|| facilitator_controls(ui, group, member, &mut home.invite.confirm))
-                    .flatten()
+                    .flatten();
+                muting.or(managed)
             })
             .inner;
         action = action.or(asked);
@@ -84,11 +94,11 @@ pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
 #[must_use]
 fn facilitator_controls(
     ui: &mut egui::Ui,
-    group: alongside_core::ids::GroupId,
+    group: GroupId,
     member: &MemberStatus,
     confirm: &mut Option<Confirm>,
 ) -> Option<Action> {
-    let id = alongside_core::ids::MemberId::from_hex(&member.id)?;
+    let id = MemberId::from_hex(&member.id)?;
     let name = &member.name;
     let asking = *confirm == Some(Confirm::Remove(member.id.clone(), name.clone()));
     if asking {
@@ -140,12 +150,7 @@ fn facilitator_controls(
 
 /// Leaving: said plainly, asked once more.
 #[must_use]
-fn leave(
-    ui: &mut egui::Ui,
-    group: alongside_core::ids::GroupId,
-    group_name: &str,
-    confirm: &mut Option<Confirm>,
-) -> Option<Action> {
+fn leave(ui: &mut egui::Ui, group: GroupId, group_name: &str, confirm: &mut Option<Confirm>) -> Option<Action> {
     if *confirm != Some(Confirm::Leave) {
         if ui.button("Leave this group…").clicked() {
             *confirm = Some(Confirm::Leave);
@@ -171,6 +176,51 @@ fn leave(
         }
     });
     action
+}
+
+/// Changing one's own name in this group.
+#[must_use]
+fn my_name(ui: &mut egui::Ui, group: GroupId, name: &mut String) -> Option<Action> {
+    let mut action = None;
+    ui.horizontal(|ui| {
+        text_line(ui, "Your name in this group", name);
+    });
+    if ui
+        .add_enabled(!name.trim().is_empty(), egui::Button::new("Save my name"))
+        .clicked()
+    {
+        action = Some(Action::Send(Command::SetDisplayName {
+            group,
+            name: std::mem::take(name).trim().to_string(),
+        }));
+    }
+    action
+}
+
+/// Muting on this device only: the member is not told.
+#[must_use]
+fn mute_button(ui: &mut egui::Ui, group: GroupId, member: &MemberStatus, muted: bool) -> Option<Action> {
+    let id = MemberId::from_hex(&member.id)?;
+    let name = &member.name;
+    if muted {
+        quiet(
+            ui,
+            format!("Muted on this device: {name}'s stories and reach-outs are not shown here."),
+        );
+    }
+    let label = if muted {
+        format!("Unmute {name}")
+    } else {
+        format!("Mute {name}")
+    };
+    ui.button(label)
+        .on_hover_text("Only on this device. They are not told.")
+        .clicked()
+        .then_some(Action::Send(Command::SetMuted {
+            group,
+            member: id,
+            muted: !muted,
+        }))
 }
 
 fn member_row(ui: &mut egui::Ui, member: &MemberStatus, now_ms: i64) {

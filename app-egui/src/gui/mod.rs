@@ -23,7 +23,9 @@ mod home;
 mod home_backend;
 mod meetings;
 mod members;
+mod prefs;
 mod reach_out;
+mod settings;
 mod stories;
 mod welcome;
 mod widgets;
@@ -42,6 +44,8 @@ use action::Action;
 use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard};
 use groups::{JoinForm, NewGroupForm};
 use home::GroupHome;
+use prefs::UiPrefs;
+use settings::SettingsForm;
 use stories::StoryForm;
 use welcome::{FirstRunForm, UnlockForm};
 
@@ -81,12 +85,14 @@ pub fn run(config: GuiConfig) -> Result<(), GuiError> {
             .with_title("Alongside")
             .with_inner_size([760.0, 680.0])
             .with_min_inner_size([420.0, 360.0]),
+        // Only the window's look and lock time are kept there (see `prefs`).
+        persistence_path: Some(config.data_dir.join("window.ron")),
         ..Default::default()
     };
     eframe::run_native(
         "Alongside",
         options,
-        Box::new(move |cc| Ok(Box::new(AlongsideApp::new(&cc.egui_ctx, config)))),
+        Box::new(move |cc| Ok(Box::new(AlongsideApp::new(cc, config)))),
     )
     .map_err(|err| GuiError::Window(err.to_string()))
 }
@@ -139,6 +145,8 @@ struct Session {
     notice: Option<String>,
     /// Made with the weak test passphrase protection.
     weak_kdf: bool,
+    /// The settings screen, if open.
+    settings: Option<SettingsForm>,
 }
 
 /// The Alongside desktop app: screen state plus a handle to its backend thread.
@@ -147,20 +155,25 @@ pub struct AlongsideApp {
     screen: Screen,
     /// Events that [`AlongsideApp::wait_for_backend`] received before the next frame.
     held: VecDeque<Event>,
+    /// How the window looks and when it locks (kept in eframe's storage).
+    prefs: UiPrefs,
+    /// The preferences as last applied to the context.
+    applied: Option<UiPrefs>,
+    /// When (egui time, seconds) the person last did anything.
+    last_active: f64,
+    /// What the unlock screen says after the next lock (why it locked).
+    lock_note: Option<String>,
 }
 
 impl AlongsideApp {
-    /// Starts the backend for `config` and sets up a calm, readable style on `ctx`.
-    pub fn new(ctx: &egui::Context, config: GuiConfig) -> AlongsideApp {
-        ctx.all_styles_mut(|style| {
-            style.spacing.item_spacing = egui::vec2(10.0, 10.0);
-            style.spacing.button_padding = egui::vec2(12.0, 6.0);
-            for (text_style, font) in style.text_styles.iter_mut() {
-                if matches!(text_style, egui::TextStyle::Body | egui::TextStyle::Button) {
-                    font.size = 16.0;
-                }
-            }
-        });
+    /// Starts the backend for `config`, with the look and lock time saved in `cc`'s
+    /// storage (if any), in a calm, readable style.
+    pub fn new(cc: &eframe::CreationContext<'_>, config: GuiConfig) -> AlongsideApp {
+        let ctx = &cc.egui_ctx;
+        let prefs: UiPrefs = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, prefs::STORAGE_KEY))
+            .unwrap_or_default();
         let backend = BackendHandle::spawn(
             BackendConfig {
                 dir: config.data_dir,
@@ -173,6 +186,10 @@ impl AlongsideApp {
             backend,
             screen: Screen::Starting,
             held: VecDeque::new(),
+            prefs,
+            applied: None,
+            last_active: 0.0,
+            lock_note: None,
         }
     }
 
@@ -226,6 +243,7 @@ impl AlongsideApp {
                     new_group: NewGroupForm::default(),
                     join: JoinForm::default(),
                     contacts,
+                    settings: None,
                     home: None,
                     opening: false,
                     notice: None,
@@ -243,8 +261,12 @@ impl AlongsideApp {
                 form.error = Some(message);
             }
             (Event::Locked, _) => {
+                let note = self
+                    .lock_note
+                    .take()
+                    .unwrap_or_else(|| "Alongside is locked. Enter your passphrase to open it again.".into());
                 self.screen = Screen::Locked(UnlockForm {
-                    note: Some("Alongside is locked. Enter your passphrase to open it again.".into()),
+                    note: Some(note),
                     ..UnlockForm::default()
                 });
             }
@@ -295,8 +317,24 @@ impl AlongsideApp {
                     "You have left {name}. Members will see it when this device next reaches one of them. What you already had stays on this device."
                 ));
             }
+            (Event::Settings(view), Screen::Open(session)) => {
+                if let Some(form) = session.settings.as_mut() {
+                    form.show(view);
+                }
+            }
+            (Event::SettingsSaved { view, notice }, Screen::Open(session)) => {
+                if let Some(form) = session.settings.as_mut() {
+                    form.show(view);
+                }
+                session.notice = Some(notice);
+            }
+            (Event::Notice(notice), Screen::Open(session)) => session.notice = Some(notice),
             (Event::Contacts(contacts), Screen::Open(session)) => {
                 session.contacts = contacts;
+                if let Some(form) = session.settings.as_mut() {
+                    form.contacts.busy = false;
+                    form.contacts.contact = SupportContact::default();
+                }
                 if let Some(home) = session.home.as_mut() {
                     home.reach.busy = false;
                     home.reach.contact = SupportContact::default();
@@ -353,6 +391,15 @@ impl AlongsideApp {
                 session.home = None;
                 session.notice = None;
                 self.backend.send(Command::CloseGroup);
+            }
+            (Action::OpenSettings, Screen::Open(session)) => {
+                session.settings = Some(SettingsForm::default());
+                session.notice = None;
+                self.backend.send(Command::OpenSettings);
+            }
+            (Action::CloseSettings, Screen::Open(session)) => {
+                session.settings = None;
+                session.notice = None;
             }
             (Action::Copy(text), Screen::Open(session)) => {
                 ctx.copy_text(text);
@@ -447,6 +494,12 @@ impl AlongsideApp {
             }
             (
                 Command::SyncNow(_)
+                | Command::SetMuted { .. }
+                | Command::SetDisplayName { .. }
+                | Command::ChangePassphrase { .. }
+                | Command::SetBreak(_)
+                | Command::SetRelay(_)
+                | Command::Export { .. }
                 | Command::SetMeetingMode { .. }
                 | Command::RemoveMember { .. }
                 | Command::SetRole { .. }
@@ -481,6 +534,9 @@ impl AlongsideApp {
                         {
                             action = Some(Action::Send(Command::Lock));
                         }
+                        if ui.button("Settings").clicked() {
+                            action = Some(Action::OpenSettings);
+                        }
                     });
                 }
             });
@@ -495,7 +551,7 @@ impl AlongsideApp {
                     }
                     Screen::FirstRun(form) => welcome::first_run(ui, form),
                     Screen::Locked(form) => welcome::unlock(ui, form),
-                    Screen::Open(session) => show_session(ui, session),
+                    Screen::Open(session) => show_session(ui, session, &mut self.prefs),
                     Screen::Stopped => {
                         widgets::message(
                             ui,
@@ -513,7 +569,7 @@ impl AlongsideApp {
 }
 
 #[must_use]
-fn show_session(ui: &mut egui::Ui, session: &mut Session) -> Option<Action> {
+fn show_session(ui: &mut egui::Ui, session: &mut Session, prefs: &mut UiPrefs) -> Option<Action> {
     if session.weak_kdf {
         widgets::quiet(
             ui,
@@ -526,17 +582,61 @@ fn show_session(ui: &mut egui::Ui, session: &mut Session) -> Option<Action> {
     if session.opening {
         widgets::quiet(ui, "Opening the group…");
     }
+    if let Some(form) = session.settings.as_mut() {
+        return settings::settings_screen(ui, form, prefs, &session.contacts);
+    }
     match session.home.as_mut() {
         Some(home) => home::group_home(ui, home, &session.contacts),
         None => groups::groups_screen(ui, &session.groups, &mut session.new_group, &mut session.join),
     }
 }
 
+impl AlongsideApp {
+    /// Locks the window after the chosen time without use (and keeps a quiet timer
+    /// running while it is open, so this is checked even when nothing else happens).
+    fn watch_idle(&mut self, ctx: &egui::Context) {
+        let (now, active) = ctx.input(|i| (i.time, !i.events.is_empty()));
+        let open = matches!(self.screen, Screen::Open(_));
+        if active || !open {
+            self.last_active = now;
+            return;
+        }
+        if self.prefs.should_lock(now - self.last_active) {
+            self.lock_note = Some(format!(
+                "Alongside locked itself after {} without use. Enter your passphrase to open it again.",
+                prefs::LOCK_AFTER
+                    .iter()
+                    .find(|(_, m)| *m == self.prefs.lock_after_minutes)
+                    .map_or("a while", |(name, _)| name)
+            ));
+            self.send(Command::Lock);
+        } else {
+            ctx.request_repaint_after(Duration::from_secs(20));
+        }
+    }
+}
+
 impl eframe::App for AlongsideApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.poll_backend();
-        if let Some(action) = self.show(ui) {
-            self.execute(&ui.ctx().clone(), action);
+        let ctx = ui.ctx().clone();
+        if self.applied != Some(self.prefs) {
+            self.prefs.apply(&ctx);
+            self.applied = Some(self.prefs);
         }
+        self.poll_backend();
+        self.watch_idle(&ctx);
+        if let Some(action) = self.show(ui) {
+            self.execute(&ctx, action);
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, prefs::STORAGE_KEY, &self.prefs);
+    }
+
+    /// egui's memory can hold widget state (a text field's contents among it): never
+    /// written to disk.
+    fn persist_egui_memory(&self) -> bool {
+        false
     }
 }

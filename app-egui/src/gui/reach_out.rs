@@ -46,7 +46,11 @@ pub(crate) fn reach_out_tab(
             own_reach_out(ui, card, nobody_reachable, contacts);
         });
     }
-    for card in page.reach_outs.iter().filter(|c| !c.mine) {
+    for card in page
+        .reach_outs
+        .iter()
+        .filter(|c| !c.mine && !page.muted.contains(&c.view.author.id))
+    {
         let answered = egui::Frame::group(ui.style())
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
@@ -189,7 +193,11 @@ fn others_reach_out(
 }
 
 #[must_use]
-fn contacts_editor(ui: &mut egui::Ui, form: &mut ReachOutForm, contacts: &[SupportContact]) -> Option<Action> {
+pub(crate) fn contacts_editor(
+    ui: &mut egui::Ui,
+    form: &mut ReachOutForm,
+    contacts: &[SupportContact],
+) -> Option<Action> {
     let mut action = None;
     ui.heading("Crisis lines and people to call");
     quiet(

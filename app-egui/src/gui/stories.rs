@@ -79,7 +79,43 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
     if home.page.stories.is_empty() {
         ui.label("No stories yet. When someone shares one, it appears here.");
     }
-    for story in &home.page.stories {
+    let page = &home.page;
+    let hidden_for_break = |s: &&StoryView| page.on_break && !s.warnings.is_empty();
+    let muted = |s: &&StoryView| page.muted.contains(&s.author.id);
+    let (resting, quieted) = (
+        page.stories.iter().filter(hidden_for_break).count(),
+        page.stories.iter().filter(muted).count(),
+    );
+    match resting {
+        0 => {}
+        1 => {
+            quiet(
+                ui,
+                "You are taking a break: 1 story with content warnings waits until it ends.",
+            );
+        }
+        n => {
+            quiet(
+                ui,
+                format!("You are taking a break: {n} stories with content warnings wait until it ends."),
+            );
+        }
+    }
+    match quieted {
+        0 => {}
+        1 => {
+            quiet(ui, "1 story from a member you muted is not shown.");
+        }
+        n => {
+            quiet(ui, format!("{n} stories from members you muted are not shown."));
+        }
+    }
+    let shown: Vec<&StoryView> = page
+        .stories
+        .iter()
+        .filter(|s| !hidden_for_break(s) && !muted(s))
+        .collect();
+    for story in shown {
         let open = story.warnings.is_empty() || home.revealed.contains(&story.id);
         let clicked = egui::Frame::group(ui.style())
             .show(ui, |ui| {

@@ -31,7 +31,7 @@ pub fn open_app(dir: &Path) -> App {
     let mut harness = Harness::builder()
         .with_size(egui::vec2(800.0, 1400.0))
         .with_max_steps(64)
-        .build_eframe(move |cc| AlongsideApp::new(&cc.egui_ctx, config));
+        .build_eframe(move |cc| AlongsideApp::new(cc, config));
     harness.run();
     harness
 }

@@ -1,9 +1,13 @@
 //! What a member keeps on this device only and never shares with any group: the crisis
-//! lines and people they can call when they need support now.
+//! lines and people they can call when they need support now, "taking a break", the
+//! members they muted, and how this device may connect (relays or not).
 //!
 //! Stored like everything else in the profile: sealed under the profile's data key, so a
 //! copied disk shows nothing (a saved crisis line says as much about a person as a story).
 
+use std::collections::BTreeSet;
+
+use crate::ids::{GroupId, MemberId};
 use crate::store::{Batch, Key, Kind};
 use crate::wire::{Reader, Writer};
 
@@ -16,6 +20,11 @@ pub const MAX_CONTACT_TEXT: usize = 200;
 
 const CONTACTS_KEY: &[u8] = b"support-contacts";
 const CONTACTS_VERSION: u8 = 1;
+const BREAK_KEY: &[u8] = b"break-until";
+const RELAY_KEY: &[u8] = b"relay-mode";
+const MUTED_KEY: &[u8] = b"muted";
+/// Most members one group can have muted on this device.
+const MAX_MUTED: usize = 1000;
 
 /// A crisis line or a person to call, kept on this device only.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -88,6 +97,100 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// The day (`YYYY-MM-DD`) until which the member is taking a break, if they are.
+    pub fn break_until(&self) -> Result<Option<String>, VaultError> {
+        self.meta_text(BREAK_KEY)
+    }
+
+    /// Starts a break until `day` (`YYYY-MM-DD`), or ends it (`None`).
+    pub fn set_break_until(&mut self, day: Option<&str>) -> Result<(), VaultError> {
+        if let Some(day) = day
+            && crate::model::days_of(day).is_none()
+        {
+            return Err(VaultError::Invalid(format!("'{day}' is not a date like 2026-12-15")));
+        }
+        self.set_meta_text(BREAK_KEY, day)
+    }
+
+    /// How this device wants to reach members across the internet: `disabled`,
+    /// `default`, or a relay's URL; `None` until chosen. Applied when the node starts.
+    pub fn relay_preference(&self) -> Result<Option<String>, VaultError> {
+        self.meta_text(RELAY_KEY)
+    }
+
+    /// Records how this device reaches members across the internet (see
+    /// [`Vault::relay_preference`]); `None` goes back to the default.
+    pub fn set_relay_preference(&mut self, mode: Option<&str>) -> Result<(), VaultError> {
+        if let Some(mode) = mode
+            && !(matches!(mode, "disabled" | "default") || mode.starts_with("https://"))
+        {
+            return Err(VaultError::Invalid(
+                "a relay setting is disabled, default, or a relay's https:// address".into(),
+            ));
+        }
+        self.set_meta_text(RELAY_KEY, mode)
+    }
+
+    /// Members of `group` muted on this device (their stories and reach-outs are not
+    /// shown here; they are not told).
+    pub fn muted(&mut self, group: &GroupId) -> Result<BTreeSet<MemberId>, VaultError> {
+        self.ensure_loaded(group)?;
+        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, MUTED_KEY))? else {
+            return Ok(BTreeSet::new());
+        };
+        let mut r = Reader::new(&raw);
+        let n = r.count(MAX_MUTED, 32)?;
+        let mut out = BTreeSet::new();
+        for _ in 0..n {
+            out.insert(MemberId(r.array()?));
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
+    /// Mutes or unmutes `member` of `group` on this device.
+    pub fn set_muted(&mut self, group: &GroupId, member: &MemberId, muted: bool) -> Result<(), VaultError> {
+        let mut all = self.muted(group)?;
+        if muted {
+            all.insert(*member);
+        } else {
+            all.remove(member);
+        }
+        if all.len() > MAX_MUTED {
+            return Err(VaultError::Invalid(format!("at most {MAX_MUTED} members can be muted")));
+        }
+        let mut w = Writer::new();
+        w.count(all.len());
+        for m in &all {
+            w.bytes(&m.0);
+        }
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::in_group(*group, MUTED_KEY), w.finish());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
+    fn meta_text(&self, key: &[u8]) -> Result<Option<String>, VaultError> {
+        let Some(raw) = self.store.get(Kind::Meta, &Key::global(key))? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(raw.to_vec()).map_err(|_| VaultError::Record("a setting is not text".into()))?;
+        Ok(Some(text).filter(|t| !t.is_empty()))
+    }
+
+    fn set_meta_text(&mut self, key: &[u8], text: Option<&str>) -> Result<(), VaultError> {
+        let mut batch = Batch::new();
+        batch.put(
+            Kind::Meta,
+            Key::global(key),
+            text.unwrap_or_default().as_bytes().to_vec(),
+        );
+        self.store.commit(batch)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +243,30 @@ mod tests {
         let too_many = vec![contact("a", "1"); MAX_CONTACTS + 1];
         assert!(vault.set_support_contacts(&too_many).is_err());
         assert_eq!(vault.support_contacts().unwrap(), vec![contact("Crisis line", "988")]);
+    }
+
+    #[test]
+    fn a_break_mutes_and_the_relay_choice_are_kept_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", 1_795_953_600_000).unwrap();
+        assert_eq!(vault.break_until().unwrap(), None);
+        vault.set_break_until(Some("2026-12-15")).unwrap();
+        assert!(vault.set_break_until(Some("next week")).is_err());
+        assert_eq!(vault.relay_preference().unwrap(), None);
+        vault.set_relay_preference(Some("disabled")).unwrap();
+        assert!(vault.set_relay_preference(Some("anything")).is_err());
+        let alex = MemberId([9; 32]);
+        vault.set_muted(&group, &alex, true).unwrap();
+        drop(vault);
+
+        let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        assert_eq!(vault.break_until().unwrap().as_deref(), Some("2026-12-15"));
+        assert_eq!(vault.relay_preference().unwrap().as_deref(), Some("disabled"));
+        assert_eq!(vault.muted(&group).unwrap(), BTreeSet::from([alex]));
+        vault.set_break_until(None).unwrap();
+        vault.set_muted(&group, &alex, false).unwrap();
+        assert_eq!(vault.break_until().unwrap(), None);
+        assert!(vault.muted(&group).unwrap().is_empty());
     }
 }

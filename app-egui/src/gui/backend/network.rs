@@ -13,7 +13,7 @@ use std::time::Duration;
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::invite::Ticket;
 use alongside_core::vault::{Vault, VaultError};
-use alongside_net::{NetError, Node, NodeEvent};
+use alongside_net::{NetError, Node, NodeEvent, RelayChoice};
 
 use super::{Backend, BackendError, Event, Input, failed, now_ms};
 
@@ -143,8 +143,17 @@ impl Backend {
         let Some(runtime) = &self.runtime else {
             return Err("Could not start the network part of Alongside.".into());
         };
+        // A relay choice saved on this device applies, unless relays were switched off
+        // where Alongside was started (that switch always wins).
+        let mut config = self.config.net.clone();
+        if config.relay != RelayChoice::Disabled
+            && let Ok(Some(choice)) = vault.relay_preference()
+            && let Ok(choice) = choice.parse()
+        {
+            config.relay = choice;
+        }
         let node = runtime
-            .block_on(Node::start(vault, self.config.net.clone()))
+            .block_on(Node::start(vault, config))
             .map_err(|e| format!("Your profile opened, but its network could not start: {e:#}."))?;
         {
             // The node's supervisor is a task on this runtime.
