@@ -128,7 +128,18 @@ fn a_story_with_a_warning_stays_closed_until_the_reader_opens_it() {
     );
     assert!(!shows(&app, "Ninety days"), "so does the title");
 
-    click(&mut app, "Open story");
+    assert!(
+        shows(&app, "Open Sam's story of 20"),
+        "the button's accessible name says whose story it opens"
+    );
+    let open = app
+        .query_all_by_label_contains("Open Sam's story of")
+        .next()
+        .unwrap()
+        .accesskit_node()
+        .label()
+        .unwrap();
+    click(&mut app, &open);
     assert!(shows(&app, body), "opening the story shows its words");
     assert!(shows(&app, "Ninety days"));
     assert!(shows(&app, "Sam asked for no replies."));
@@ -164,7 +175,7 @@ fn a_story_without_warnings_shows_at_once_is_unreadable_on_disk_and_survives_a_r
     click(&mut app, "Tuesday Circle");
     wait_until(&mut app, "the group's home", |a| shows(a, "Stories"));
     assert!(shows(&app, body), "the story was saved to disk and reads back");
-    assert!(app.query_by_label("Open story").is_none());
+    assert!(app.query_all_by_label_contains("Open Sam's story").next().is_none());
 }
 
 /// Every file under `dir` whose bytes contain `needle`.
@@ -213,4 +224,44 @@ fn first_run_and_a_first_group_work_by_keyboard_alone() {
     tab_to(&mut app, "Lock");
     app.key_press(egui::Key::Enter);
     wait_until(&mut app, "the unlock screen", |a| shows(a, "Alongside is locked"));
+}
+
+#[test]
+fn a_long_list_of_stories_shows_a_page_and_older_ones_when_asked() {
+    use alongside_core::model::edits::NewStory;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut vault = alongside_core::vault::Vault::init(
+            dir.path(),
+            "my laptop",
+            PASSPHRASE.as_bytes(),
+            alongside_core::crypto::PassphraseKdf::TEST,
+        )
+        .unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", 1_795_000_000_000).unwrap();
+        for i in 0..35 {
+            let story = NewStory {
+                title: format!("Evening {i}"),
+                body: format!("Entry number {i} of the long list."),
+                warnings: Vec::new(),
+                no_replies: false,
+            };
+            vault
+                .edit(&group, |s| s.add_story(&story, 1_795_000_000_000 + i * 60_000))
+                .unwrap();
+        }
+    }
+    let mut app = open_app(dir.path());
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
+    fill(&mut app, "Passphrase", PASSPHRASE);
+    click(&mut app, "Unlock");
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    click(&mut app, "Tuesday Circle");
+    wait_until(&mut app, "the group's home", |a| shows(a, "Entry number 34 of"));
+    assert!(shows(&app, "Entry number 5 of"), "the newest 30 show");
+    assert!(!shows(&app, "Entry number 4 of"), "older ones wait");
+    assert!(shows(&app, "5 older stories are not shown."));
+    click(&mut app, "Show older stories");
+    assert!(shows(&app, "Entry number 0 of"), "the next page shows on request");
+    assert!(!shows(&app, "Show older stories"), "and the list ends calmly");
 }

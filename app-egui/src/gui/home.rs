@@ -74,7 +74,12 @@ pub(crate) struct GroupHome {
     pub(crate) reach: ReachOutForm,
     /// Scheduling, and the meeting opened with its notes.
     pub(crate) meetings: MeetingsForm,
+    /// How many stories the list shows (a page more each time the member asks).
+    pub(crate) story_limit: usize,
 }
+
+/// Stories shown at first, and added by each "Show older stories".
+pub(crate) const STORIES_PER_PAGE: usize = 30;
 
 /// Changes to what a group's home shows, asked for by its panels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +98,8 @@ pub(crate) enum HomeAction {
     EditAgreements,
     /// Close it without saving.
     CancelAgreements,
+    /// Show the next page of older stories.
+    ShowOlderStories,
 }
 
 impl GroupHome {
@@ -115,6 +122,7 @@ impl GroupHome {
             invite: InviteForm::default(),
             reach: ReachOutForm::default(),
             meetings: MeetingsForm::default(),
+            story_limit: STORIES_PER_PAGE,
         }
     }
 
@@ -131,6 +139,7 @@ impl GroupHome {
                 self.agreement_editor = Some(AgreementForm::new(text));
             }
             HomeAction::CancelAgreements => self.agreement_editor = None,
+            HomeAction::ShowOlderStories => self.story_limit += STORIES_PER_PAGE,
         }
     }
 

@@ -8,7 +8,7 @@ use alongside_core::model::views::StoryView;
 use eframe::egui;
 
 use super::action::Action;
-use super::home::GroupHome;
+use super::home::{GroupHome, HomeAction};
 use super::widgets::{primary_button, quiet, text_area, text_line};
 
 /// Warnings offered as a list when writing; anything else can be typed.
@@ -115,7 +115,8 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
         .iter()
         .filter(|s| !hidden_for_break(s) && !muted(s))
         .collect();
-    for story in shown {
+    let older = shown.len().saturating_sub(home.story_limit);
+    for story in shown.into_iter().take(home.story_limit) {
         let open = story.warnings.is_empty() || home.revealed.contains(&story.id);
         let clicked = egui::Frame::group(ui.style())
             .show(ui, |ui| {
@@ -129,6 +130,14 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
             .inner;
         action = action.or(clicked);
     }
+    // A calm end instead of an endless feed: older stories come a page at a time, when
+    // asked for (and each frame lays out only what is shown).
+    if older > 0 {
+        quiet(ui, format!("{older} older stories are not shown."));
+        if ui.button("Show older stories").clicked() {
+            action = Some(Action::Home(HomeAction::ShowOlderStories));
+        }
+    }
     action
 }
 
@@ -137,9 +146,17 @@ fn collapsed_story(ui: &mut egui::Ui, story: &StoryView) -> Option<Action> {
     ui.label(format!("{} shared a story.", story.author.name));
     ui.label(format!("This story mentions: {}.", story.warnings.join(", ")));
     quiet(ui, "It stays closed until you choose to open it.");
-    ui.button("Open story")
-        .clicked()
-        .then(|| Action::RevealStory(story.id.clone()))
+    // Several closed stories each get a name of their own for a screen reader.
+    let name = format!(
+        "Open {}'s story of {}",
+        story.author.name,
+        alongside_core::model::date_of(story.created_at_ms)
+    );
+    let button = ui
+        .button("Open story")
+        .on_hover_text("Shows the story; you can close it again");
+    button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
+    button.clicked().then(|| Action::RevealStory(story.id.clone()))
 }
 
 #[must_use]
