@@ -47,6 +47,19 @@ fn two_apps_joined_by_an_invitation_over_loopback_see_each_others_stories() {
     click(&mut sam, "Members");
     assert!(shows(&sam, "Alex · Member"), "Sam's members tab lists Alex by name");
 
+    // Away from the group, what others write is counted on the list until it is opened.
+    click(&mut sam, "Back to your groups");
+    share_story(&mut alex, "Later", "A second story while Sam looks at the list.");
+    wait_until(&mut sam, "the count of new things", |a| {
+        shows(a, "1 new story or reach-out since you last looked")
+    });
+    click(&mut sam, "Tuesday Circle");
+    wait_until(&mut sam, "the new story", |a| {
+        shows(a, "A second story while Sam looks")
+    });
+    click(&mut sam, "Back to your groups");
+    wait_until(&mut sam, "the count gone", |a| !shows(a, "since you last looked"));
+
     // The ticket worked once: someone else who got hold of it is refused.
     let mut kim = join_with(dir_kim.path(), &ticket, "Kim");
     wait_until(&mut kim, "the refusal", |a| shows(a, "Could not join"));

@@ -196,6 +196,8 @@ pub(crate) struct GroupCard {
     pub(crate) members: usize,
     /// How many of the others are connected now.
     pub(crate) reachable: usize,
+    /// Stories and reach-outs by others since this member last opened the group here.
+    pub(crate) new: usize,
 }
 
 /// What a group's home shows.
@@ -552,13 +554,19 @@ impl Backend {
             Command::CreateGroup { name, display_name } => self.handle_create_group(&name, &display_name),
             Command::OpenGroup(group) => {
                 self.open = Some(group);
+                // Opening the group is looking at it: nothing in it counts as new after.
+                let _ = self.with_vault(move |v| v.set_seen_at(&group, now_ms()));
+                self.dirty.groups = true;
                 match self.group_page(group) {
                     Ok(page) => Event::GroupOpened(page),
                     Err(err) => failed("Could not open this group", &err),
                 }
             }
             Command::CloseGroup => {
-                self.open = None;
+                if let Some(group) = self.open.take() {
+                    let _ = self.with_vault(move |v| v.set_seen_at(&group, now_ms()));
+                    self.dirty.groups = true;
+                }
                 return None;
             }
             Command::AddStory { group, story } => self.handle_add_story(group, story),
@@ -733,19 +741,25 @@ impl Backend {
     }
 
     fn group_cards(&self) -> Result<Vec<GroupCard>, BackendError> {
-        let summaries = self.with_vault(|v| v.groups())?;
+        let summaries = self.with_vault(|v| {
+            let mut out = Vec::new();
+            for g in v.groups()? {
+                let Some(id) = GroupId::from_hex(&g.id) else { continue };
+                let new = new_since_seen(v, &id)?;
+                out.push((id, g, new));
+            }
+            Ok(out)
+        })?;
         Ok(summaries
             .into_iter()
-            .filter_map(|g| {
-                let id = GroupId::from_hex(&g.id)?;
-                Some(GroupCard {
-                    id,
-                    reachable: self.net.reachable(&id),
-                    name: g.name,
-                    me: g.me,
-                    role: g.role,
-                    members: g.members,
-                })
+            .map(|(id, g, new)| GroupCard {
+                id,
+                reachable: self.net.reachable(&id),
+                name: g.name,
+                me: g.me,
+                role: g.role,
+                members: g.members,
+                new,
             })
             .collect())
     }
@@ -782,6 +796,25 @@ impl Backend {
             self.emit(Event::Groups(groups));
         }
     }
+}
+
+/// Stories and reach-outs by others in `group` since this member last opened it here
+/// (everything by others, if never).
+fn new_since_seen(v: &mut Vault, group: &GroupId) -> Result<usize, VaultError> {
+    let seen = v.seen_at(group)?.unwrap_or(i64::MIN);
+    let session = v.session(group)?;
+    let me = session.me().to_hex();
+    let stories = session
+        .stories()
+        .iter()
+        .filter(|s| s.author.id != me && s.created_at_ms > seen)
+        .count();
+    let reach_outs = session
+        .reach_outs()
+        .iter()
+        .filter(|r| r.author.id != me && r.created_at_ms > seen)
+        .count();
+    Ok(stories + reach_outs)
 }
 
 /// Why the backend could not do something.

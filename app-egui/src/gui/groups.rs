@@ -68,6 +68,15 @@ pub(crate) fn groups_screen(
                 n => format!("{n} members"),
             };
             quiet(ui, format!("{members} · you are {} ({})", group.me, group.role));
+            match group.new {
+                0 => {}
+                1 => {
+                    ui.label("1 new story or reach-out since you last looked");
+                }
+                n => {
+                    ui.label(format!("{n} new stories or reach-outs since you last looked"));
+                }
+            }
             quiet(
                 ui,
                 match group.reachable {

@@ -1,6 +1,7 @@
 //! What a member keeps on this device only and never shares with any group: the crisis
 //! lines and people they can call when they need support now, "taking a break", the
-//! members they muted, and how this device may connect (relays or not).
+//! members they muted, when they last looked at each group, and how this device may
+//! connect (relays or not).
 //!
 //! Stored like everything else in the profile: sealed under the profile's data key, so a
 //! copied disk shows nothing (a saved crisis line says as much about a person as a story).
@@ -23,6 +24,7 @@ const CONTACTS_VERSION: u8 = 1;
 const BREAK_KEY: &[u8] = b"break-until";
 const RELAY_KEY: &[u8] = b"relay-mode";
 const MUTED_KEY: &[u8] = b"muted";
+const SEEN_KEY: &[u8] = b"seen-at";
 /// Most members one group can have muted on this device.
 const MAX_MUTED: usize = 1000;
 
@@ -171,6 +173,30 @@ impl Vault {
         Ok(())
     }
 
+    /// When this member last looked at `group` on this device (Unix ms), if ever: what
+    /// came after it counts as new.
+    pub fn seen_at(&mut self, group: &GroupId) -> Result<Option<i64>, VaultError> {
+        self.ensure_loaded(group)?;
+        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, SEEN_KEY))? else {
+            return Ok(None);
+        };
+        let mut r = Reader::new(&raw);
+        let at = r.i64()?;
+        r.finish()?;
+        Ok(Some(at))
+    }
+
+    /// Records that this member looked at `group` at `now_ms`.
+    pub fn set_seen_at(&mut self, group: &GroupId, now_ms: i64) -> Result<(), VaultError> {
+        self.ensure_loaded(group)?;
+        let mut w = Writer::new();
+        w.i64(now_ms);
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::in_group(*group, SEEN_KEY), w.finish());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
     fn meta_text(&self, key: &[u8]) -> Result<Option<String>, VaultError> {
         let Some(raw) = self.store.get(Kind::Meta, &Key::global(key))? else {
             return Ok(None);
@@ -258,12 +284,15 @@ mod tests {
         assert!(vault.set_relay_preference(Some("anything")).is_err());
         let alex = MemberId([9; 32]);
         vault.set_muted(&group, &alex, true).unwrap();
+        assert_eq!(vault.seen_at(&group).unwrap(), None);
+        vault.set_seen_at(&group, 1_795_953_700_000).unwrap();
         drop(vault);
 
         let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
         assert_eq!(vault.break_until().unwrap().as_deref(), Some("2026-12-15"));
         assert_eq!(vault.relay_preference().unwrap().as_deref(), Some("disabled"));
         assert_eq!(vault.muted(&group).unwrap(), BTreeSet::from([alex]));
+        assert_eq!(vault.seen_at(&group).unwrap(), Some(1_795_953_700_000));
         vault.set_break_until(None).unwrap();
         vault.set_muted(&group, &alex, false).unwrap();
         assert_eq!(vault.break_until().unwrap(), None);
