@@ -109,3 +109,37 @@ fn meeting_mode_is_one_switch_and_says_when_this_device_keeps_discovery_off() {
         !shows(a, "switched off for this device as a whole")
     });
 }
+
+#[test]
+fn support_and_replies_reach_the_author_and_deleting_says_history_keeps_a_copy() {
+    let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sam, mut alex) = sam_and_alex(dir_sam.path(), dir_alex.path());
+    share_story(&mut alex, "Day ten", "Ten days and the mornings are easier.");
+    assert!(!shows(&alex, "Send support for"), "nobody sends support to themselves");
+    click(&mut sam, "Stories");
+    wait_until(&mut sam, "Alex's story", |a| {
+        shows(a, "Ten days and the mornings are easier.")
+    });
+
+    click(&mut sam, "Send support for “Day ten”");
+    wait_until(&mut sam, "the support saved", |a| shows(a, "Sam sent support."));
+    fill(&mut sam, "Reply to “Day ten”", "Proud of you.");
+    click(&mut sam, "Send reply to “Day ten”");
+    wait_until(&mut sam, "the reply saved", |a| shows(a, "Sam: Proud of you."));
+    wait_until(&mut alex, "support and reply on Alex's device", |a| {
+        shows(a, "Sam sent support.") && shows(a, "Sam: Proud of you.")
+    });
+
+    click(&mut alex, "Delete “Day ten”…");
+    assert!(
+        shows(&alex, "It cannot take it back from history"),
+        "said before deleting"
+    );
+    click(&mut alex, "Delete it");
+    wait_until(&mut alex, "the deletion", |a| {
+        shows(a, "The story is deleted from what the group sees")
+    });
+    wait_until(&mut sam, "the story gone from Sam's screen", |a| {
+        !shows(a, "Ten days and the mornings are easier.")
+    });
+}

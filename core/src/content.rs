@@ -201,6 +201,18 @@ impl GroupSession {
         Ok(id)
     }
 
+    /// Deletes one of this member's own stories from what the group sees. Automerge keeps
+    /// every change in the document's history, so devices that already hold the story
+    /// keep a copy of it there: the app says so before deleting.
+    pub fn delete_story(&mut self, story: &str) -> Result<(), GroupError> {
+        let (doc, target) = self.locate(keys::STORIES, story)?;
+        let mine = doc.kind == DocKind::Member && self.places.get(&doc).and_then(|p| p.owner) == Some(self.me());
+        if !mine {
+            return Err(GroupError::NotAllowed("You can delete only your own stories.".into()));
+        }
+        self.edit_doc(doc, |tx| edits::delete_item(tx, keys::STORIES, target))
+    }
+
     /// Replies to a story, unless its author asked for none; returns the reply's id.
     pub fn reply(&mut self, story: &str, text: &str, now_ms: i64) -> Result<ItemId, GroupError> {
         let (doc, target) = self.locate(keys::STORIES, story)?;

@@ -20,7 +20,7 @@ use super::home_backend::{HomeCommand, HomeSaved};
 use super::meetings::{self, MeetingsForm};
 use super::members::{self, InviteForm};
 use super::reach_out::{self, ReachOutForm};
-use super::stories::{self, StoryForm};
+use super::stories::{self, StoryExtras, StoryForm};
 use super::widgets::quiet;
 
 /// The tabs of a group's home.
@@ -76,6 +76,8 @@ pub(crate) struct GroupHome {
     pub(crate) meetings: MeetingsForm,
     /// How many stories the list shows (a page more each time the member asks).
     pub(crate) story_limit: usize,
+    /// Replies being written and a deletion to confirm.
+    pub(crate) story_extras: StoryExtras,
 }
 
 /// Stories shown at first, and added by each "Show older stories".
@@ -123,6 +125,7 @@ impl GroupHome {
             reach: ReachOutForm::default(),
             meetings: MeetingsForm::default(),
             story_limit: STORIES_PER_PAGE,
+            story_extras: StoryExtras::default(),
         }
     }
 
@@ -152,6 +155,9 @@ impl GroupHome {
             HomeCommand::AddMeeting { .. } => self.meetings.new.iter_mut().for_each(|f| f.busy = true),
             HomeCommand::EditNotes { text, .. } => self.meetings.notes.iter_mut().for_each(|e| e.sent(text)),
             HomeCommand::Agree(_)
+            | HomeCommand::React { .. }
+            | HomeCommand::Reply { .. }
+            | HomeCommand::DeleteStory { .. }
             | HomeCommand::SetAttendance { .. }
             | HomeCommand::AddAction { .. }
             | HomeCommand::SetActionDone { .. } => {}
@@ -199,6 +205,15 @@ impl GroupHome {
                 "The meeting is scheduled. Members see it once their devices sync with this one.".into()
             }
             HomeSaved::Notes | HomeSaved::MeetingDetail => return None,
+            HomeSaved::Support => "Your support is sent with the next sync.".into(),
+            HomeSaved::Reply { story } => {
+                self.story_extras.replies.remove(story);
+                "Your reply is saved and goes out with the next sync.".into()
+            }
+            HomeSaved::StoryDeleted => {
+                "The story is deleted from what the group sees. Devices that already had it keep a copy in the history."
+                    .into()
+            }
             HomeSaved::Goal => {
                 self.new_goal = None;
                 "Your goal is saved on this device. Whoever it is shared with will see it once their devices sync with this one."

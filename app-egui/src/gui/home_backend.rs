@@ -43,6 +43,29 @@ pub(crate) enum HomeCommand {
     },
     /// Agree to the group's current agreements.
     Agree(GroupId),
+    /// Send support to a story.
+    React {
+        /// The group.
+        group: GroupId,
+        /// The story's id.
+        story: String,
+    },
+    /// Reply to a story.
+    Reply {
+        /// The group.
+        group: GroupId,
+        /// The story's id.
+        story: String,
+        /// The reply.
+        text: String,
+    },
+    /// Delete one of this member's own stories.
+    DeleteStory {
+        /// The group.
+        group: GroupId,
+        /// The story's id.
+        story: String,
+    },
     /// Schedule a meeting.
     AddMeeting {
         /// The group.
@@ -121,6 +144,15 @@ pub(crate) enum HomeSaved {
     Agreements,
     /// This member agreed to the current agreements.
     Agreed,
+    /// Support was sent to a story.
+    Support,
+    /// A reply to `story` was saved.
+    Reply {
+        /// The story's id.
+        story: String,
+    },
+    /// One of this member's stories was deleted.
+    StoryDeleted,
     /// A meeting was scheduled.
     Meeting,
     /// A meeting's notes were saved.
@@ -137,6 +169,9 @@ impl HomeCommand {
             | HomeCommand::CheckIn { group, .. }
             | HomeCommand::SetAgreements { group, .. }
             | HomeCommand::Agree(group)
+            | HomeCommand::React { group, .. }
+            | HomeCommand::Reply { group, .. }
+            | HomeCommand::DeleteStory { group, .. }
             | HomeCommand::AddMeeting { group, .. }
             | HomeCommand::EditNotes { group, .. }
             | HomeCommand::SetAttendance { group, .. }
@@ -174,6 +209,18 @@ pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, net: 
         HomeCommand::Agree(group) => {
             let result = vault.edit(&group, |s| s.acknowledge_agreement(now_ms));
             (group, result, HomeSaved::Agreed, "Your agreement was not saved")
+        }
+        HomeCommand::React { group, story } => {
+            let result = vault.edit(&group, |s| s.react(&story, "support", now_ms).map(|_| ()));
+            (group, result, HomeSaved::Support, "Your support was not sent")
+        }
+        HomeCommand::Reply { group, story, text } => {
+            let result = vault.edit(&group, |s| s.reply(&story, text.trim(), now_ms).map(|_| ()));
+            (group, result, HomeSaved::Reply { story }, "Your reply was not saved")
+        }
+        HomeCommand::DeleteStory { group, story } => {
+            let result = vault.edit(&group, |s| s.delete_story(&story));
+            (group, result, HomeSaved::StoryDeleted, "The story was not deleted")
         }
         HomeCommand::AddMeeting { group, meeting } => {
             let result = vault.edit(&group, |s| s.add_meeting(&meeting, now_ms).map(|_| ()));

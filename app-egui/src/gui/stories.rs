@@ -8,8 +8,10 @@ use alongside_core::model::views::StoryView;
 use eframe::egui;
 
 use super::action::Action;
+use super::backend::{Command, GroupPage};
 use super::home::{GroupHome, HomeAction};
-use super::widgets::{primary_button, quiet, text_area, text_line};
+use super::home_backend::HomeCommand;
+use super::widgets::{message, primary_button, quiet, text_area, text_line};
 
 /// Warnings offered as a list when writing; anything else can be typed.
 pub(crate) const COMMON_WARNINGS: [&str; 6] = [
@@ -122,7 +124,7 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
                 if open {
-                    story_card(ui, story)
+                    story_card(ui, story, page, &mut home.story_extras)
                 } else {
                     collapsed_story(ui, story)
                 }
@@ -160,7 +162,17 @@ fn collapsed_story(ui: &mut egui::Ui, story: &StoryView) -> Option<Action> {
 }
 
 #[must_use]
-fn story_card(ui: &mut egui::Ui, story: &StoryView) -> Option<Action> {
+/// Replies being written and a deletion waiting to be confirmed.
+#[derive(Default)]
+pub(crate) struct StoryExtras {
+    /// Replies being written, by story id.
+    pub(crate) replies: std::collections::BTreeMap<String, String>,
+    /// The story (id) whose deletion is asked about.
+    pub(crate) confirm_delete: Option<String>,
+}
+
+#[must_use]
+fn story_card(ui: &mut egui::Ui, story: &StoryView, page: &GroupPage, extras: &mut StoryExtras) -> Option<Action> {
     ui.label(egui::RichText::new(&story.title).strong().size(18.0));
     quiet(
         ui,
@@ -177,7 +189,100 @@ fn story_card(ui: &mut egui::Ui, story: &StoryView) -> Option<Action> {
     if story.no_replies {
         quiet(ui, format!("{} asked for no replies.", story.author.name));
     }
-    (!story.warnings.is_empty() && ui.button("Close story").clicked()).then(|| Action::ConcealStory(story.id.clone()))
+    let mut action = support_and_replies(ui, story, page, extras);
+    if story.author.id == page.me {
+        action = action.or(delete_story(ui, story, page, &mut extras.confirm_delete));
+    }
+    if !story.warnings.is_empty() && ui.button("Close story").clicked() {
+        action = Some(Action::ConcealStory(story.id.clone()));
+    }
+    action
+}
+
+/// Support sent so far, a way to send one's own, the replies, and a way to reply (unless
+/// the author asked for none). Labels name the story, so each is distinct.
+#[must_use]
+fn support_and_replies(
+    ui: &mut egui::Ui,
+    story: &StoryView,
+    page: &GroupPage,
+    extras: &mut StoryExtras,
+) -> Option<Action> {
+    let mut action = None;
+    let supporters: Vec<&str> = story.reactions.iter().map(|r| r.author.name.as_str()).collect();
+    match supporters.len() {
+        0 => {}
+        1 => {
+            quiet(ui, format!("{} sent support.", supporters[0]));
+        }
+        n => {
+            quiet(ui, format!("{n} members sent support: {}.", supporters.join(", ")));
+        }
+    }
+    let mine = story.author.id == page.me;
+    let sent = story.reactions.iter().any(|r| r.author.id == page.me);
+    if !mine && !sent && ui.button(format!("Send support for “{}”", story.title)).clicked() {
+        action = Some(Action::Send(Command::Home(HomeCommand::React {
+            group: page.id,
+            story: story.id.clone(),
+        })));
+    }
+    for reply in &story.replies {
+        ui.label(format!("{}: {}", reply.author.name, reply.text));
+    }
+    if story.no_replies {
+        return action;
+    }
+    let draft = extras.replies.entry(story.id.clone()).or_default();
+    text_line(ui, &format!("Reply to “{}”", story.title), draft);
+    let ready = !draft.trim().is_empty();
+    if ui
+        .add_enabled(ready, egui::Button::new(format!("Send reply to “{}”", story.title)))
+        .clicked()
+    {
+        action = Some(Action::Send(Command::Home(HomeCommand::Reply {
+            group: page.id,
+            story: story.id.clone(),
+            text: draft.trim().to_string(),
+        })));
+    }
+    action
+}
+
+/// Deleting one's own story: what it can and cannot undo is said first.
+#[must_use]
+fn delete_story(
+    ui: &mut egui::Ui,
+    story: &StoryView,
+    page: &GroupPage,
+    confirm: &mut Option<String>,
+) -> Option<Action> {
+    if confirm.as_deref() != Some(story.id.as_str()) {
+        if ui.button(format!("Delete “{}”…", story.title)).clicked() {
+            *confirm = Some(story.id.clone());
+        }
+        return None;
+    }
+    message(
+        ui,
+        "Deleting takes the story out of what the group sees. It cannot take it back from \
+         history: devices that already have it keep a copy in the group's history, and \
+         anyone who read it may remember it.",
+    );
+    let mut action = None;
+    ui.horizontal(|ui| {
+        if ui.button("Delete it").clicked() {
+            *confirm = None;
+            action = Some(Action::Send(Command::Home(HomeCommand::DeleteStory {
+                group: page.id,
+                story: story.id.clone(),
+            })));
+        }
+        if ui.button("Keep it").clicked() {
+            *confirm = None;
+        }
+    });
+    action
 }
 
 #[must_use]

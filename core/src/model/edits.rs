@@ -369,6 +369,16 @@ pub(crate) fn set_action_done(tx: &mut Transaction<'_>, id: ItemId, done: bool) 
     Ok(())
 }
 
+/// Deletes item `id` from `root[collection]`. (Automerge keeps it in the history.)
+pub(crate) fn delete_item(tx: &mut Transaction<'_>, collection: &str, id: ItemId) -> Result<(), EditError> {
+    let items = get_obj(tx, &ROOT, collection).ok_or_else(|| EditError::NotFound(id.to_hex()))?;
+    if get_obj(tx, &items, &id.to_hex()).is_none() {
+        return Err(EditError::NotFound(id.to_hex()));
+    }
+    tx.delete(&items, id.to_hex())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
