@@ -93,7 +93,13 @@ impl Ticket {
 
     /// Parses ticket text (surrounding whitespace is ignored).
     pub fn from_text(text: &str) -> Result<Ticket, TicketError> {
-        let body = text.trim().strip_prefix(TICKET_PREFIX).ok_or(TicketError::NotATicket)?;
+        // Either case: a QR code carries the ticket in upper case (QR's compact mode).
+        let text = text.trim();
+        let body = text
+            .get(..TICKET_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(TICKET_PREFIX))
+            .map(|_| &text[TICKET_PREFIX.len()..])
+            .ok_or(TicketError::NotATicket)?;
         if body.len() > 1024 {
             return Err(TicketError::NotATicket);
         }
@@ -242,6 +248,12 @@ mod tests {
             !format!("{t:?}").contains("invite_secret"),
             "the secret stays out of Debug"
         );
+    }
+
+    #[test]
+    fn a_ticket_read_from_its_qr_code_in_upper_case_is_the_same_ticket() {
+        let t = ticket();
+        assert_eq!(Ticket::from_text(&t.to_text().to_ascii_uppercase()), Ok(t));
     }
 
     #[test]

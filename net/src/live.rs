@@ -60,6 +60,9 @@ pub(crate) async fn converse(
     } = peer;
     // Subscribe before the first round starts, so nothing made meanwhile is missed.
     let mut fresh = shared.fresh.subscribe();
+    // A round that completes started after the previous one completed (rounds do not
+    // overlap), so everything durable here before this moment is in the next round.
+    let mut round_floor = crate::node::now_ms();
     let (send, mut frames) = framed.into_split();
     let mut out = Outbox::spawn(send);
     let (mut sync, first) = with_vault(shared, move |v| {
@@ -94,7 +97,7 @@ pub(crate) async fn converse(
                         Ok((step, parting))
                     })
                     .await?;
-                    report(shared, peer, &sync, &step);
+                    report(shared, peer, &sync, &step, &mut round_floor);
                     if let Some(parting) = parting {
                         return part(out, parting).await;
                     }
@@ -280,7 +283,7 @@ async fn begin_round(shared: &SharedVault, group: GroupId, sync: PeerSync) -> Re
     .await
 }
 
-fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step) {
+fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step, round_floor: &mut i64) {
     for event in &step.events {
         match event {
             Event::Applied { doc, changes } => shared.emit(NodeEvent::Applied {
@@ -290,11 +293,15 @@ fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step) {
                 changes: *changes,
             }),
             Event::Membership { .. } => shared.emit(NodeEvent::Membership { group: peer.group }),
-            Event::CaughtUp => shared.emit(NodeEvent::CaughtUp {
-                group: peer.group,
-                member: peer.member,
-                rounds: sync.rounds_completed(),
-            }),
+            Event::CaughtUp => {
+                shared.emit(NodeEvent::CaughtUp {
+                    group: peer.group,
+                    member: peer.member,
+                    rounds: sync.rounds_completed(),
+                    covers_from_ms: *round_floor,
+                });
+                *round_floor = crate::node::now_ms();
+            }
         }
     }
 }

@@ -178,6 +178,9 @@ pub enum NodeEvent {
         member: MemberId,
         /// Rounds completed on this connection so far.
         rounds: u64,
+        /// Everything that was durable on this device at this time (Unix ms) or earlier
+        /// is now held by the member (the round started after it).
+        covers_from_ms: i64,
     },
 }
 

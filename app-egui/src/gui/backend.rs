@@ -248,6 +248,15 @@ impl GroupPage {
     }
 }
 
+/// A form on screen whose writing was saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SavedForm {
+    /// The reach-out being written.
+    ReachOut,
+    /// The answer to this reach-out (its id).
+    Answer(String),
+}
+
 /// What the backend reports back.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -316,6 +325,8 @@ pub(crate) enum Event {
         page: GroupPage,
         /// What happened, in a sentence.
         notice: String,
+        /// The form whose writing was saved (and may be emptied), if any.
+        form: Option<SavedForm>,
     },
     /// The crisis lines and contacts on this device, as saved.
     Contacts(Vec<SupportContact>),
@@ -766,10 +777,16 @@ impl Backend {
 
     /// The page of `group` after something was saved there, with `notice`.
     pub(super) fn saved(&mut self, group: GroupId, notice: &str) -> Event {
+        self.saved_from(group, notice, None)
+    }
+
+    /// [`Backend::saved`], saying which form's writing it was (to empty that form only).
+    pub(super) fn saved_from(&mut self, group: GroupId, notice: &str, form: Option<SavedForm>) -> Event {
         match self.group_page(group) {
             Ok(page) => Event::Saved {
                 page,
                 notice: notice.to_string(),
+                form,
             },
             Err(err) => failed("It was saved, but the page could not be read", &err),
         }

@@ -281,7 +281,7 @@ pub(crate) fn group_page(
     let on_break = vault.break_until()?.is_some_and(|until| until >= today);
     let muted: std::collections::BTreeSet<String> = vault.muted(group)?.iter().map(|m| m.to_hex()).collect();
     let session = vault.session(group)?;
-    let reach_outs = reach_out_cards(session.reach_outs(), &status, |m| net.last_sync(*group, m));
+    let reach_outs = reach_out_cards(session.reach_outs(), &status, |m| net.covered(*group, m));
     let members = session.members();
     let me = session.me().to_hex();
     let facilitator = members.iter().any(|m| m.me && m.role == "facilitator");

@@ -41,7 +41,7 @@ use eframe::egui;
 use zeroize::Zeroize as _;
 
 use action::Action;
-use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard};
+use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard, SavedForm};
 use groups::{JoinForm, NewGroupForm};
 use home::GroupHome;
 use prefs::UiPrefs;
@@ -159,8 +159,8 @@ pub struct AlongsideApp {
     prefs: UiPrefs,
     /// The preferences as last applied to the context.
     applied: Option<UiPrefs>,
-    /// When (egui time, seconds) the person last did anything.
-    last_active: f64,
+    /// When the person last did anything: the window's clock and the wall clock (seconds).
+    last_active: (f64, f64),
     /// What the unlock screen says after the next lock (why it locked).
     lock_note: Option<String>,
 }
@@ -188,7 +188,7 @@ impl AlongsideApp {
             held: VecDeque::new(),
             prefs,
             applied: None,
-            last_active: 0.0,
+            last_active: (0.0, f64::MAX),
             lock_note: None,
         }
     }
@@ -301,12 +301,18 @@ impl AlongsideApp {
             {
                 session.notice = Some(message);
             }
-            (Event::Saved { page, notice }, Screen::Open(session)) => {
+            (Event::Saved { page, notice, form }, Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
                     home.show(page);
                     home.reach.busy = false;
-                    home.reach.message.clear();
-                    home.reach.answers.clear();
+                    // Empty only the form whose writing was saved.
+                    match form {
+                        Some(SavedForm::ReachOut) => home.reach.message.clear(),
+                        Some(SavedForm::Answer(id)) => {
+                            home.reach.answers.remove(&id);
+                        }
+                        None => {}
+                    }
                 }
                 session.notice = Some(notice);
             }
@@ -371,6 +377,7 @@ impl AlongsideApp {
             }
             (Event::Failed { message }, Screen::Open(session)) => {
                 session.new_group.busy = false;
+                session.join.busy = false;
                 session.opening = false;
                 if let Some(home) = session.home.as_mut() {
                     home.stop_waiting();
@@ -592,16 +599,18 @@ fn show_session(ui: &mut egui::Ui, session: &mut Session, prefs: &mut UiPrefs) -
 }
 
 impl AlongsideApp {
-    /// Locks the window after the chosen time without use (and keeps a quiet timer
-    /// running while it is open, so this is checked even when nothing else happens).
+    /// Locks the window after the chosen time without use. Runs from `logic`, which eframe
+    /// calls even while the window is hidden; idle time counts both the window's clock and
+    /// the wall clock (which goes on while the computer sleeps), and is checked *before*
+    /// the input that ends it, so coming back after too long finds the window locked.
     fn watch_idle(&mut self, ctx: &egui::Context) {
         let (now, active) = ctx.input(|i| (i.time, !i.events.is_empty()));
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let open = matches!(self.screen, Screen::Open(_));
-        if active || !open {
-            self.last_active = now;
-            return;
-        }
-        if self.prefs.should_lock(now - self.last_active) {
+        let idle = (now - self.last_active.0).max(wall - self.last_active.1);
+        if open && self.prefs.should_lock(idle) {
             self.lock_note = Some(format!(
                 "Alongside locked itself after {} without use. Enter your passphrase to open it again.",
                 prefs::LOCK_AFTER
@@ -610,13 +619,26 @@ impl AlongsideApp {
                     .map_or("a while", |(name, _)| name)
             ));
             self.send(Command::Lock);
-        } else {
+            self.last_active = (now, wall);
+            return;
+        }
+        if active || !open {
+            self.last_active = (now, wall);
+        }
+        if open {
             ctx.request_repaint_after(Duration::from_secs(20));
         }
     }
 }
 
 impl eframe::App for AlongsideApp {
+    /// Runs every frame, even while the window is hidden: what the backend sent, and the
+    /// idle lock.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll_backend();
+        self.watch_idle(ctx);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         if self.applied != Some(self.prefs) {
@@ -624,7 +646,6 @@ impl eframe::App for AlongsideApp {
             self.applied = Some(self.prefs);
         }
         self.poll_backend();
-        self.watch_idle(&ctx);
         if let Some(action) = self.show(ui) {
             self.execute(&ctx, action);
         }

@@ -39,11 +39,10 @@ pub(crate) fn reach_out_tab(
     contacts: &[SupportContact],
 ) -> Option<Action> {
     let mut action = ask(ui, page, form);
-    let nobody_reachable = page.status.reachable_names().is_empty();
     for card in page.reach_outs.iter().filter(|c| c.mine) {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
-            own_reach_out(ui, card, nobody_reachable, contacts);
+            own_reach_out(ui, card, &page.muted, contacts);
         });
     }
     for card in page
@@ -122,10 +121,15 @@ fn ask(ui: &mut egui::Ui, page: &GroupPage, form: &mut ReachOutForm) -> Option<A
 
 /// One's own reach-out: whether it reached anyone; the saved crisis lines at once when
 /// it reached nobody and nobody is reachable.
-fn own_reach_out(ui: &mut egui::Ui, card: &ReachOutCard, nobody_reachable: bool, contacts: &[SupportContact]) {
+fn own_reach_out(ui: &mut egui::Ui, card: &ReachOutCard, muted: &BTreeSet<String>, contacts: &[SupportContact]) {
     quiet(ui, "You reached out:");
     ui.label(&card.view.message);
-    let Some(Delivery { delivered, waiting }) = &card.delivery else {
+    let Some(Delivery {
+        delivered,
+        waiting,
+        audience_reachable,
+    }) = &card.delivery
+    else {
         return;
     };
     let total = delivered.len() + waiting.len();
@@ -137,10 +141,11 @@ fn own_reach_out(ui: &mut egui::Ui, card: &ReachOutCard, nobody_reachable: bool,
     if !waiting.is_empty() {
         quiet(ui, format!("Not yet: {}", waiting.join(", ")));
     }
-    for response in &card.view.responses {
+    for response in card.view.responses.iter().filter(|r| !muted.contains(&r.author.id)) {
         ui.label(format!("{}: {}", response.author.name, response.text));
     }
-    if delivered.is_empty() && nobody_reachable {
+    // Nobody has it and nobody it is for can be reached: the member's own lines, at once.
+    if delivered.is_empty() && !audience_reachable {
         crisis_lines(ui, contacts);
     }
 }
@@ -173,7 +178,7 @@ fn others_reach_out(
     let view = &card.view;
     ui.label(egui::RichText::new(format!("{} reached out", view.author.name)).strong());
     ui.label(&view.message);
-    for response in &view.responses {
+    for response in view.responses.iter().filter(|r| !page.muted.contains(&r.author.id)) {
         quiet(ui, format!("{}: {}", response.author.name, response.text));
     }
     let answer = form.answers.entry(view.id.clone()).or_default();

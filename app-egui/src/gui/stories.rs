@@ -227,7 +227,7 @@ fn support_and_replies(
             story: story.id.clone(),
         })));
     }
-    for reply in &story.replies {
+    for reply in story.replies.iter().filter(|r| !page.muted.contains(&r.author.id)) {
         ui.label(format!("{}: {}", reply.author.name, reply.text));
     }
     if story.no_replies {

@@ -103,6 +103,8 @@ pub(crate) enum Done {
 pub(crate) struct NetState {
     connected: HashMap<GroupId, BTreeSet<MemberId>>,
     last_sync: HashMap<(GroupId, MemberId), i64>,
+    /// Per member: everything durable here up to this time (Unix ms) is held by them.
+    covered: HashMap<(GroupId, MemberId), i64>,
     waiting: HashMap<GroupId, usize>,
     syncing: BTreeSet<GroupId>,
 }
@@ -113,10 +115,11 @@ impl NetState {
         self.connected.get(group).map_or(0, BTreeSet::len)
     }
 
-    /// When this device last completed a round with `member` (hex id) of `group`.
-    pub(crate) fn last_sync(&self, group: GroupId, member: &str) -> Option<i64> {
+    /// Up to when (Unix ms) everything durable here is known to be held by `member` (hex
+    /// id) of `group`: a completed round that started after it.
+    pub(crate) fn covered(&self, group: GroupId, member: &str) -> Option<i64> {
         let member = MemberId::from_hex(member)?;
-        self.last_sync.get(&(group, member)).copied()
+        self.covered.get(&(group, member)).copied()
     }
 
     /// Something was written in `group`: if nobody is connected to take it at once, it
@@ -234,8 +237,15 @@ impl Backend {
                 self.dirty.page |= self.open == Some(*group);
                 *group
             }
-            NodeEvent::CaughtUp { group, member, .. } => {
+            NodeEvent::CaughtUp {
+                group,
+                member,
+                covers_from_ms,
+                ..
+            } => {
                 self.net.last_sync.insert((*group, *member), now_ms());
+                let covered = self.net.covered.entry((*group, *member)).or_insert(i64::MIN);
+                *covered = (*covered).max(*covers_from_ms);
                 self.net.waiting.remove(group);
                 // The delivery of one's own reach-outs is on the page.
                 self.dirty.page |= self.open == Some(*group);
