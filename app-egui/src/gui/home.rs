@@ -170,6 +170,15 @@ impl GroupHome {
         self.meetings.refresh(&self.page);
     }
 
+    /// Something this home sent failed: forms stop waiting, and notes that were being
+    /// saved count as unsent again.
+    pub(crate) fn failed(&mut self) {
+        if let Some(editor) = self.meetings.notes.as_mut() {
+            editor.save_failed();
+        }
+        self.stop_waiting();
+    }
+
     /// Marks every form of this home as no longer waiting for the backend.
     pub(crate) fn stop_waiting(&mut self) {
         self.invite.busy = false;

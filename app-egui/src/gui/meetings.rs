@@ -8,6 +8,7 @@
 
 use alongside_core::ids::MemberId;
 use alongside_core::model::edits::NewMeeting;
+use alongside_core::model::text_merge;
 use alongside_core::model::views::MeetingView;
 use chrono::TimeZone as _;
 use eframe::egui;
@@ -54,6 +55,8 @@ pub(crate) struct NotesEditor {
     pub(crate) base: String,
     /// A save is under way.
     pub(crate) saving: bool,
+    /// What `base` was before the save under way (restored if it fails).
+    pub(crate) before_save: Option<String>,
 }
 
 impl NotesEditor {
@@ -63,15 +66,31 @@ impl NotesEditor {
             text: meeting.notes.clone(),
             base: meeting.notes.clone(),
             saving: false,
+            before_save: None,
         }
     }
 
     /// Takes in the notes as they are now on this device (after a save or others'
-    /// typing): shown at once unless the person has typed something not yet sent.
+    /// typing). With nothing typed here unsent, they are shown as they are; otherwise the
+    /// unsent typing is moved onto them, so the base stays close to the shared text and
+    /// each save carries only the person's own edit.
     pub(crate) fn received(&mut self, notes: &str) {
-        if self.text == self.base {
+        if self.text != self.base
+            && notes != self.base
+            && let Some(local) = text_merge::splice_between(&self.base, &self.text)
+        {
+            self.text = text_merge::apply(notes, &text_merge::rebase(&self.base, notes, &local));
+        } else if self.text == self.base {
             self.text = notes.to_string();
-            self.base = notes.to_string();
+        }
+        self.base = notes.to_string();
+    }
+
+    /// The save under way failed: what it carried counts as unsent again.
+    pub(crate) fn save_failed(&mut self) {
+        self.saving = false;
+        if let Some(base) = self.before_save.take() {
+            self.base = base;
         }
     }
 
@@ -90,7 +109,7 @@ impl NotesEditor {
     /// A save was sent: what it sends is the new base.
     pub(crate) fn sent(&mut self, text: &str) {
         self.saving = true;
-        self.base = text.to_string();
+        self.before_save = Some(std::mem::replace(&mut self.base, text.to_string()));
     }
 }
 
@@ -337,18 +356,28 @@ mod tests {
         let mut editor = NotesEditor::new(&meeting);
         editor.received("ab");
         assert_eq!(editor.text, "ab", "nothing typed here: others' words show at once");
-        editor.text.push('X');
+        editor.text.insert(0, 'X');
         editor.received("abc");
-        assert_eq!(editor.text, "abX", "unsent typing stays as typed");
+        assert_eq!(editor.text, "Xabc", "unsent typing stays, moved onto others' text");
         let group = alongside_core::ids::GroupId([7; 32]);
         let Some(Command::Home(HomeCommand::EditNotes { base, text, .. })) = editor.due(group) else {
             panic!("the typing is due to be saved");
         };
-        assert_eq!((base.as_str(), text.as_str()), ("ab", "abX"));
+        assert_eq!(
+            (base.as_str(), text.as_str()),
+            ("abc", "Xabc"),
+            "a save carries only this edit"
+        );
         editor.sent(&text);
         assert!(editor.due(group).is_none(), "one save at a time");
+        editor.save_failed();
+        assert!(
+            editor.due(group).is_some(),
+            "after a failed save the typing is unsent again"
+        );
+        editor.sent(&text);
         editor.saving = false;
-        editor.received("abcX");
-        assert_eq!(editor.text, "abcX", "after the save, the merged notes show");
+        editor.received("Xabcd");
+        assert_eq!(editor.text, "Xabcd", "after the save, the merged notes show");
     }
 }

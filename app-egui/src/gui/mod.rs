@@ -380,7 +380,7 @@ impl AlongsideApp {
                 session.join.busy = false;
                 session.opening = false;
                 if let Some(home) = session.home.as_mut() {
-                    home.stop_waiting();
+                    home.failed();
                 }
                 session.notice = Some(message);
             }
