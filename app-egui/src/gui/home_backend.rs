@@ -277,7 +277,9 @@ pub(crate) fn group_page(
     lan: bool,
 ) -> Result<GroupPage, VaultError> {
     let status = net.status(vault, *group, lan)?;
-    let today = alongside_core::model::date_of(now_ms);
+    // The member's own calendar day: a check-in at 9 pm belongs to today, and a break
+    // ends when their day does (not when UTC's does).
+    let today = local_day(now_ms);
     let on_break = vault.break_until()?.is_some_and(|until| until >= today);
     let muted: std::collections::BTreeSet<String> = vault.muted(group)?.iter().map(|m| m.to_hex()).collect();
     let session = vault.session(group)?;
@@ -306,6 +308,15 @@ pub(crate) fn group_page(
         muted,
         today,
     })
+}
+
+/// The local calendar day (`YYYY-MM-DD`) at `now_ms` on this computer.
+pub(crate) fn local_day(now_ms: i64) -> String {
+    use chrono::TimeZone as _;
+    chrono::Local.timestamp_millis_opt(now_ms).single().map_or_else(
+        || alongside_core::model::date_of(now_ms),
+        |t| t.format("%Y-%m-%d").to_string(),
+    )
 }
 
 #[cfg(test)]
