@@ -105,7 +105,8 @@ fn sample_profile(dir: &Path) -> Result<()> {
     deliver(&mut vault, &group, &mut alex)?;
     vault.edit(&group, |s| {
         s.react(&back.to_hex(), "support", now - DAY_MS / 2).map(|_| ())?;
-        s.reply(&back.to_hex(), "Proud of you. Walking helps me too.", now - DAY_MS / 2).map(|_| ())?;
+        s.reply(&back.to_hex(), "Proud of you. Walking helps me too.", now - DAY_MS / 2)
+            .map(|_| ())?;
         s.add_story(
             &story(
                 "What helped this week",
@@ -117,7 +118,9 @@ fn sample_profile(dir: &Path) -> Result<()> {
         .map(|_| ())
     })?;
 
-    let goal = vault.edit(&group, |s| s.add_goal("Walk every morning", Some("30 days"), &[], now - 9 * DAY_MS))?;
+    let goal = vault.edit(&group, |s| {
+        s.add_goal("Walk every morning", Some("30 days"), &[], now - 9 * DAY_MS)
+    })?;
     for (days_ago, kind, mood) in [
         (8, CheckInKind::Progress, 3),
         (7, CheckInKind::Progress, 4),
@@ -162,7 +165,11 @@ fn sample_profile(dir: &Path) -> Result<()> {
             "Check-in round: everyone spoke.\nKim: ninety days on Thursday.\nAlex: first week back at work.\n",
         )
     })?;
-    alex.reach_out("Rough evening. Could someone call me after nine?", &[], now - 40 * 60_000)?;
+    alex.reach_out(
+        "Rough evening. Could someone call me after nine?",
+        &[],
+        now - 40 * 60_000,
+    )?;
     deliver(&mut vault, &group, &mut alex)?;
     vault.set_support_contacts(&[
         SupportContact {
@@ -227,9 +234,14 @@ fn fill(app: &mut App, label: &str, text: &str) {
 /// Renders the window into `out/name.png`.
 fn shoot(app: &mut App, out: &Path, name: &str) -> Result<()> {
     app.run();
-    let image = app.render().map_err(anyhow::Error::msg).context("rendering with wgpu")?;
+    let image = app
+        .render()
+        .map_err(anyhow::Error::msg)
+        .context("rendering with wgpu")?;
     let path = out.join(format!("{name}.png"));
-    image.save(&path).with_context(|| format!("writing {}", path.display()))?;
+    image
+        .save(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("{}", path.display());
     Ok(())
 }
@@ -258,7 +270,11 @@ fn main() -> Result<()> {
     shoot(&mut app, &out, "meeting-notes")?;
     click(&mut app, "Back to meetings");
     click(&mut app, "Reach out");
-    fill(&mut app, "What is going on, and what would help?", "Hard night. I keep thinking about drinking.");
+    fill(
+        &mut app,
+        "What is going on, and what would help?",
+        "Hard night. I keep thinking about drinking.",
+    );
     click(&mut app, "Send reach-out");
     wait_until(&mut app, "the reach-out", |a| shows(a, "Delivered to 0 of 2 members"))?;
     shoot(&mut app, &out, "reach-out")?;
@@ -266,7 +282,9 @@ fn main() -> Result<()> {
     shoot(&mut app, &out, "agreements")?;
     click(&mut app, "Members");
     click(&mut app, "Create invitation");
-    wait_until(&mut app, "the invitation", |a| a.query_by_label("Invitation ticket").is_some())?;
+    wait_until(&mut app, "the invitation", |a| {
+        a.query_by_label("Invitation ticket").is_some()
+    })?;
     shoot(&mut app, &out, "members-invite")?;
     click(&mut app, "Settings");
     wait_until(&mut app, "the settings", |a| shows(a, "Taking a break"))?;
