@@ -625,7 +625,10 @@ impl Backend {
                 }
             }
             Command::Home(command) => self.handle_home(command),
-            Command::SyncNow(group) => return self.handle_sync_now(group, true),
+            Command::SyncNow(group) => {
+                self.handle_sync_now(group, true);
+                return None;
+            }
             Command::SetMeetingMode { group, on } => self.handle_meeting_mode(group, on),
             Command::Invite { group, valid_for } => return self.handle_invite(group, valid_for),
         })
@@ -723,10 +726,13 @@ impl Backend {
         &self,
         f: impl FnOnce(&mut Vault) -> Result<T, VaultError> + Send + 'static,
     ) -> Result<T, BackendError> {
-        let (Some(runtime), Some(node)) = (&self.runtime, &self.node) else {
-            return Err(BackendError::Locked);
-        };
+        let (runtime, node) = self.running().ok_or(BackendError::Locked)?;
         Ok(runtime.block_on(node.with_vault(f))?)
+    }
+
+    /// The runtime and the node, while the profile is open.
+    fn running(&self) -> Option<(&tokio::runtime::Runtime, &Node)> {
+        Some((self.runtime.as_ref()?, self.node.as_ref()?))
     }
 
     /// Everything the home of `group` shows, read in one go from the vault together

@@ -198,9 +198,7 @@ impl Backend {
 
     /// Makes the node serve `group` (a group created or joined while running).
     pub(super) fn serve(&self, group: GroupId) -> Result<(), BackendError> {
-        let (Some(runtime), Some(node)) = (&self.runtime, &self.node) else {
-            return Err(BackendError::Locked);
-        };
+        let (runtime, node) = self.running().ok_or(BackendError::Locked)?;
         Ok(runtime.block_on(node.serve_group(group))?)
     }
 
@@ -209,7 +207,7 @@ impl Backend {
     where
         F: Future<Output = Done> + Send + 'static,
     {
-        let (Some(runtime), Some(node)) = (&self.runtime, &self.node) else {
+        let Some((runtime, node)) = self.running() else {
             return;
         };
         let future = work(node.clone());
@@ -254,7 +252,9 @@ impl Backend {
             _ => return,
         };
         self.dirty.status |= self.open == Some(group);
-        self.dirty.groups = true;
+        // The list reads every group's items: rebuild it only while it is on screen
+        // (leaving a group's home marks it stale anyway).
+        self.dirty.groups |= self.open.is_none();
     }
 
     pub(super) fn handle_done(&mut self, done: Done) -> Option<Event> {
@@ -322,16 +322,15 @@ impl Backend {
 
     /// Syncs `group` with everyone reachable in a task; `asked`: a person asked for it
     /// and is told how it went.
-    pub(super) fn handle_sync_now(&mut self, group: GroupId, asked: bool) -> Option<Event> {
+    pub(super) fn handle_sync_now(&mut self, group: GroupId, asked: bool) {
         if self.node.is_none() || !self.net.syncing.insert(group) {
-            return None;
+            return;
         }
         self.dirty.status |= self.open == Some(group);
         self.spawn_work(move |node| async move {
             let result = tokio::time::timeout(SYNC_PATIENCE, node.sync_all(group)).await.ok();
             Done::Synced { group, asked, result }
         });
-        None
     }
 
     pub(super) fn handle_meeting_mode(&mut self, group: GroupId, on: bool) -> Event {

@@ -85,7 +85,7 @@ impl Backend {
         }
         self.net.wrote(group);
         // Get it out now, not at the next periodic round; delivery shows as rounds end.
-        let _ = self.handle_sync_now(group, false);
+        self.handle_sync_now(group, false);
         let notice = if self.net.reachable(&group) == 0 {
             "Your reach-out is saved. Nobody in the group is reachable right now; it goes out as soon as someone is."
         } else {
