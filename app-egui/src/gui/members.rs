@@ -60,7 +60,7 @@ impl Default for InviteForm {
 pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
     let now = now_ms();
     let group = home.page.id;
-    let facilitator = home.page.status.members.iter().any(|m| m.me && m.role == "facilitator");
+    let facilitator = home.page.facilitator;
     let mut action = None;
     for member in &home.page.status.members {
         let muted = home.page.muted.contains(&member.id);
