@@ -167,11 +167,7 @@ fn a_story_without_warnings_shows_at_once_is_unreadable_on_disk_and_survives_a_r
             "{needle:?} must not be readable on disk"
         );
     }
-    let mut app = open_app(dir.path());
-    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
-    fill(&mut app, "Passphrase", PASSPHRASE);
-    click(&mut app, "Unlock");
-    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    let mut app = unlock_profile(dir.path());
     click(&mut app, "Tuesday Circle");
     wait_until(&mut app, "the group's home", |a| shows(a, "Stories"));
     assert!(shows(&app, body), "the story was saved to disk and reads back");
@@ -251,11 +247,7 @@ fn a_long_list_of_stories_shows_a_page_and_older_ones_when_asked() {
                 .unwrap();
         }
     }
-    let mut app = open_app(dir.path());
-    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
-    fill(&mut app, "Passphrase", PASSPHRASE);
-    click(&mut app, "Unlock");
-    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    let mut app = unlock_profile(dir.path());
     click(&mut app, "Tuesday Circle");
     wait_until(&mut app, "the group's home", |a| shows(a, "Entry number 34 of"));
     assert!(shows(&app, "Entry number 5 of"), "the newest 30 show");

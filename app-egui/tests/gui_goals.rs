@@ -36,11 +36,7 @@ fn open_group(app: &mut App) {
 
 /// The existing profile in `dir`, unlocked, at the home of Sam's group.
 fn unlock_at_group_home(dir: &Path) -> App {
-    let mut app = open_app(dir);
-    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
-    fill(&mut app, "Passphrase", PASSPHRASE);
-    click(&mut app, "Unlock");
-    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    let mut app = unlock_profile(dir);
     open_group(&mut app);
     app
 }

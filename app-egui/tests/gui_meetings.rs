@@ -3,16 +3,7 @@
 
 mod support;
 
-use egui_kittest::kittest::{NodeT as _, Queryable};
 use support::*;
-
-/// The text of the notes field as the screen has it.
-fn notes(app: &App) -> String {
-    app.get_by_label("Meeting notes")
-        .accesskit_node()
-        .value()
-        .unwrap_or_default()
-}
 
 #[test]
 fn a_scheduled_meeting_reaches_the_group_and_both_apps_write_its_notes_live() {

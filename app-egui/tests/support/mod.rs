@@ -166,3 +166,20 @@ pub fn tab_to(app: &mut App, label: &str) {
     }
     panic!("Tab never reached {label:?}");
 }
+
+/// The existing profile in `dir`, opened and unlocked, at the list of groups.
+pub fn unlock_profile(dir: &Path) -> App {
+    let mut app = open_app(dir);
+    wait_until(&mut app, "the unlock screen", |a| shows(a, "Welcome back"));
+    fill(&mut app, "Passphrase", PASSPHRASE);
+    click(&mut app, "Unlock");
+    wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    app
+}
+
+/// The text of the meeting notes field as the screen has it (empty if none is shown).
+pub fn notes(app: &App) -> String {
+    app.query_by_label("Meeting notes")
+        .and_then(|n| n.accesskit_node().value())
+        .unwrap_or_default()
+}
