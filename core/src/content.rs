@@ -9,7 +9,8 @@ use crate::group::{GroupError, GroupSession};
 use crate::ids::{DocId, DocKind, ItemId, MemberId};
 use crate::model::edits::{self, NewCheckIn, NewMeeting, NewStory};
 use crate::model::views::{
-    self, AgreementView, GoalView, MeetingView, MemberView, ReachOutView, Reader, Source, StoryView,
+    self, AgreementView, GoalView, MeetingView, MemberView, ReachOutView, Reader, Source, StoryPage, StoryQuery,
+    StoryView,
 };
 use crate::model::{keys, text_merge};
 
@@ -93,10 +94,27 @@ impl GroupSession {
         self.with_reader(|r| r.stories())
     }
 
+    /// The newest stories `query` lets through, with how many it kept out (see
+    /// [`Reader::story_page`]).
+    pub fn story_page(&self, query: &StoryQuery<'_>) -> StoryPage {
+        self.with_reader(|r| r.story_page(query))
+    }
+
+    /// Who shared each story and when, newest first, without reading the stories.
+    pub fn story_times(&self) -> Vec<(MemberId, i64)> {
+        self.with_reader(|r| r.story_times())
+    }
+
     /// Every goal this member can read, with streaks as of `now_ms`.
     pub fn goals(&self, now_ms: i64) -> Vec<GoalView> {
+        self.goals_keeping(now_ms, usize::MAX)
+    }
+
+    /// Every goal with its whole streak as of `now_ms`, carrying only the latest `recent`
+    /// check-ins of each.
+    pub fn goals_keeping(&self, now_ms: i64, recent: usize) -> Vec<GoalView> {
         let today = now_ms.div_euclid(86_400_000);
-        self.with_reader(|r| r.goals(today))
+        self.with_reader(|r| r.goals_keeping(today, recent))
     }
 
     /// Every reach-out this member can read, newest first.
@@ -216,8 +234,11 @@ impl GroupSession {
     /// Replies to a story, unless its author asked for none; returns the reply's id.
     pub fn reply(&mut self, story: &str, text: &str, now_ms: i64) -> Result<ItemId, GroupError> {
         let (doc, target) = self.locate(keys::STORIES, story)?;
-        let view = self.stories().into_iter().find(|s| s.id == target.to_hex());
-        if view.is_some_and(|s| s.no_replies) {
+        if self
+            .docs
+            .get(&doc)
+            .is_some_and(|r| views::story_refuses_replies(r, &target))
+        {
             return Err(GroupError::NotAllowed(
                 "The author asked for no replies to this story.".into(),
             ));

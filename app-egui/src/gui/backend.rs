@@ -29,17 +29,20 @@ use std::time::Duration;
 use alongside_core::crypto::PassphraseKdf;
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::edits::NewStory;
-use alongside_core::model::views::{AgreementView, GoalView, MeetingView, MemberView, StoryView};
+use alongside_core::model::views::{AgreementView, GoalView, MeetingView, MemberView, StoryPage};
 use alongside_core::profile::ProfileError;
 use alongside_core::vault::{SupportContact, Vault, VaultError};
 use alongside_net::{NetConfig, NetError, Node};
 use eframe::egui;
 use zeroize::Zeroizing;
 
-use super::home_backend::{self, HomeCommand, HomeSaved};
+use super::home_backend::{self, HomeCommand, HomeSaved, PageContext};
 use crate::profile_setup::{self, SetupError};
 
 pub(crate) use network::NetState;
+
+/// Stories a group's list shows at first, and adds each time the member asks for older ones.
+pub(crate) const STORIES_PER_PAGE: usize = 30;
 pub(crate) use network::{GroupStatus, InviteView, MemberStatus};
 pub(crate) use reach::{Delivery, ReachOutCard, reach_out_cards};
 pub(crate) use settings::{ExportFormat, SettingsView};
@@ -78,6 +81,8 @@ pub(crate) enum Command {
     OpenGroup(GroupId),
     /// The group's home was left: stop sending its updates.
     CloseGroup,
+    /// Show another page of older stories in the open group.
+    ShowOlderStories,
     /// Write a story in a group.
     AddStory {
         /// The group.
@@ -207,8 +212,9 @@ pub(crate) struct GroupPage {
     pub(crate) id: GroupId,
     /// Its name.
     pub(crate) name: String,
-    /// Its stories, newest first.
-    pub(crate) stories: Vec<StoryView>,
+    /// Its newest stories (as many as the list asked for, without those resting during
+    /// a break or by muted members), and how many were kept out.
+    pub(crate) stories: StoryPage,
     /// Every goal this member can read, oldest first, each with only its latest
     /// check-ins (its streak counts them all).
     pub(crate) goals: Vec<GoalView>,
@@ -422,6 +428,7 @@ impl BackendHandle {
                     ctx,
                     net: network::NetState::default(),
                     open: None,
+                    story_limit: STORIES_PER_PAGE,
                     dirty: Dirty::default(),
                 };
                 backend.run(input_rx);
@@ -506,6 +513,8 @@ struct Backend {
     net: network::NetState,
     /// The group whose home is shown.
     open: Option<GroupId>,
+    /// How many of its stories the list shows (a page more each time the member asks).
+    story_limit: usize,
     dirty: Dirty,
 }
 
@@ -565,6 +574,7 @@ impl Backend {
             Command::CreateGroup { name, display_name } => self.handle_create_group(&name, &display_name),
             Command::OpenGroup(group) => {
                 self.open = Some(group);
+                self.story_limit = STORIES_PER_PAGE;
                 // Opening the group is looking at it: nothing in it counts as new after.
                 let _ = self.with_vault(move |v| v.set_seen_at(&group, now_ms()));
                 self.dirty.groups = true;
@@ -572,6 +582,11 @@ impl Backend {
                     Ok(page) => Event::GroupOpened(page),
                     Err(err) => failed("Could not open this group", &err),
                 }
+            }
+            Command::ShowOlderStories => {
+                self.story_limit += STORIES_PER_PAGE;
+                self.dirty.page = true;
+                return None;
             }
             Command::CloseGroup => {
                 if let Some(group) = self.open.take() {
@@ -738,15 +753,24 @@ impl Backend {
     /// Everything the home of `group` shows, read in one go from the vault together
     /// with a copy of what the node reported.
     fn group_page(&self, group: GroupId) -> Result<GroupPage, BackendError> {
-        let (net, lan) = (self.net.clone(), self.config.net.lan);
-        self.with_vault(move |v| home_backend::group_page(v, &group, now_ms(), &net, lan))
+        let context = self.page_context();
+        self.with_vault(move |v| home_backend::group_page(v, &group, now_ms(), &context))
+    }
+
+    /// What a page is read with besides the vault.
+    fn page_context(&self) -> PageContext {
+        PageContext {
+            net: self.net.clone(),
+            lan: self.config.net.lan,
+            stories: self.story_limit,
+        }
     }
 
     /// Goals, check-ins and agreements: saved, then the page as it is now.
     fn handle_home(&mut self, command: HomeCommand) -> Event {
         let group = command.group();
-        let (net, lan) = (self.net.clone(), self.config.net.lan);
-        let event = self.with_vault(move |v| Ok(home_backend::handle(v, command, now_ms(), &net, lan)));
+        let context = self.page_context();
+        let event = self.with_vault(move |v| Ok(home_backend::handle(v, command, now_ms(), &context)));
         match event {
             Ok(event @ Event::HomeSaved { .. }) => {
                 self.net.wrote(group);
@@ -826,12 +850,14 @@ impl Backend {
 fn new_since_seen(v: &mut Vault, group: &GroupId) -> Result<usize, VaultError> {
     let seen = v.seen_at(group)?.unwrap_or(i64::MIN);
     let session = v.session(group)?;
-    let me = session.me().to_hex();
+    let me = session.me();
     let stories = session
-        .stories()
-        .iter()
-        .filter(|s| s.author.id != me && s.created_at_ms > seen)
+        .story_times()
+        .into_iter()
+        .take_while(|(_, at)| *at > seen)
+        .filter(|(author, _)| *author != me)
         .count();
+    let me = me.to_hex();
     let reach_outs = session
         .reach_outs()
         .iter()

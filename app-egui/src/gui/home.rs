@@ -74,14 +74,9 @@ pub(crate) struct GroupHome {
     pub(crate) reach: ReachOutForm,
     /// Scheduling, and the meeting opened with its notes.
     pub(crate) meetings: MeetingsForm,
-    /// How many stories the list shows (a page more each time the member asks).
-    pub(crate) story_limit: usize,
     /// Replies being written and a deletion to confirm.
     pub(crate) story_extras: StoryExtras,
 }
-
-/// Stories shown at first, and added by each "Show older stories".
-pub(crate) const STORIES_PER_PAGE: usize = 30;
 
 /// Changes to what a group's home shows, asked for by its panels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +95,6 @@ pub(crate) enum HomeAction {
     EditAgreements,
     /// Close it without saving.
     CancelAgreements,
-    /// Show the next page of older stories.
-    ShowOlderStories,
 }
 
 impl GroupHome {
@@ -124,7 +117,6 @@ impl GroupHome {
             invite: InviteForm::default(),
             reach: ReachOutForm::default(),
             meetings: MeetingsForm::default(),
-            story_limit: STORIES_PER_PAGE,
             story_extras: StoryExtras::default(),
         }
     }
@@ -142,7 +134,6 @@ impl GroupHome {
                 self.agreement_editor = Some(AgreementForm::new(text));
             }
             HomeAction::CancelAgreements => self.agreement_editor = None,
-            HomeAction::ShowOlderStories => self.story_limit += STORIES_PER_PAGE,
         }
     }
 

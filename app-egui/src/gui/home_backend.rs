@@ -7,6 +7,7 @@
 
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting};
+use alongside_core::model::views::StoryQuery;
 use alongside_core::vault::{Vault, VaultError};
 
 use super::backend::{Event, GroupPage, NetState, failed, reach_out_cards};
@@ -181,9 +182,20 @@ impl HomeCommand {
     }
 }
 
-/// Carries out `command` on `vault` at `now_ms`; the page after it (with `net`, what the
-/// node reported, and `lan`, whether local discovery is allowed), or why it failed.
-pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, net: &NetState, lan: bool) -> Event {
+/// What a page is read with besides the vault: what the node reported, whether local
+/// discovery is allowed, and how many stories the reader asked to see.
+#[derive(Clone)]
+pub(crate) struct PageContext {
+    /// Connections, rounds and waiting changes, as the node reported them.
+    pub(crate) net: NetState,
+    /// Whether this device allows local-network discovery.
+    pub(crate) lan: bool,
+    /// How many stories the list shows.
+    pub(crate) stories: usize,
+}
+
+/// Carries out `command` on `vault` at `now_ms`; the page after it, or why it failed.
+pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, context: &PageContext) -> Event {
     let (group, result, saved, what) = match command {
         HomeCommand::AddGoal { group, goal } => {
             let result = vault.edit(&group, |s| {
@@ -261,42 +273,42 @@ pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, net: 
     if let Err(err) = result {
         return failed(what, &err);
     }
-    match group_page(vault, &group, now_ms, net, lan) {
+    match group_page(vault, &group, now_ms, context) {
         Ok(page) => Event::HomeSaved { page, saved },
         Err(err) => failed("It was saved, but the page could not be read", &err),
     }
 }
 
-/// Everything a group's home shows, as of `now_ms`, with what the node reported (`net`)
-/// for who is connected and who has one's reach-outs.
+/// Everything a group's home shows, as of `now_ms`, with what `context` says (who is
+/// connected and who has one's reach-outs, and how many stories to carry).
 pub(crate) fn group_page(
     vault: &mut Vault,
     group: &GroupId,
     now_ms: i64,
-    net: &NetState,
-    lan: bool,
+    context: &PageContext,
 ) -> Result<GroupPage, VaultError> {
-    let status = net.status(vault, *group, lan)?;
+    let net = &context.net;
+    let status = net.status(vault, *group, context.lan)?;
     // The member's own calendar day: a check-in at 9 pm belongs to today, and a break
     // ends when their day does (not when UTC's does).
     let today = local_day(now_ms);
     let on_break = vault.break_until()?.is_some_and(|until| until >= today);
-    let muted: std::collections::BTreeSet<String> = vault.muted(group)?.iter().map(|m| m.to_hex()).collect();
+    let muted = vault.muted(group)?;
     let session = vault.session(group)?;
     let reach_outs = reach_out_cards(session.reach_outs(), &status, |m| net.covered(*group, m));
     let members = session.members();
     let me = session.me().to_hex();
     let facilitator = members.iter().any(|m| m.me && m.role == "facilitator");
-    let mut goals = session.goals(now_ms);
-    for goal in &mut goals {
-        let older = goal.checkins.len().saturating_sub(RECENT_CHECK_INS);
-        goal.checkins.drain(..older);
-    }
+    let stories = session.story_page(&StoryQuery {
+        limit: context.stories,
+        rest_warned: on_break,
+        muted: &muted,
+    });
     Ok(GroupPage {
         id: *group,
         name: session.name(),
-        stories: session.stories(),
-        goals,
+        stories,
+        goals: session.goals_keeping(now_ms, RECENT_CHECK_INS),
         agreement: session.agreement(),
         meetings: session.meetings(),
         members,
@@ -305,7 +317,7 @@ pub(crate) fn group_page(
         me,
         facilitator,
         on_break,
-        muted,
+        muted: muted.iter().map(MemberId::to_hex).collect(),
         today,
     })
 }
@@ -332,6 +344,14 @@ mod tests {
         (vault, group)
     }
 
+    fn context() -> PageContext {
+        PageContext {
+            net: NetState::default(),
+            lan: false,
+            stories: 30,
+        }
+    }
+
     fn check_in(day: &str, kind: CheckInKind) -> NewCheckIn {
         NewCheckIn {
             date: day.into(),
@@ -352,13 +372,7 @@ mod tests {
             target: None,
             share_with: Vec::new(),
         };
-        let event = handle(
-            &mut vault,
-            HomeCommand::AddGoal { group, goal },
-            NOW_MS,
-            &NetState::default(),
-            false,
-        );
+        let event = handle(&mut vault, HomeCommand::AddGoal { group, goal }, NOW_MS, &context());
         let Event::HomeSaved { page, .. } = event else {
             panic!("the goal was not saved: {event:?}");
         };
@@ -370,8 +384,7 @@ mod tests {
                 &mut vault,
                 HomeCommand::CheckIn { group, goal, checkin },
                 NOW_MS,
-                &NetState::default(),
-                false,
+                &context(),
             );
         }
         let checkin = check_in("2026-11-29", CheckInKind::Setback);
@@ -383,8 +396,7 @@ mod tests {
                 checkin,
             },
             NOW_MS,
-            &NetState::default(),
-            false,
+            &context(),
         );
         let Event::HomeSaved { page, saved } = event else {
             panic!("the check-in was not saved: {event:?}");
@@ -413,33 +425,17 @@ mod tests {
             group,
             text: text.into(),
         };
-        let Event::HomeSaved { page, .. } = handle(
-            &mut vault,
-            set("We keep what is said here."),
-            NOW_MS,
-            &NetState::default(),
-            false,
-        ) else {
+        let Event::HomeSaved { page, .. } = handle(&mut vault, set("We keep what is said here."), NOW_MS, &context())
+        else {
             panic!("the agreements were not saved");
         };
         assert!(!page.agreed(), "setting agreements does not agree to them");
-        let Event::HomeSaved { page, .. } = handle(
-            &mut vault,
-            HomeCommand::Agree(group),
-            NOW_MS,
-            &NetState::default(),
-            false,
-        ) else {
+        let Event::HomeSaved { page, .. } = handle(&mut vault, HomeCommand::Agree(group), NOW_MS, &context()) else {
             panic!("agreeing was not saved");
         };
         assert!(page.agreed());
-        let Event::HomeSaved { page, .. } = handle(
-            &mut vault,
-            set("We listen without fixing."),
-            NOW_MS,
-            &NetState::default(),
-            false,
-        ) else {
+        let Event::HomeSaved { page, .. } = handle(&mut vault, set("We listen without fixing."), NOW_MS, &context())
+        else {
             panic!("the change was not saved");
         };
         assert!(!page.agreed(), "a new version asks everyone again");

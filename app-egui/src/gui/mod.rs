@@ -499,6 +499,7 @@ impl AlongsideApp {
                 }
                 session.notice = None;
             }
+            (Command::ShowOlderStories, Screen::Open(session)) if session.home.is_some() => {}
             (
                 Command::SyncNow(_)
                 | Command::SetMuted { .. }

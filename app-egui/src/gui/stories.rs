@@ -9,7 +9,7 @@ use eframe::egui;
 
 use super::action::Action;
 use super::backend::{Command, GroupPage};
-use super::home::{GroupHome, HomeAction};
+use super::home::GroupHome;
 use super::home_backend::HomeCommand;
 use super::widgets::{message, primary_button, quiet, text_area, text_line};
 
@@ -78,17 +78,12 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
         }
     }
     ui.add_space(16.0);
-    if home.page.stories.is_empty() {
+    let page = &home.page;
+    let list = &page.stories;
+    if list.total == 0 {
         ui.label("No stories yet. When someone shares one, it appears here.");
     }
-    let page = &home.page;
-    let hidden_for_break = |s: &&StoryView| page.on_break && !s.warnings.is_empty();
-    let muted = |s: &&StoryView| page.muted.contains(&s.author.id);
-    let (resting, quieted) = (
-        page.stories.iter().filter(hidden_for_break).count(),
-        page.stories.iter().filter(muted).count(),
-    );
-    match resting {
+    match list.resting {
         0 => {}
         1 => {
             quiet(
@@ -103,7 +98,7 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
             );
         }
     }
-    match quieted {
+    match list.muted {
         0 => {}
         1 => {
             quiet(ui, "1 story from a member you muted is not shown.");
@@ -112,13 +107,7 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
             quiet(ui, format!("{n} stories from members you muted are not shown."));
         }
     }
-    let shown: Vec<&StoryView> = page
-        .stories
-        .iter()
-        .filter(|s| !hidden_for_break(s) && !muted(s))
-        .collect();
-    let older = shown.len().saturating_sub(home.story_limit);
-    for story in shown.into_iter().take(home.story_limit) {
+    for story in &list.stories {
         let open = story.warnings.is_empty() || home.revealed.contains(&story.id);
         let clicked = egui::Frame::group(ui.style())
             .show(ui, |ui| {
@@ -133,11 +122,11 @@ pub(crate) fn stories_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
         action = action.or(clicked);
     }
     // A calm end instead of an endless feed: older stories come a page at a time, when
-    // asked for (and each frame lays out only what is shown).
-    if older > 0 {
-        quiet(ui, format!("{older} older stories are not shown."));
+    // asked for (the backend reads and sends only the stories shown).
+    if list.older > 0 {
+        quiet(ui, format!("{} older stories are not shown.", list.older));
         if ui.button("Show older stories").clicked() {
-            action = Some(Action::Home(HomeAction::ShowOlderStories));
+            action = Some(Action::Send(Command::ShowOlderStories));
         }
     }
     action

@@ -106,6 +106,15 @@ pub(crate) fn get_str_list(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Vec<St
         .collect()
 }
 
+/// Whether `key` of `obj` is a list holding at least one string (what
+/// [`get_str_list`] would return non-empty), without copying the strings.
+pub(crate) fn has_items(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> bool {
+    get_obj(doc, obj, key).is_some_and(|list| {
+        doc.list_range(&list, ..)
+            .any(|item| matches!(item.value, ValueRef::Scalar(ScalarValueRef::Str(_))))
+    })
+}
+
 /// The member whose actor created `obj` (the item's author).
 pub(crate) fn creator(obj: &ObjId) -> Option<MemberId> {
     match obj {

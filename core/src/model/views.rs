@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ObjId, ROOT, ReadDoc};
 use serde::Serialize;
 
-use super::{creator, get_bool, get_i64, get_obj, get_str, get_str_list, items, items_of, keys};
+use super::{creator, get_bool, get_i64, get_obj, get_str, get_str_list, has_items, items, items_of, keys};
 use crate::ids::{ItemId, MemberId};
 use crate::replica::Replica;
 
@@ -235,6 +235,40 @@ pub struct Source<'a> {
     pub audience: Option<&'a [MemberId]>,
 }
 
+/// What a page of stories asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct StoryQuery<'q> {
+    /// The most stories to return.
+    pub limit: usize,
+    /// The reader is taking a break: stories with content warnings rest.
+    pub rest_warned: bool,
+    /// Members this device muted: their stories are not shown.
+    pub muted: &'q BTreeSet<MemberId>,
+}
+
+/// The newest stories a reader sees, and how many were kept out of the page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoryPage {
+    /// The stories shown, newest first.
+    pub stories: Vec<StoryView>,
+    /// Every story in the group that is not deleted.
+    pub total: usize,
+    /// Stories that would be shown but are older than the page.
+    pub older: usize,
+    /// Stories with content warnings resting during a break.
+    pub resting: usize,
+    /// Stories by muted members.
+    pub muted: usize,
+}
+
+/// A story found while listing, read only as far as sorting needs.
+struct StoryRef<'a> {
+    source: Source<'a>,
+    id: ItemId,
+    obj: ObjId,
+    at: i64,
+}
+
 /// Reads views across documents, resolving display names.
 pub struct Reader<'a> {
     sources: Vec<Source<'a>>,
@@ -273,7 +307,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Replies-like items (`target`, `text`) by anyone allowed to write their document.
-    fn replies_by_target(&self, collection: &str) -> BTreeMap<String, Vec<ReplyView>> {
+    fn replies_by_target(&self, collection: &str, wanted: impl Fn(&str) -> bool) -> BTreeMap<String, Vec<ReplyView>> {
         let mut out: BTreeMap<String, Vec<ReplyView>> = BTreeMap::new();
         for s in &self.sources {
             let doc = s.replica.doc();
@@ -281,6 +315,9 @@ impl<'a> Reader<'a> {
                 let (Some(author), Some(target)) = (creator(&obj), get_str(doc, &obj, "target")) else {
                     continue;
                 };
+                if !wanted(&target) {
+                    continue;
+                }
                 out.entry(target).or_default().push(ReplyView {
                     id: id.to_hex(),
                     author: self.person(&author),
@@ -295,8 +332,25 @@ impl<'a> Reader<'a> {
         out
     }
 
-    /// Every story, newest first.
-    pub fn stories(&self) -> Vec<StoryView> {
+    /// Every story not deleted, newest first, read only as far as sorting needs.
+    fn story_refs(&self) -> Vec<StoryRef<'a>> {
+        let mut out: Vec<StoryRef<'a>> = self
+            .owned(keys::STORIES)
+            .into_iter()
+            .filter(|(s, _, obj)| !get_bool(s.replica.doc(), obj, "deleted").unwrap_or(false))
+            .map(|(source, id, obj)| StoryRef {
+                at: get_i64(source.replica.doc(), &obj, "at").unwrap_or(0),
+                source,
+                id,
+                obj,
+            })
+            .collect();
+        out.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        out
+    }
+
+    /// Reactions of support by target item, keeping only targets `wanted` lets through.
+    fn reactions_by_target(&self, wanted: impl Fn(&str) -> bool) -> BTreeMap<String, Vec<ReactionView>> {
         let mut reactions: BTreeMap<String, Vec<ReactionView>> = BTreeMap::new();
         for s in &self.sources {
             let doc = s.replica.doc();
@@ -304,6 +358,9 @@ impl<'a> Reader<'a> {
                 let (Some(author), Some(target)) = (creator(&obj), get_str(doc, &obj, "target")) else {
                     continue;
                 };
+                if !wanted(&target) {
+                    continue;
+                }
                 reactions.entry(target).or_default().push(ReactionView {
                     id: id.to_hex(),
                     author: self.person(&author),
@@ -312,22 +369,27 @@ impl<'a> Reader<'a> {
                 });
             }
         }
-        let mut replies = self.replies_by_target(keys::REPLIES);
-        let mut out: Vec<StoryView> = self
-            .owned(keys::STORIES)
-            .into_iter()
-            .filter(|(s, _, obj)| !get_bool(s.replica.doc(), obj, "deleted").unwrap_or(false))
-            .map(|(s, id, obj)| {
-                let doc = s.replica.doc();
-                let hex = id.to_hex();
-                let no_replies = get_bool(doc, &obj, "no_replies").unwrap_or(false);
+        reactions
+    }
+
+    /// The full views of `refs`, in their order, with their reactions and replies.
+    fn story_views(&self, refs: &[StoryRef<'_>], every: bool) -> Vec<StoryView> {
+        let targets: BTreeSet<String> = refs.iter().map(|r| r.id.to_hex()).collect();
+        let wanted = |t: &str| every || targets.contains(t);
+        let mut reactions = self.reactions_by_target(wanted);
+        let mut replies = self.replies_by_target(keys::REPLIES, wanted);
+        refs.iter()
+            .map(|r| {
+                let doc = r.source.replica.doc();
+                let hex = r.id.to_hex();
+                let no_replies = get_bool(doc, &r.obj, "no_replies").unwrap_or(false);
                 StoryView {
-                    author: self.person(&s.owner),
-                    title: get_str(doc, &obj, "title").unwrap_or_default(),
-                    body: get_str(doc, &obj, "body").unwrap_or_default(),
-                    warnings: get_str_list(doc, &obj, "warnings"),
+                    author: self.person(&r.source.owner),
+                    title: get_str(doc, &r.obj, "title").unwrap_or_default(),
+                    body: get_str(doc, &r.obj, "body").unwrap_or_default(),
+                    warnings: get_str_list(doc, &r.obj, "warnings"),
                     no_replies,
-                    created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
+                    created_at_ms: r.at,
                     reactions: reactions.remove(&hex).unwrap_or_default(),
                     replies: if no_replies {
                         Vec::new()
@@ -337,41 +399,94 @@ impl<'a> Reader<'a> {
                     id: hex,
                 }
             })
-            .collect();
-        out.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
-        out
+            .collect()
+    }
+
+    /// Every story, newest first.
+    pub fn stories(&self) -> Vec<StoryView> {
+        self.story_views(&self.story_refs(), true)
+    }
+
+    /// The newest stories `query` lets through, at most `query.limit`, with how many it
+    /// kept out and why. Only the stories returned are read in full, so the cost of a page
+    /// grows with the page, not with the group's history (beyond one sort of every story's
+    /// time).
+    pub fn story_page(&self, query: &StoryQuery<'_>) -> StoryPage {
+        let refs = self.story_refs();
+        let total = refs.len();
+        let mut resting = 0;
+        let mut muted = 0;
+        let mut shown = Vec::new();
+        for r in refs {
+            let warned = query.rest_warned && has_items(r.source.replica.doc(), &r.obj, "warnings");
+            let quiet = query.muted.contains(&r.source.owner);
+            resting += usize::from(warned);
+            muted += usize::from(quiet);
+            if !warned && !quiet {
+                shown.push(r);
+            }
+        }
+        let older = shown.len().saturating_sub(query.limit);
+        shown.truncate(query.limit);
+        StoryPage {
+            stories: self.story_views(&shown, false),
+            total,
+            older,
+            resting,
+            muted,
+        }
+    }
+
+    /// When each story was shared and by whom, newest first (for counting what is new).
+    pub fn story_times(&self) -> Vec<(MemberId, i64)> {
+        self.story_refs().into_iter().map(|r| (r.source.owner, r.at)).collect()
     }
 
     /// Every goal this device can read, with check-ins and streaks as of `today_days`
     /// (days since 1970-01-01).
     pub fn goals(&self, today_days: i64) -> Vec<GoalView> {
+        self.goals_keeping(today_days, usize::MAX)
+    }
+
+    /// Every goal, its streak counted over all its check-ins, carrying only the latest
+    /// `recent` check-ins in full (the rest are read only as far as the streak needs).
+    pub fn goals_keeping(&self, today_days: i64, recent: usize) -> Vec<GoalView> {
         let mut out: Vec<GoalView> = self
             .owned(keys::GOALS)
             .into_iter()
             .map(|(s, id, obj)| {
                 let doc = s.replica.doc();
-                let mut checkins: Vec<CheckInView> = get_obj(doc, &obj, keys::CHECKINS)
+                let mut days: Vec<(String, i64, ItemId, bool, ObjId)> = get_obj(doc, &obj, keys::CHECKINS)
                     .map(|m| items_of(doc, &m))
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|(_, c)| creator(c) == Some(s.owner))
-                    .map(|(cid, c)| CheckInView {
+                    .map(|(cid, c)| {
+                        let date = get_str(doc, &c, "date").unwrap_or_default();
+                        let at = get_i64(doc, &c, "at").unwrap_or(0);
+                        let setback = get_bool(doc, &c, "setback").unwrap_or(false);
+                        (date, at, cid, setback, c)
+                    })
+                    .collect();
+                days.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+                let streak = streak_of(
+                    days.iter().map(|(date, _, _, setback, _)| (date.as_str(), *setback)),
+                    today_days,
+                );
+                let older = days.len().saturating_sub(recent);
+                let checkins = days
+                    .drain(older..)
+                    .map(|(date, at, cid, setback, c)| CheckInView {
                         id: cid.to_hex(),
-                        date: get_str(doc, &c, "date").unwrap_or_default(),
-                        kind: if get_bool(doc, &c, "setback").unwrap_or(false) {
-                            "setback"
-                        } else {
-                            "progress"
-                        }
-                        .into(),
+                        date,
+                        kind: if setback { "setback" } else { "progress" }.into(),
                         mood: get_i64(doc, &c, "mood"),
                         craving: get_i64(doc, &c, "craving"),
                         halt: get_str_list(doc, &c, "halt"),
                         note: get_str(doc, &c, "note").unwrap_or_default(),
-                        created_at_ms: get_i64(doc, &c, "at").unwrap_or(0),
+                        created_at_ms: at,
                     })
                     .collect();
-                checkins.sort_by(|a, b| (&a.date, a.created_at_ms, &a.id).cmp(&(&b.date, b.created_at_ms, &b.id)));
                 GoalView {
                     id: id.to_hex(),
                     author: self.person(&s.owner),
@@ -379,7 +494,7 @@ impl<'a> Reader<'a> {
                     target: get_str(doc, &obj, "target"),
                     audience: self.audience(&s),
                     created_at_ms: get_i64(doc, &obj, "at").unwrap_or(0),
-                    streak: streak(&checkins, today_days),
+                    streak,
                     checkins,
                 }
             })
@@ -390,7 +505,7 @@ impl<'a> Reader<'a> {
 
     /// Every reach-out this device can read, newest first.
     pub fn reach_outs(&self) -> Vec<ReachOutView> {
-        let mut responses = self.replies_by_target(keys::RESPONSES);
+        let mut responses = self.replies_by_target(keys::RESPONSES, |_| true);
         let mut out: Vec<ReachOutView> = self
             .owned(keys::REACH_OUTS)
             .into_iter()
@@ -424,6 +539,15 @@ impl<'a> Reader<'a> {
         }
         out
     }
+}
+
+/// Whether story `id` in `replica` asked for no replies (read without building its view).
+pub fn story_refuses_replies(replica: &Replica, id: &ItemId) -> bool {
+    let doc = replica.doc();
+    get_obj(doc, &ROOT, keys::STORIES)
+        .and_then(|stories| get_obj(doc, &stories, &id.to_hex()))
+        .and_then(|story| get_bool(doc, &story, "no_replies"))
+        .unwrap_or(false)
 }
 
 /// The display name a member document declares, if any.
@@ -535,10 +659,17 @@ pub fn meeting(replica: &Replica, id: String, reader: &Reader<'_>) -> MeetingVie
 
 /// Computes the compassionate streak from check-ins sorted by date.
 pub fn streak(checkins: &[CheckInView], today_days: i64) -> StreakView {
+    streak_of(
+        checkins.iter().map(|c| (c.date.as_str(), c.kind == "setback")),
+        today_days,
+    )
+}
+
+/// The compassionate streak of check-ins given as (`YYYY-MM-DD`, was a setback).
+fn streak_of<'d>(checkins: impl Iterator<Item = (&'d str, bool)>, today_days: i64) -> StreakView {
     let mut days: BTreeMap<i64, bool> = BTreeMap::new(); // day -> had a setback
-    for c in checkins {
-        if let Some(d) = super::days_of(&c.date) {
-            let setback = c.kind == "setback";
+    for (date, setback) in checkins {
+        if let Some(d) = super::days_of(date) {
             let e = days.entry(d).or_insert(false);
             *e |= setback;
         }
