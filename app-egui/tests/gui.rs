@@ -254,6 +254,54 @@ fn a_long_list_of_stories_shows_a_page_and_older_ones_when_asked() {
     assert!(!shows(&app, "Entry number 4 of"), "older ones wait");
     assert!(shows(&app, "5 older stories are not shown."));
     click(&mut app, "Show older stories");
-    wait_until(&mut app, "the next page, read by the backend", |a| shows(a, "Entry number 0 of"));
+    wait_until(&mut app, "the next page, read by the backend", |a| {
+        shows(a, "Entry number 0 of")
+    });
     assert!(!shows(&app, "Show older stories"), "and the list ends calmly");
+}
+
+#[test]
+fn after_an_unlock_a_group_shows_as_last_seen_and_then_as_it_is_now() {
+    use alongside_core::model::edits::NewStory;
+    use alongside_core::vault::{ShownLast, Vault};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut app = sam_at_group_home(dir.path());
+        share_story(&mut app, "First light", "The first morning I walked to the lake.");
+        click(&mut app, "Back to your groups");
+        wait_until(&mut app, "the groups screen", |a| shows(a, "Your groups"));
+    }
+    // The window is closed; the profile gets a story it has not shown yet (as a sync
+    // by another process would bring).
+    let group = {
+        let mut vault = Vault::unlock(dir.path(), PASSPHRASE.as_bytes()).unwrap();
+        let group = vault.group_ids().unwrap()[0];
+        assert!(
+            vault.shown_last(&group, ShownLast::Card).unwrap().is_some()
+                && vault.shown_last(&group, ShownLast::Page).unwrap().is_some(),
+            "closing the group kept its card and page for the next unlock"
+        );
+        let story = NewStory {
+            title: "Second light".into(),
+            body: "Coffee with my sister, the first in two years.".into(),
+            warnings: Vec::new(),
+            no_replies: false,
+        };
+        vault.edit(&group, |s| s.add_story(&story, 1_795_953_600_000)).unwrap();
+        group
+    };
+    let mut app = unlock_profile(dir.path());
+    click(&mut app, "Tuesday Circle");
+    wait_until(&mut app, "the group as it is now", |a| {
+        shows(a, "Coffee with my sister") && !shows(a, "Still opening")
+    });
+    assert!(shows(&app, "The first morning I walked to the lake."));
+    drop(app);
+    let vault = Vault::unlock(dir.path(), PASSPHRASE.as_bytes()).unwrap();
+    let page = vault.shown_last(&group, ShownLast::Page).unwrap().unwrap();
+    let plain = String::from_utf8_lossy(&page);
+    assert!(
+        plain.contains("Coffee with my sister"),
+        "the page kept is the newest shown"
+    );
 }

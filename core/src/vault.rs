@@ -8,8 +8,10 @@
 //! next use, so a failed command leaves no trace in memory or on disk.
 
 mod personal;
+mod shown_last;
 
 pub use personal::{MAX_CONTACT_TEXT, MAX_CONTACTS, SupportContact};
+pub use shown_last::ShownLast;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -13,7 +13,11 @@ fn story(i: usize) -> NewStory {
     NewStory {
         title: format!("Evening {i}"),
         body: format!("What helped on evening {i}."),
-        warnings: if i.is_multiple_of(5) { vec!["grief".into()] } else { vec![] },
+        warnings: if i.is_multiple_of(5) {
+            vec!["grief".into()]
+        } else {
+            vec![]
+        },
         no_replies: false,
     }
 }

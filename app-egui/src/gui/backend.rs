@@ -20,7 +20,9 @@ mod network;
 mod reach;
 mod roster;
 mod settings;
+mod shown_last;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
@@ -34,6 +36,7 @@ use alongside_core::profile::ProfileError;
 use alongside_core::vault::{SupportContact, Vault, VaultError};
 use alongside_net::{NetConfig, NetError, Node};
 use eframe::egui;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::home_backend::{self, HomeCommand, HomeSaved, PageContext};
@@ -187,9 +190,10 @@ pub(crate) enum Command {
 }
 
 /// One group in the list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GroupCard {
     /// The group.
+    #[serde(with = "shown_last::group_hex")]
     pub(crate) id: GroupId,
     /// Its name.
     pub(crate) name: String,
@@ -206,9 +210,10 @@ pub(crate) struct GroupCard {
 }
 
 /// What a group's home shows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct GroupPage {
     /// The group.
+    #[serde(with = "shown_last::group_hex")]
     pub(crate) id: GroupId,
     /// Its name.
     pub(crate) name: String,
@@ -281,6 +286,10 @@ pub(crate) enum Event {
         weak_kdf: bool,
         /// The crisis lines and contacts saved on this device.
         contacts: Vec<SupportContact>,
+        /// Group homes as this device last showed them, to show while the groups load
+        /// (the real pages follow; `groups` then are the last shown too, and the real
+        /// ones follow as [`Event::Groups`]).
+        shown_last: BTreeMap<GroupId, GroupPage>,
     },
     /// The profile could not be created or opened; nothing changed.
     UnlockFailed {
@@ -429,6 +438,7 @@ impl BackendHandle {
                     net: network::NetState::default(),
                     open: None,
                     story_limit: STORIES_PER_PAGE,
+                    last_page: None,
                     dirty: Dirty::default(),
                 };
                 backend.run(input_rx);
@@ -515,6 +525,8 @@ struct Backend {
     open: Option<GroupId>,
     /// How many of its stories the list shows (a page more each time the member asks).
     story_limit: usize,
+    /// The open group's page as last sent, kept for the next unlock when it closes.
+    last_page: Option<GroupPage>,
     dirty: Dirty,
 }
 
@@ -533,6 +545,7 @@ impl Backend {
                     }
                     Input::Command(command) => {
                         if let Some(event) = self.handle(command) {
+                            self.note_shown(&event);
                             self.emit(event);
                         }
                     }
@@ -546,6 +559,7 @@ impl Backend {
                     }
                     Input::Done(session, done) if session == self.session && self.node.is_some() => {
                         if let Some(event) = self.handle_done(done) {
+                            self.note_shown(&event);
                             self.emit(event);
                         }
                     }
@@ -589,6 +603,9 @@ impl Backend {
                 return None;
             }
             Command::CloseGroup => {
+                if let Some(page) = self.last_page.take() {
+                    self.remember_page(&page);
+                }
                 if let Some(group) = self.open.take() {
                     let _ = self.with_vault(move |v| v.set_seen_at(&group, now_ms()));
                     self.dirty.groups = true;
@@ -676,30 +693,46 @@ impl Backend {
         }
     }
 
-    /// Starts the node on the unlocked `vault` and reports the profile open.
+    /// Starts the node on the unlocked `vault` and reports the profile open: at once
+    /// with what was shown last, if every group has it, and then as it is now.
     fn opened(&mut self, vault: Vault) -> Event {
         let weak_kdf = alongside_core::profile::read_header(vault.dir()).is_ok_and(|h| h.test_profile);
-        let label = match vault.label() {
-            Ok(label) => label,
+        let read = vault.label().and_then(|label| Ok((label, vault.support_contacts()?)));
+        let (label, contacts) = match read {
+            Ok(read) => read,
             Err(err) => {
                 return Event::UnlockFailed {
                     message: format!("Your profile opened, but reading it failed: {err:#}."),
                 };
             }
         };
+        let early = shown_last::read(&vault).map(|(groups, pages)| {
+            self.emit(Event::Unlocked {
+                label: label.clone(),
+                groups,
+                weak_kdf,
+                contacts: contacts.clone(),
+                shown_last: pages,
+            });
+        });
         if let Err(message) = self.start_node(vault) {
             return Event::UnlockFailed { message };
         }
-        match self
-            .group_cards()
-            .and_then(|groups| Ok((groups, self.with_vault(|v| v.support_contacts())?)))
-        {
-            Ok((groups, contacts)) => Event::Unlocked {
-                label,
-                groups,
-                weak_kdf,
-                contacts,
-            },
+        match self.group_cards() {
+            Ok(groups) => {
+                self.remember_cards(&groups);
+                if early.is_some() {
+                    Event::Groups(groups)
+                } else {
+                    Event::Unlocked {
+                        label,
+                        groups,
+                        weak_kdf,
+                        contacts,
+                        shown_last: BTreeMap::new(),
+                    }
+                }
+            }
             Err(err) => {
                 self.stop_node();
                 Event::UnlockFailed {
@@ -707,6 +740,24 @@ impl Backend {
                 }
             }
         }
+    }
+
+    /// Keeps the open group's page as last sent, and stores it for the next unlock when
+    /// this member opened or changed it (a page updated by sync is stored on closing).
+    fn note_shown(&mut self, event: &Event) {
+        let (page, store) = match event {
+            Event::GroupOpened(page) | Event::StoryAdded(page) => (page, true),
+            Event::Saved { page, .. } | Event::HomeSaved { page, .. } => (page, true),
+            Event::GroupUpdated(page) => (page, false),
+            _ => return,
+        };
+        if self.open != Some(page.id) {
+            return;
+        }
+        if store {
+            self.remember_page(page);
+        }
+        self.last_page = Some(page.clone());
     }
 
     fn handle_create_group(&mut self, name: &str, display_name: &str) -> Event {
@@ -828,6 +879,7 @@ impl Backend {
         if let Some(group) = self.open.filter(|_| self.node.is_some()) {
             if dirty.page {
                 if let Ok(page) = self.group_page(group) {
+                    self.last_page = Some(page.clone());
                     self.emit(Event::GroupUpdated(page));
                 }
             } else if dirty.status
@@ -840,6 +892,7 @@ impl Backend {
             && self.node.is_some()
             && let Ok(groups) = self.group_cards()
         {
+            self.remember_cards(&groups);
             self.emit(Event::Groups(groups));
         }
     }

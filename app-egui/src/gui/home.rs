@@ -56,6 +56,8 @@ impl Tab {
 pub(crate) struct GroupHome {
     /// What the backend last sent.
     pub(crate) page: GroupPage,
+    /// `page` is what this device showed last time, until the group finishes loading.
+    pub(crate) shown_last: bool,
     /// The tab shown.
     pub(crate) tab: Tab,
     /// Stories with warnings that the reader chose to open (item ids).
@@ -108,6 +110,7 @@ impl GroupHome {
         };
         GroupHome {
             page,
+            shown_last: false,
             tab,
             revealed: BTreeSet::new(),
             writer: None,
@@ -243,7 +246,13 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[Su
         action = Some(Action::ShowGroups);
     }
     ui.heading(&home.page.name);
-    action = action.or(connection(ui, &home.page.status));
+    if home.shown_last {
+        // Before the group's documents are loaded: say so instead of a connection line
+        // that would not be true yet.
+        quiet(ui, "Still opening: this is the group as you last saw it here.");
+    } else {
+        action = action.or(connection(ui, &home.page.status));
+    }
     action = action.or(waiting_for_answers(ui, home));
     ui.add_space(8.0);
     ui.horizontal(|ui| {

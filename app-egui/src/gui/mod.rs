@@ -30,18 +30,19 @@ mod stories;
 mod welcome;
 mod widgets;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alongside_core::crypto::PassphraseKdf;
+use alongside_core::ids::GroupId;
 use alongside_core::vault::SupportContact;
 use alongside_net::NetConfig;
 use eframe::egui;
 use zeroize::Zeroize as _;
 
 use action::Action;
-use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard, SavedForm};
+use backend::{BackendConfig, BackendHandle, Command, Event, GroupCard, GroupPage, SavedForm};
 use groups::{JoinForm, NewGroupForm};
 use home::GroupHome;
 use prefs::UiPrefs;
@@ -141,6 +142,8 @@ struct Session {
     home: Option<GroupHome>,
     /// Waiting for a group's home to load.
     opening: bool,
+    /// Group homes as this device last showed them, shown while their groups load.
+    shown_last: BTreeMap<GroupId, GroupPage>,
     /// The last thing that happened, in a sentence.
     notice: Option<String>,
     /// Made with the weak test passphrase protection.
@@ -234,6 +237,7 @@ impl AlongsideApp {
                     groups,
                     weak_kdf,
                     contacts,
+                    shown_last,
                 },
                 _,
             ) => {
@@ -246,6 +250,7 @@ impl AlongsideApp {
                     settings: None,
                     home: None,
                     opening: false,
+                    shown_last,
                     notice: None,
                     weak_kdf,
                 }));
@@ -253,6 +258,13 @@ impl AlongsideApp {
             (Event::UnlockFailed { message }, Screen::FirstRun(form)) => {
                 form.busy = false;
                 form.error = Some(message);
+            }
+            // The network could not start after what was shown last was already on screen.
+            (Event::UnlockFailed { message }, Screen::Open(_)) => {
+                self.screen = Screen::Locked(UnlockForm {
+                    error: Some(message),
+                    ..UnlockForm::default()
+                });
             }
             (Event::UnlockFailed { message }, Screen::Locked(form)) => {
                 form.busy = false;
@@ -355,8 +367,18 @@ impl AlongsideApp {
             }
             (Event::GroupOpened(page), Screen::Open(session)) if session.opening => {
                 session.opening = false;
-                session.notice = None;
-                session.home = Some(GroupHome::new(page));
+                match session.home.as_mut().filter(|h| h.page.id == page.id && h.shown_last) {
+                    // What was shown last is already up, perhaps with a form begun: the
+                    // page as it is now replaces it in place.
+                    Some(home) => {
+                        home.shown_last = false;
+                        home.show(page);
+                    }
+                    None => {
+                        session.notice = None;
+                        session.home = Some(GroupHome::new(page));
+                    }
+                }
             }
             (Event::StoryAdded(page), Screen::Open(session)) => {
                 if let Some(home) = session.home.as_mut().filter(|h| h.page.id == page.id) {
@@ -392,10 +414,14 @@ impl AlongsideApp {
     /// Carries out what a panel asked for: the one place that changes screens or sends
     /// commands to the backend.
     fn execute(&mut self, ctx: &egui::Context, action: Action) {
+        // What the action changes shows in the next frame, not at the next input.
+        ctx.request_repaint();
         match (action, &mut self.screen) {
             (Action::Send(command), _) => self.send(command),
             (Action::ShowGroups, Screen::Open(session)) => {
                 session.home = None;
+                // A page still on its way must not reopen the group after all.
+                session.opening = false;
                 session.notice = None;
                 self.backend.send(Command::CloseGroup);
             }
@@ -482,7 +508,15 @@ impl AlongsideApp {
                 session.new_group.busy = true;
                 session.notice = None;
             }
-            (Command::OpenGroup(_), Screen::Open(session)) => session.opening = true,
+            (Command::OpenGroup(group), Screen::Open(session)) => {
+                session.opening = true;
+                session.notice = None;
+                if let Some(page) = session.shown_last.remove(group) {
+                    let mut home = GroupHome::new(page);
+                    home.shown_last = true;
+                    session.home = Some(home);
+                }
+            }
             (Command::JoinGroup { .. }, Screen::Open(session)) => {
                 session.join.busy = true;
                 session.join.error = None;

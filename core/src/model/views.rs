@@ -3,14 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ObjId, ROOT, ReadDoc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{creator, get_bool, get_i64, get_obj, get_str, get_str_list, has_items, items, items_of, keys};
 use crate::ids::{ItemId, MemberId};
 use crate::replica::Replica;
 
 /// Who a person is, as views show them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
     /// Member id (hex).
     pub id: String,
@@ -19,7 +19,7 @@ pub struct Person {
 }
 
 /// A reaction of support.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReactionView {
     /// Item id.
     pub id: String,
@@ -32,7 +32,7 @@ pub struct ReactionView {
 }
 
 /// A reply to a story or a response to a reach-out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyView {
     /// Item id.
     pub id: String,
@@ -45,7 +45,7 @@ pub struct ReplyView {
 }
 
 /// A recovery story.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoryView {
     /// Item id.
     pub id: String,
@@ -68,7 +68,7 @@ pub struct StoryView {
 }
 
 /// One daily check-in on a goal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckInView {
     /// Item id.
     pub id: String,
@@ -89,7 +89,7 @@ pub struct CheckInView {
 }
 
 /// A streak that treats a setback with compassion: days still count.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct StreakView {
     /// Days with a progress check-in, all told. A setback never takes these away.
     pub total_days: i64,
@@ -104,7 +104,7 @@ pub struct StreakView {
 }
 
 /// An accountability goal with its check-ins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoalView {
     /// Item id.
     pub id: String,
@@ -125,7 +125,7 @@ pub struct GoalView {
 }
 
 /// A request for support.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReachOutView {
     /// Item id.
     pub id: String,
@@ -144,7 +144,7 @@ pub struct ReachOutView {
 }
 
 /// Whether someone attended a meeting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttendanceView {
     /// Who.
     pub member: Person,
@@ -153,7 +153,7 @@ pub struct AttendanceView {
 }
 
 /// An action item from a meeting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionView {
     /// Item id.
     pub id: String,
@@ -168,7 +168,7 @@ pub struct ActionView {
 }
 
 /// A meeting with its shared notes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeetingView {
     /// Meeting id.
     pub id: String,
@@ -194,7 +194,7 @@ pub struct MeetingView {
 }
 
 /// The group's agreements (norms) and who acknowledged the current version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgreementView {
     /// The text.
     pub text: String,
@@ -207,7 +207,7 @@ pub struct AgreementView {
 }
 
 /// A member as `member list` shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
     /// Member id (hex).
     pub id: String,
@@ -247,7 +247,7 @@ pub struct StoryQuery<'q> {
 }
 
 /// The newest stories a reader sees, and how many were kept out of the page.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoryPage {
     /// The stories shown, newest first.
     pub stories: Vec<StoryView>,

@@ -54,6 +54,8 @@ const WINDOW: [f32; 2] = [760.0, 680.0];
 /// Words every story title and body carries, to recognise a story on screen.
 const STORY_MARK: &str = "small steps";
 const TARGET_FRAME_MS: f64 = 8.0;
+/// What the home says while it shows the group as last seen.
+const STILL_OPENING: &str = "Still opening";
 const TARGET_UNLOCK_S: f64 = 1.5;
 
 type App = Harness<'static, AlongsideApp>;
@@ -170,14 +172,20 @@ fn shows(app: &App, text: &str) -> bool {
 /// in between; returns when the frame that first satisfied `done` ended.
 fn step_until(app: &mut App, what: &str, done: impl Fn(&App) -> bool) -> Instant {
     let deadline = Instant::now() + PATIENCE;
+    let mut first = true;
     loop {
         app.step();
         let ended = Instant::now();
         if done(app) {
             return ended;
         }
-        // What is waited for comes from the backend: the next frame worth looking at is
-        // the one after its next event.
+        // The frame that took a click carried out its action after drawing: the next
+        // one shows what the action changed (a page kept from last time, say).
+        if std::mem::take(&mut first) {
+            continue;
+        }
+        // Otherwise what is waited for comes from the backend: the next frame worth
+        // looking at is the one after its next event.
         let left = deadline
             .checked_duration_since(Instant::now())
             .unwrap_or_else(|| panic!("timed out waiting for {what}"));
@@ -197,22 +205,29 @@ fn fill(app: &mut App, label: &str, text: &str) {
 struct OpenTimes {
     unlock_to_groups: Duration,
     open_to_content: Duration,
+    /// From the click on "Unlock" to the first frame of the home as it is now (loaded,
+    /// not what was shown last time).
+    unlock_to_current: Duration,
 }
 
 fn unlock_and_open(app: &mut App, content: &str) -> OpenTimes {
     step_until(app, "the unlock screen", |a| a.query_by_label("Passphrase").is_some());
     fill(app, "Passphrase", PASSPHRASE);
-    let clicked = Instant::now();
+    let unlocked = Instant::now();
     app.get_by_label("Unlock").click_accesskit();
     let shown = step_until(app, "the group list", |a| a.query_by_label(GROUP).is_some());
-    let unlock_to_groups = shown - clicked;
+    let unlock_to_groups = shown - unlocked;
     app.run();
     let clicked = Instant::now();
     app.get_by_label(GROUP).click_accesskit();
     let shown = step_until(app, "the group's home", |a| shows(a, content));
+    let current = step_until(app, "the group's home as it is now", |a| {
+        shows(a, content) && !shows(a, STILL_OPENING)
+    });
     OpenTimes {
         unlock_to_groups,
         open_to_content: shown - clicked,
+        unlock_to_current: current - unlocked,
     }
 }
 
@@ -350,12 +365,15 @@ fn run_profile(n: usize) -> anyhow::Result<Run> {
     })
 }
 
-/// Unlock to content on a profile made with the real KDF (no frame measurements).
-fn run_strong(n: usize) -> anyhow::Result<(OpenTimes, Duration)> {
+/// Unlock to content on a profile made with the real KDF (no frame measurements): the
+/// first unlock in the app (nothing shown before), then a later one (the window closed
+/// in between, keeping what it showed).
+fn run_strong(n: usize) -> anyhow::Result<(OpenTimes, OpenTimes, Duration)> {
     let (dir, setup) = make_profile(n, PassphraseKdf::STRONG)?;
-    let mut app = open_app(dir.path());
     let content = if n == 0 { "No stories yet" } else { STORY_MARK };
-    Ok((unlock_and_open(&mut app, content), setup))
+    let first = unlock_and_open(&mut open_app(dir.path()), content);
+    let later = unlock_and_open(&mut open_app(dir.path()), content);
+    Ok((first, later, setup))
 }
 
 fn median_duration(mut runs: Vec<Duration>) -> Duration {
@@ -522,27 +540,37 @@ fn main() -> anyhow::Result<()> {
         computed(&empty.open),
         computed(&big.open),
     );
-    let mut strong_total = None;
+    let mut strong = None;
     if !quick {
-        let (se, _) = run_strong(0)?;
-        let (sb, setup) = run_strong(n)?;
-        row(
-            "real KDF, measured: click Unlock → group list shown",
-            se.unlock_to_groups,
-            sb.unlock_to_groups,
+        let (fe, le, _) = run_strong(0)?;
+        let (fb, lb, setup) = run_strong(n)?;
+        for (when, e, b) in [("first unlock", &fe, &fb), ("later unlock", &le, &lb)] {
+            row(
+                &format!("real KDF, {when}: click Unlock → group list shown"),
+                e.unlock_to_groups,
+                b.unlock_to_groups,
+            );
+            row(
+                &format!("real KDF, {when}: click the group → first story shown"),
+                e.open_to_content,
+                b.open_to_content,
+            );
+            row(
+                &format!("real KDF, {when}: unlock → a story on screen (sum)"),
+                test_total(e),
+                test_total(b),
+            );
+            row(
+                &format!("real KDF, {when}: unlock → the group's home as it is now"),
+                e.unlock_to_current,
+                b.unlock_to_current,
+            );
+        }
+        println!(
+            "\n(Setup of the strong-KDF {n} profile: {:.1} s. A first unlock has nothing shown before; a later one follows a window that showed the group and closed.)",
+            setup.as_secs_f64()
         );
-        row(
-            "real KDF, measured: click the group → first story shown",
-            se.open_to_content,
-            sb.open_to_content,
-        );
-        row(
-            "real KDF, measured: unlock → a story on screen (sum)",
-            test_total(&se),
-            test_total(&sb),
-        );
-        println!("\n(Setup of the strong-KDF {n} profile: {:.1} s.)", setup.as_secs_f64());
-        strong_total = Some(test_total(&sb));
+        strong = Some((test_total(&fb), test_total(&lb)));
     }
 
     println!("\n## Targets ({n} items)\n");
@@ -553,16 +581,28 @@ fn main() -> anyhow::Result<()> {
     );
     let to_groups = kdf + big.open.unlock_to_groups.saturating_sub(test_kdf);
     println!(
-        "- unlock → group list with the real KDF (computed) {:.2} s <= {TARGET_UNLOCK_S} s: {}",
+        "- first unlock → group list with the real KDF (computed) {:.2} s <= {TARGET_UNLOCK_S} s: {}",
         to_groups.as_secs_f64(),
         verdict(to_groups.as_secs_f64() <= TARGET_UNLOCK_S)
     );
-    let to_story = strong_total.unwrap_or_else(|| computed(&big.open));
-    println!(
-        "- unlock → first story of the opened group with the real KDF ({}) {:.2} s <= {TARGET_UNLOCK_S} s: {}",
-        if strong_total.is_some() { "measured" } else { "computed" },
-        to_story.as_secs_f64(),
-        verdict(to_story.as_secs_f64() <= TARGET_UNLOCK_S)
-    );
+    match strong {
+        Some((first, later)) => {
+            for (when, total) in [("first", first), ("later", later)] {
+                println!(
+                    "- {when} unlock → first story of the opened group with the real KDF (measured) {:.2} s <= {TARGET_UNLOCK_S} s: {}",
+                    total.as_secs_f64(),
+                    verdict(total.as_secs_f64() <= TARGET_UNLOCK_S)
+                );
+            }
+        }
+        None => {
+            let total = computed(&big.open);
+            println!(
+                "- first unlock → first story of the opened group with the real KDF (computed) {:.2} s <= {TARGET_UNLOCK_S} s: {}",
+                total.as_secs_f64(),
+                verdict(total.as_secs_f64() <= TARGET_UNLOCK_S)
+            );
+        }
+    }
     Ok(())
 }

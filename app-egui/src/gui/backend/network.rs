@@ -14,6 +14,7 @@ use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::invite::Ticket;
 use alongside_core::vault::{Vault, VaultError};
 use alongside_net::{NetError, Node, NodeEvent, RelayChoice};
+use serde::{Deserialize, Serialize};
 
 use super::{Backend, BackendError, Event, Input, failed, now_ms};
 
@@ -21,7 +22,7 @@ use super::{Backend, BackendError, Event, Input, failed, now_ms};
 const SYNC_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A member as the group's home lists them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MemberStatus {
     /// Their member id (hex).
     pub(crate) id: String,
@@ -38,9 +39,10 @@ pub(crate) struct MemberStatus {
 }
 
 /// How this device stands with a group's members.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GroupStatus {
     /// The group.
+    #[serde(with = "super::shown_last::group_hex")]
     pub(crate) group: GroupId,
     /// Every current member, this one first.
     pub(crate) members: Vec<MemberStatus>,
@@ -186,6 +188,9 @@ impl Backend {
 
     /// Shuts the node down (closing the store) and forgets everything it reported.
     pub(super) fn stop_node(&mut self) {
+        if let Some(page) = self.last_page.take() {
+            self.remember_page(&page);
+        }
         if let Some(forwarder) = self.forwarder.take() {
             forwarder.abort();
         }

@@ -9,11 +9,12 @@
 
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::model::views::ReachOutView;
+use serde::{Deserialize, Serialize};
 
 use super::{Backend, Event, GroupStatus, SavedForm, failed, now_ms};
 
 /// Who a member's own reach-out has reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Delivery {
     /// Names of the members who have it.
     pub(crate) delivered: Vec<String>,
@@ -24,7 +25,7 @@ pub(crate) struct Delivery {
 }
 
 /// A reach-out as the page shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ReachOutCard {
     /// What core reads.
     pub(crate) view: ReachOutView,
