@@ -1,21 +1,27 @@
-//! Deterministic simulation, first tier: four members drive the sans-IO sync engine over
-//! in-memory links that a seeded schedule opens, cuts mid-conversation (losing whatever
-//! was in flight) and partitions; members write every kind of content, including
-//! concurrent typing in one meeting's notes, and one member is removed part way. Then the
-//! network heals and every seed must end with:
+//! Deterministic simulation, first tier: four members (two of them facilitators) drive the
+//! sans-IO sync engine over in-memory links that a seeded schedule opens, cuts
+//! mid-conversation (losing whatever was in flight) and partitions. Members write every
+//! kind of content, including concurrent typing in one meeting's notes; part way, a
+//! facilitator removes someone, or both facilitators remove someone before hearing of the
+//! other's removal. After every conversation each side settles as the node does (rotating
+//! the key when the membership asks for it). Then the network heals and every seed must
+//! end with:
 //!
 //! - all current members holding identical membership, stories, reactions, goals and notes;
 //! - every story a current member wrote present on every current member's device;
-//! - the removed member holding nothing written by a member who already knew of the
-//!   removal.
+//! - each departed member holding nothing written by a member who already knew it was gone,
+//!   and counted as a member by nobody who remains.
 //!
 //! `SIM_SEEDS=1000 cargo test --workspace --test simulation` runs more seeds; a failing
 //! seed is named in the panic and `SIM_SEED=<n>` replays exactly that one.
+//! `SIM_KNOWN_GAPS=1` also draws the departures that do not converge yet (a member leaving;
+//! two facilitators removing each other): see docs/RELIABILITY.md.
 
 use std::collections::BTreeSet;
 
 use alongside_core::group::GroupSession;
 use alongside_core::ids::MemberId;
+use alongside_core::membership::Role;
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
 use alongside_core::sync::PeerSync;
 use alongside_tests::{NOW_MS, group};
@@ -26,12 +32,12 @@ const MEMBERS: usize = 4;
 const STEPS: usize = 60;
 const MINUTE: i64 = 60_000;
 
-/// A story as the checks follow it: who wrote it, its title, and whether its author
-/// already knew the removed member was removed when writing it.
+/// A story as the checks follow it: who wrote it, its title, and the departed members
+/// its author already knew were gone when writing it.
 struct Written {
     author: usize,
     title: String,
-    after_removal_known: bool,
+    knew_gone: BTreeSet<usize>,
 }
 
 struct World {
@@ -39,7 +45,12 @@ struct World {
     rng: StdRng,
     /// Links that cannot carry anything now (a partition), as (lower, higher) index pairs.
     blocked: BTreeSet<(usize, usize)>,
-    removed: Option<usize>,
+    /// Members removed or gone (left), once the schedule made them so.
+    gone: BTreeSet<usize>,
+    seed: u64,
+    /// Also draw the departures known not to converge yet (`SIM_KNOWN_GAPS=1`): a member
+    /// leaving, and two facilitators removing each other.
+    known_gaps: bool,
     written: Vec<Written>,
     goals: Vec<Option<String>>,
     meeting: String,
@@ -57,11 +68,16 @@ impl World {
             agenda: String::new(),
         };
         let meeting = members[0].add_meeting(&meeting, NOW_MS).unwrap().to_hex();
+        // A second facilitator, so removals can be concurrent.
+        let ben = members[1].me();
+        members[0].change_role(&ben, Role::Facilitator, NOW_MS).unwrap();
         let mut world = World {
             members,
             rng: StdRng::seed_from_u64(seed),
             blocked: BTreeSet::new(),
-            removed: None,
+            gone: BTreeSet::new(),
+            seed,
+            known_gaps: std::env::var("SIM_KNOWN_GAPS").is_ok_and(|v| v == "1"),
             written: Vec::new(),
             goals: vec![None; MEMBERS],
             meeting,
@@ -91,6 +107,19 @@ impl World {
         if !self.knows_member(i, j) || !self.knows_member(j, i) {
             return;
         }
+        self.converse(i, j, cut_after);
+        // As the node does after a conversation: rotate if the membership asks for it.
+        let now = self.now;
+        for k in [i, j] {
+            let seed = self.seed;
+            self.members[k]
+                .settle(now)
+                .unwrap_or_else(|e| panic!("seed {seed}: member {k} could not settle: {e}"));
+            self.members[k].take_outbox();
+        }
+    }
+
+    fn converse(&mut self, i: usize, j: usize, cut_after: Option<usize>) {
         let (a, b) = pair(&mut self.members, i, j);
         let (mut sa, step_a) = PeerSync::start(a, b.me(), true);
         let (mut sb, step_b) = PeerSync::start(b, a.me(), false);
@@ -114,7 +143,15 @@ impl World {
     fn write(&mut self, i: usize) {
         self.now += MINUTE;
         let now = self.now;
-        let after_removal_known = self.removed.is_some_and(|r| !self.knows_member(i, r));
+        if !self.knows_member(i, i) {
+            return; // this member knows it is no longer in the group: it writes nothing more
+        }
+        let knew_gone: BTreeSet<usize> = self
+            .gone
+            .iter()
+            .copied()
+            .filter(|&g| !self.knows_member(i, g))
+            .collect();
         match self.rng.random_range(0..4) {
             0 => {
                 let title = format!("story {} by {i}", self.written.len());
@@ -128,7 +165,7 @@ impl World {
                 self.written.push(Written {
                     author: i,
                     title,
-                    after_removal_known,
+                    knew_gone,
                 });
             }
             1 => {
@@ -182,11 +219,7 @@ impl World {
         let removal_step = self.rng.random_range(STEPS / 4..STEPS * 3 / 4);
         for step in 0..STEPS {
             if step == removal_step {
-                let r = self.rng.random_range(1..MEMBERS);
-                let r_id = self.id(r);
-                self.members[0].remove_member(&r_id, self.now).unwrap();
-                self.members[0].take_outbox();
-                self.removed = Some(r);
+                self.depart();
             }
             let i = self.rng.random_range(0..MEMBERS);
             match self.rng.random_range(0..10) {
@@ -207,6 +240,54 @@ impl World {
         }
     }
 
+    /// One departure, or two at once: Ana removes someone; or someone leaves; or Ana and
+    /// Ben, both facilitators, each remove someone before hearing of the other's removal
+    /// (perhaps each other: both take effect).
+    fn depart(&mut self) {
+        let now = self.now;
+        // Without the known gaps: a removal or two concurrent ones; with them: a removal,
+        // a leave, or two concurrent removals that may target each other.
+        let kind = match self.rng.random_range(0..if self.known_gaps { 3 } else { 2 }) {
+            1 if self.known_gaps => 2,
+            2 => 1,
+            k => k,
+        };
+        match kind {
+            0 => {
+                let r = self.rng.random_range(1..MEMBERS);
+                let id = self.id(r);
+                self.members[0].remove_member(&id, now).unwrap();
+                self.gone.insert(r);
+            }
+            1 => {
+                // Ana removes `a` and Ben removes `b`, neither having heard of the other's.
+                // By strong removal, a removal whose author is removed concurrently does
+                // not take effect; two facilitators removing each other both go.
+                let a = self.rng.random_range(1..MEMBERS);
+                let b = [0, 2, 3][self.rng.random_range(0..3)];
+                let b = if a == 1 && b == 0 && !self.known_gaps { 2 } else { b };
+                for (remover, r) in [(0, a), (1, b)] {
+                    let id = self.id(r);
+                    self.members[remover].remove_member(&id, now).unwrap();
+                }
+                match (a, b) {
+                    (1, 0) => self.gone.insert(0) | self.gone.insert(1),
+                    (1, _) => self.gone.insert(1), // Ben's removal of `b` does not count
+                    (_, 0) => self.gone.insert(0), // Ana's removal of `a` does not count
+                    _ => self.gone.insert(a) | self.gone.insert(b),
+                };
+            }
+            _ => {
+                let l = self.rng.random_range(0..MEMBERS);
+                self.members[l].leave(now).unwrap();
+                self.gone.insert(l);
+            }
+        }
+        for m in &mut self.members {
+            m.take_outbox();
+        }
+    }
+
     /// Partitions heal; everyone talks to everyone until nothing changes.
     fn heal(&mut self) {
         self.blocked.clear();
@@ -220,7 +301,7 @@ impl World {
     }
 
     fn current(&self) -> Vec<usize> {
-        (0..MEMBERS).filter(|i| Some(*i) != self.removed).collect()
+        (0..MEMBERS).filter(|i| !self.gone.contains(i)).collect()
     }
 
     fn check(&self, seed: u64) {
@@ -251,23 +332,21 @@ impl World {
             );
         }
         let titles: BTreeSet<String> = first.1.iter().map(|(_, t, _)| t.clone()).collect();
-        for w in &self.written {
-            if Some(w.author) != self.removed {
-                assert!(titles.contains(&w.title), "seed {seed}: \"{}\" was lost", w.title);
-            }
+        for w in self.written.iter().filter(|w| !self.gone.contains(&w.author)) {
+            assert!(titles.contains(&w.title), "seed {seed}: \"{}\" was lost", w.title);
         }
-        if let Some(r) = self.removed {
-            let theirs: BTreeSet<String> = self.members[r].stories().into_iter().map(|s| s.title).collect();
-            for w in self.written.iter().filter(|w| w.after_removal_known) {
+        for &g in &self.gone {
+            let theirs: BTreeSet<String> = self.members[g].stories().into_iter().map(|s| s.title).collect();
+            for w in self.written.iter().filter(|w| w.knew_gone.contains(&g)) {
                 assert!(
                     !theirs.contains(&w.title),
-                    "seed {seed}: the removed member holds \"{}\", written after its author knew",
+                    "seed {seed}: member {g}, gone, holds \"{}\", written after its author knew",
                     w.title
                 );
             }
             assert!(
-                current.iter().all(|&i| !self.knows_member(i, r)),
-                "seed {seed}: a current member still counts the removed one as a member"
+                current.iter().all(|&i| !self.knows_member(i, g)),
+                "seed {seed}: a current member still counts member {g}, gone, as a member"
             );
         }
     }
@@ -317,18 +396,20 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn every_seed_converges_loses_nothing_and_keeps_the_removed_member_out() {
     let (mut stories, mut after_removal, mut typed) = (0, 0, 0);
-    for seed in seeds() {
+    let seeds = seeds();
+    for &seed in &seeds {
         let mut world = World::new(seed);
         world.run();
         world.heal();
         world.check(seed);
         stories += world.written.len();
-        after_removal += world.written.iter().filter(|w| w.after_removal_known).count();
+        after_removal += world.written.iter().filter(|w| !w.knew_gone.is_empty()).count();
         typed += world.members[0].meetings()[0].notes.matches('[').count();
     }
-    // The schedules exercise what the checks are about (not only quiet runs).
+    // The schedules exercise what the checks are about (not only quiet runs; one seed
+    // alone may well be quiet).
     assert!(
-        stories > 0 && after_removal > 0 && typed > 0,
+        seeds.len() < 20 || (stories > 0 && after_removal > 0 && typed > 0),
         "{stories} {after_removal} {typed}"
     );
 }
