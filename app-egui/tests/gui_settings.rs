@@ -72,15 +72,33 @@ fn a_break_hides_stories_with_warnings_until_it_ends() {
         shows(a, "This story mentions: Cravings.")
     });
 
+    // The break starts from the list of groups, the group closed (its page kept for the
+    // next unlock, story and all).
+    click(&mut sam, "Back to your groups");
+    wait_until(&mut sam, "the groups screen", |a| shows(a, "Your groups"));
     open_settings(&mut sam);
     fill(&mut sam, "Until (a date like 2026-12-15)", "2099-12-31");
     click(&mut sam, "Start my break");
     wait_until(&mut sam, "the break", |a| {
         shows(a, "You are taking a break until 2099-12-31.")
     });
-    click(&mut sam, "Close settings");
+    // The kept page was read before the break: it is forgotten, so the next unlock cannot
+    // show the resting story even for a moment.
+    drop(sam);
+    {
+        use alongside_core::vault::{ShownLast, Vault};
+        let vault = Vault::unlock(dir.path(), PASSPHRASE.as_bytes()).unwrap();
+        let group = vault.group_ids().unwrap()[0];
+        let kept = vault.shown_last(&group, ShownLast::Page).unwrap().unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&kept).contains("after the funeral"),
+            "a page kept from before the break would show the resting story"
+        );
+    }
+    let mut sam = unlock_profile(dir.path());
+    click(&mut sam, "Tuesday Circle");
     wait_until(&mut sam, "the stories resting", |a| {
-        shows(a, "1 story with content warnings waits until it ends")
+        shows(a, "1 story with content warnings waits until it ends") && !shows(a, "Still opening")
     });
     assert!(
         !shows(&sam, "This story mentions"),

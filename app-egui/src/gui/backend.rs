@@ -629,6 +629,8 @@ impl Backend {
             },
             Command::ChangePassphrase { old, new } => self.handle_change_passphrase(&old, &new),
             Command::SetBreak(until) => {
+                // Pages kept from before would show what the break now rests.
+                self.forget_pages();
                 let notice = match &until {
                     Some(day) => format!(
                         "You are taking a break until {day}. Stories with content warnings are hidden and reach-outs do not call for you on the home screen until then."

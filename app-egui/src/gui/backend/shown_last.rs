@@ -9,7 +9,8 @@
 //! still opening, until the real ones arrive a moment later.
 //!
 //! What is stored is exactly what the window showed, minus what only held at that moment
-//! (who was connected, a sync under way). It is written when the group list is read,
+//! (who was connected, a sync under way). An empty record is no page: starting or ending
+//! a break empties them all, since they were read with the break as it was. It is written when the group list is read,
 //! and when a group's home is opened, changed by this member, closed or locked.
 
 use std::collections::BTreeMap;
@@ -82,6 +83,21 @@ impl Backend {
             .filter_map(|c| Some((c.id, ShownLast::Card, encode(card_at_rest(c))?)))
             .collect();
         let _ = self.with_vault(move |v| v.set_shown_last(entries));
+    }
+
+    /// Forgets every kept page (they were read under settings that changed, such as a
+    /// break) and has the open group's page read again.
+    pub(super) fn forget_pages(&mut self) {
+        let _ = self.with_vault(|v| {
+            let entries = v
+                .group_ids()?
+                .into_iter()
+                .map(|g| (g, ShownLast::Page, Vec::new()))
+                .collect();
+            v.set_shown_last(entries)
+        });
+        self.last_page = None;
+        self.dirty.page = true;
     }
 
     /// Keeps `page` for the next unlock (best effort, as above).
