@@ -374,8 +374,9 @@ impl<'a> Reader<'a> {
 
     /// The full views of `refs`, in their order, with their reactions and replies.
     fn story_views(&self, refs: &[StoryRef<'_>], every: bool) -> Vec<StoryView> {
-        let targets: BTreeSet<String> = refs.iter().map(|r| r.id.to_hex()).collect();
-        let wanted = |t: &str| every || targets.contains(t);
+        // Only a page needs to know its stories' ids; the whole list takes every answer.
+        let targets: Option<BTreeSet<String>> = (!every).then(|| refs.iter().map(|r| r.id.to_hex()).collect());
+        let wanted = |t: &str| targets.as_ref().is_none_or(|ids| ids.contains(t));
         let mut reactions = self.reactions_by_target(wanted);
         let mut replies = self.replies_by_target(keys::REPLIES, wanted);
         refs.iter()
