@@ -439,6 +439,7 @@ impl BackendHandle {
                     open: None,
                     story_limit: STORIES_PER_PAGE,
                     last_page: None,
+                    kept_cards: None,
                     dirty: Dirty::default(),
                 };
                 backend.run(input_rx);
@@ -527,6 +528,8 @@ struct Backend {
     story_limit: usize,
     /// The open group's page as last sent, kept for the next unlock when it closes.
     last_page: Option<GroupPage>,
+    /// The group cards last kept for the next unlock (as stored), since unlock.
+    kept_cards: Option<Vec<GroupCard>>,
     dirty: Dirty,
 }
 

@@ -198,6 +198,7 @@ impl Backend {
             runtime.block_on(node.shutdown());
         }
         self.net = NetState::default();
+        self.kept_cards = None;
         self.open = None;
     }
 

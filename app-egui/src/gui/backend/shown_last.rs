@@ -76,13 +76,20 @@ fn page_at_rest(page: &GroupPage) -> GroupPage {
 
 impl Backend {
     /// Keeps `cards` for the next unlock (best effort: a failure only costs that unlock
-    /// its head start).
-    pub(super) fn remember_cards(&self, cards: &[GroupCard]) {
-        let entries: Vec<_> = cards
+    /// its head start). The list is read again after most events; cards the same at rest
+    /// as those last kept are not written again.
+    pub(super) fn remember_cards(&mut self, cards: &[GroupCard]) {
+        let at_rest: Vec<GroupCard> = cards.iter().map(card_at_rest).collect();
+        if self.kept_cards.as_ref() == Some(&at_rest) {
+            return;
+        }
+        let entries: Vec<_> = at_rest
             .iter()
-            .filter_map(|c| Some((c.id, ShownLast::Card, encode(card_at_rest(c))?)))
+            .filter_map(|c| Some((c.id, ShownLast::Card, encode(c)?)))
             .collect();
-        let _ = self.with_vault(move |v| v.set_shown_last(entries));
+        if self.with_vault(move |v| v.set_shown_last(entries)).is_ok() {
+            self.kept_cards = Some(at_rest);
+        }
     }
 
     /// Forgets every kept page (they were read under settings that changed, such as a
