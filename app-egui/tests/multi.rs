@@ -315,7 +315,7 @@ fn while_two_nodes_serve_a_story_written_on_one_appears_on_the_other_without_a_s
 }
 
 #[test]
-fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
+fn a_removed_member_is_refused_told_so_and_nothing_written_after_crosses() {
     let root = tempfile::tempdir().unwrap();
     let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| Member::new(root.path(), n));
     let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
@@ -336,14 +336,22 @@ fn a_removed_member_is_refused_and_nothing_written_after_or_by_them_crosses() {
     assert!(bob.ok(&["story", "list", "--group", &g]).contains("After Carol left"));
     assert_eq!(bob.member_names(&g), ["Alice", "Bob"]);
 
-    // Carol's sync is refused, and she gets nothing.
+    // Carol's sync is refused, and she gets nothing but the news: her device now knows
+    // she was removed, and says so when she tries to write.
     let refused = carol.fails(&["sync", "--group", &g, "--timeout", "10s"]);
     assert!(refused.contains("not a member"), "{refused}");
     assert!(!carol.ok(&["story", "list", "--group", &g]).contains("After Carol left"));
-
-    // Carol writes while apart (her device never heard of the removal) and tries again:
-    // nobody takes it.
-    carol.story(&g, "Carol writes on", "Nobody should receive this.");
+    let told = carol.fails(&[
+        "story",
+        "add",
+        "--group",
+        &g,
+        "--title",
+        "Carol writes on",
+        "--body",
+        "Nobody should receive this.",
+    ]);
+    assert!(told.contains("no longer a member"), "{told}");
     let refused = carol.fails(&["sync", "--group", &g, "--timeout", "10s"]);
     assert!(refused.contains("not a member"), "{refused}");
     bob.ok(&["sync", "--group", &g]);

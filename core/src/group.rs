@@ -255,6 +255,25 @@ impl WritePolicy for Policy<'_> {
     }
 }
 
+/// A [`Policy`] under which this member never counts as departed.
+struct SparingMe<'a> {
+    policy: Policy<'a>,
+    me: MemberId,
+}
+
+impl WritePolicy for SparingMe<'_> {
+    fn may_write(&self, author: &MemberId) -> bool {
+        self.policy.may_write(author)
+    }
+
+    fn departed_heads(&self, author: &MemberId) -> Option<Vec<crate::membership::ActorHead>> {
+        if *author == self.me {
+            return None;
+        }
+        self.policy.departed_heads(author)
+    }
+}
+
 pub(crate) fn open_seal(me: &MembershipSecrets, group: &GroupId, seal: &KeySeal) -> Option<SymmetricKey> {
     if seal.recipient != me.member() {
         return None;
@@ -432,15 +451,25 @@ impl GroupSession {
     }
 
     /// Drops, from every document, changes of departed members that their removal no
-    /// longer lets stand (see [`Replica::prune_departed`]).
+    /// longer lets stand (see [`Replica::prune_departed`]) — never this member's own.
+    ///
+    /// A device that learns it was removed keeps what it wrote: dropping its own changes
+    /// would let this install write the same sequence numbers again, and if the removal
+    /// turns out void (its author was removed at the same moment), those new changes
+    /// would fork the old ones everyone else holds. A removed device syncs with no one, so
+    /// what it keeps reaches no one.
     fn prune_departed(&mut self) {
+        let me = self.me.member();
         let docs: Vec<DocId> = self.docs.keys().copied().collect();
         for doc in docs {
-            let policy = Policy {
-                state: self.log.state(),
-                doc,
-                audience: self.audiences.get(&doc).map(|a| a.grant.members.as_slice()),
-                owner: self.places.get(&doc).and_then(|p| p.owner),
+            let policy = SparingMe {
+                policy: Policy {
+                    state: self.log.state(),
+                    doc,
+                    audience: self.audiences.get(&doc).map(|a| a.grant.members.as_slice()),
+                    owner: self.places.get(&doc).and_then(|p| p.owner),
+                },
+                me,
             };
             let Some(replica) = self.docs.get_mut(&doc) else {
                 continue;
@@ -561,6 +590,15 @@ impl GroupSession {
     /// current member. (Any key of a member who left or was removed is refused.)
     pub fn accepts_presented(&self, member: &MemberId, binding: &TransportBinding, endpoint: &[u8; 32]) -> bool {
         binding.key == *endpoint && self.log.state().is_member(member) && binding.verify(&self.group, member)
+    }
+
+    /// Whether a member who left or was removed presented a valid binding of `endpoint`:
+    /// they are heard out ([`crate::sync::PeerSync::start_parting`]) and then refused.
+    pub fn hears_departed(&self, member: &MemberId, binding: &TransportBinding, endpoint: &[u8; 32]) -> bool {
+        binding.key == *endpoint
+            && self.log.state().departed.contains_key(member)
+            && !self.log.state().is_member(member)
+            && binding.verify(&self.group, member)
     }
 
     /// Announces this member's transport key in its member document (encrypted under the

@@ -271,11 +271,6 @@ impl ChangeIndex {
             .unwrap_or_else(|| &staged.new_actors[slot - self.actors.len()])
     }
 
-    /// The index entry of `hash`, staged or committed.
-    fn entry<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a IndexEntry> {
-        staged.changes.get(hash).or_else(|| self.changes.get(hash))
-    }
-
     /// The clock of `hash`, staged or committed.
     fn clock<'a>(&'a self, staged: &'a Staged, hash: &ChangeHash) -> Option<&'a [u32]> {
         let slice = |arena: &'a [u32], e: &IndexEntry| &arena[e.clock_at..e.clock_at + e.clock_len as usize];
@@ -914,11 +909,17 @@ impl Replica {
     }
 
     /// A departed member's new change must be one their removal recorded — a recorded
-    /// head, or an earlier change of the same install while that recorded head is here
-    /// too (installs write linear histories, so it is then the head's ancestor; a forged
-    /// history below a head this device lacks is not taken) — or one that a current
-    /// member's change in this unit descends from (someone built on it before learning of
-    /// the removal).
+    /// head, or an earlier change of the same install — or one that a current member's
+    /// change in this unit descends from (someone built on it before learning of the
+    /// removal).
+    ///
+    /// An earlier change is taken whether or not the recorded head is here: the head may
+    /// never reach this device (a member who leaves takes their last change with them if
+    /// nobody synced it). Installs write linear histories, so an earlier change is the
+    /// head's ancestor; a different one at the same number would be a fork the sequence
+    /// checks refuse once either side of it is here. Judging by number alone makes the
+    /// verdict the same whatever arrives first: before or after the departure, and in one
+    /// unit or in several.
     fn check_departed(
         &self,
         new: &[&Meta],
@@ -937,15 +938,9 @@ impl Replica {
             let suffix = &actors[m.actor as usize].to_bytes()[32..];
             let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
             let slot = slots[m.actor as usize];
-            let recorded = heads.iter().any(|h| {
-                h.suffix[..] == *suffix
-                    && (h.hash == m.hash
-                        || (seq < h.seq
-                            && self
-                                .index
-                                .entry(staged, &h.hash)
-                                .is_some_and(|e| e.actor == slot && e.seq == h.seq)))
-            });
+            let recorded = heads
+                .iter()
+                .any(|h| h.suffix[..] == *suffix && (h.hash == m.hash || seq < h.seq));
             if recorded {
                 continue;
             }

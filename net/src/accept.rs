@@ -23,7 +23,7 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// member's presentation about 200).
 const FIRST_FRAME_LIMIT: usize = 4096;
 use crate::conn::{Framed, SharedVault, with_vault};
-use crate::live::{Mode, Peer, converse};
+use crate::live::{Mode, Peer, converse, hear_out};
 use crate::node::{Inner, NetError, now_ms};
 
 /// Accepts connections for one group.
@@ -123,12 +123,24 @@ impl Handler {
                 member,
                 transport,
             }) => {
-                let accepted = g == group
-                    && with_vault(&self.vault, move |v| {
-                        Ok(v.session(&group)?.accepts_presented(&member, &transport, &remote))
-                    })
-                    .await
-                    .map_err(protocol)?;
+                if g != group {
+                    return Err((close_code::REFUSED, "not a member".into()));
+                }
+                let (accepted, departed) = with_vault(&self.vault, move |v| {
+                    let s = v.session(&group)?;
+                    Ok((
+                        s.accepts_presented(&member, &transport, &remote),
+                        s.hears_departed(&member, &transport, &remote),
+                    ))
+                })
+                .await
+                .map_err(protocol)?;
+                if departed {
+                    return match hear_out(&self.vault, group, member, framed).await {
+                        NetError::Departed => Err((close_code::REFUSED, "no longer a member".into())),
+                        e => Err(protocol(e)),
+                    };
+                }
                 if !accepted {
                     return Err((close_code::REFUSED, "not a member".into()));
                 }

@@ -206,6 +206,48 @@ async fn part(out: Outbox, step: Step) -> Result<SyncStats, NetError> {
     Err(NetError::Departed)
 }
 
+/// How long a departed member who dialed us may take to say which operations it holds.
+const HEAR_OUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The last conversation with someone who left or was removed here but dialed us, not
+/// knowing yet: their membership operations are heard (one of them may remove someone at
+/// the same moment: strong removal needs every such operation to arrive somewhere), they
+/// are told the operations they lack (which say they are gone), and the connection closes
+/// as refused. They are never sent a grant or content ([`PeerSync::start_parting`]).
+pub(crate) async fn hear_out(shared: &SharedVault, group: GroupId, member: MemberId, framed: Framed) -> NetError {
+    let (send, mut frames) = framed.into_split();
+    let out = Outbox::spawn(send);
+    let heard = async {
+        let (mut sync, first) =
+            with_vault(shared, move |v| Ok(PeerSync::start_parting(v.session(&group)?, member))).await?;
+        out.send(first.frames)?;
+        while !sync.is_parted() {
+            let Some(frame) = frames.recv().await else {
+                break;
+            };
+            let body = frame?;
+            let step;
+            (sync, step) = drive(shared, Some(member), sync, move |sync, v| {
+                v.edit(&group, |s| sync.handle_frame(s, &body))
+            })
+            .await?;
+            if step.events.iter().any(|e| matches!(e, Event::Membership { .. })) {
+                shared.emit(NodeEvent::Membership { group });
+            }
+            out.send(step.frames)?;
+        }
+        Ok::<(), NetError>(())
+    };
+    match tokio::time::timeout(HEAR_OUT_TIMEOUT, heard).await {
+        Ok(Ok(())) => match part(out, Step::default()).await {
+            Ok(_) => NetError::Departed,
+            Err(e) => e,
+        },
+        Ok(Err(e)) => e,
+        Err(_) => NetError::Protocol("a departed member said nothing in time".into()),
+    }
+}
+
 /// How long the end of a conversation waits for the peer to acknowledge our last frames.
 const LINGER: Duration = Duration::from_secs(5);
 

@@ -472,6 +472,20 @@ impl Inner {
         .await;
         // (Read how the peer closed before closing ourselves.)
         let result = result.map_err(|e| refused_as_member(&conn, e));
+        // A member who was gone there is heard out and told so, and the stream ends
+        // before the refusal arrives: what this device now knows says why it ended.
+        let result = match result {
+            Err(e) if !matches!(e, NetError::NotAMember) => {
+                let gone = with_vault(&self.shared, move |v| {
+                    let s = v.session(&group)?;
+                    Ok(!s.membership().is_member(&s.me()))
+                })
+                .await
+                .unwrap_or(false);
+                Err(if gone { NetError::NotAMember } else { e })
+            }
+            other => other,
+        };
         close_dialer(&conn, &result);
         let stats = result?;
         crate::supervisor::settle(self, group).await;

@@ -336,7 +336,8 @@ async fn a_member_sending_bad_frames_is_cut_off_and_the_node_keeps_serving() {
 }
 
 /// Dials `id` at `addrs` from an endpoint with key `seed`, presents `binding` as `member`,
-/// and returns how the other side closed the connection.
+/// says it holds the operations `ops` (as a member who does not know it was removed
+/// would), and returns how the other side closed the connection and the messages it sent.
 async fn present(
     seed: &[u8; 32],
     id: &[u8; 32],
@@ -344,7 +345,8 @@ async fn present(
     group: alongside_core::ids::GroupId,
     member: alongside_core::ids::MemberId,
     transport: alongside_core::group::TransportBinding,
-) -> iroh::endpoint::ConnectionError {
+    ops: Vec<alongside_core::ids::OpHash>,
+) -> (iroh::endpoint::ConnectionError, Vec<alongside_core::sync::Message>) {
     use alongside_core::sync::Message;
     let ep = raw_endpoint(seed).await;
     let conn = tokio::time::timeout(LIMIT, ep.connect(endpoint_addr(id, addrs), alongside_net::ALPN))
@@ -352,22 +354,37 @@ async fn present(
         .unwrap()
         .unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let frame = Message::Present {
-        group,
-        member,
-        transport,
+    let frames = [
+        Message::Present {
+            group,
+            member,
+            transport,
+        },
+        Message::Hello { group, ops },
+        Message::Membership {
+            ops: Vec::new(),
+            grants: Vec::new(),
+        },
+    ];
+    for m in frames {
+        send.write_all(&m.to_frame()).await.unwrap();
     }
-    .to_frame();
-    send.write_all(&frame).await.unwrap();
     let reason = tokio::time::timeout(LIMIT, conn.closed()).await.unwrap();
-    let got = recv.read_to_end(1 << 20).await;
-    assert!(got.map(|b| b.is_empty()).unwrap_or(true), "no group data was sent");
+    let got = recv.read_to_end(1 << 20).await.unwrap_or_default();
+    let mut said = Vec::new();
+    let mut rest = &got[..];
+    while rest.len() >= 4 {
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        said.push(Message::decode(&rest[4..4 + len]).unwrap());
+        rest = &rest[4 + len..];
+    }
     ep.close().await;
-    reason
+    (reason, said)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_removal_endpoints_change_and_the_removed_member_is_refused_at_old_and_new() {
+    use alongside_core::sync::Message;
     let root = tempfile::tempdir().unwrap();
     let alice = node(root.path(), "alice").await;
     alice.go_live();
@@ -375,9 +392,14 @@ async fn after_a_removal_endpoints_change_and_the_removed_member_is_refused_at_o
     let (bob, carol) = (node(root.path(), "bob").await, node(root.path(), "carol").await);
     join_all(&alice, group, &[(&bob, "Bob"), (&carol, "Carol")]).await;
     let (old_id, old_addrs) = alice.address(&group).unwrap();
-    let (carol_id, carol_seed, carol_binding) = on(&carol, move |v| {
+    let (carol_id, carol_seed, carol_binding, carol_ops) = on(&carol, move |v| {
         let s = v.session(&group).unwrap();
-        (s.me(), *s.transport_secret().seed(), s.transport_binding())
+        (
+            s.me(),
+            *s.transport_secret().seed(),
+            s.transport_binding(),
+            s.op_hashes(),
+        )
     })
     .await;
     let alice_id = on(&alice, move |v| v.session(&group).unwrap().me()).await;
@@ -403,13 +425,35 @@ async fn after_a_removal_endpoints_change_and_the_removed_member_is_refused_at_o
 
     // Carol, presenting her genuine binding, is refused at the old endpoint (still
     // answering during its grace period) and at the new one (had she learned its id).
+    // Before that she is heard out: she is told the operations that say she is gone,
+    // and nothing else.
     for (id, addrs) in [(old_id, &old_addrs), (new_id, &new_addrs)] {
-        match present(&carol_seed, &id, addrs, group, carol_id, carol_binding).await {
+        let (reason, said) = present(
+            &carol_seed,
+            &id,
+            addrs,
+            group,
+            carol_id,
+            carol_binding,
+            carol_ops.clone(),
+        )
+        .await;
+        match reason {
             iroh::endpoint::ConnectionError::ApplicationClosed(c) => {
                 assert_eq!(u64::from(c.error_code), u64::from(alongside_net::close_code::REFUSED));
             }
             other => panic!("expected a refusal, got {other}"),
         }
+        let told: Vec<usize> = said
+            .iter()
+            .map(|m| match m {
+                Message::Hello { .. } => 0,
+                Message::Membership { ops, grants } if grants.is_empty() => ops.len(),
+                other => panic!("a departed member was sent {other:?}"),
+            })
+            .collect();
+        assert_eq!(told.len(), 2, "a hello and the operations she lacks: {said:?}");
+        assert!(told[1] > 0, "the operations that say she is gone");
     }
     // Bob, who knows only the old id, reaches Alice there, learns the new one, and syncs
     // with it.
@@ -420,6 +464,62 @@ async fn after_a_removal_endpoints_change_and_the_removed_member_is_refused_at_o
         .await
         .unwrap()
         .unwrap();
+    for n in [alice, bob, carol] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_facilitators_removing_each_other_both_go_though_one_removal_arrives_only_as_its_author_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let alice = node(root.path(), "alice").await;
+    let group = on(&alice, move |v| v.create_group("Circle", "Alice", NOW).unwrap()).await;
+    let (bob, carol) = (node(root.path(), "bob").await, node(root.path(), "carol").await);
+    join_all(&alice, group, &[(&bob, "Bob"), (&carol, "Carol")]).await;
+    let alice_id = on(&alice, move |v| v.session(&group).unwrap().me()).await;
+    let bob_id = on(&bob, move |v| v.session(&group).unwrap().me()).await;
+    // Alice makes Bob a facilitator; everyone hears of it.
+    on(&alice, move |v| {
+        v.edit(&group, |s| {
+            s.change_role(&bob_id, alongside_core::membership::Role::Facilitator, NOW)
+        })
+        .unwrap()
+    })
+    .await;
+    for n in [&bob, &carol] {
+        tokio::time::timeout(LIMIT, n.sync_all(group)).await.unwrap().unwrap();
+    }
+    let (bob_at, bob_addrs) = bob.address(&group).unwrap();
+    let (carol_at, carol_addrs) = carol.address(&group).unwrap();
+
+    // Offline, each removes the other.
+    on(&alice, move |v| {
+        v.edit(&group, |s| s.remove_member(&bob_id, NOW)).unwrap()
+    })
+    .await;
+    on(&bob, move |v| {
+        v.edit(&group, |s| s.remove_member(&alice_id, NOW)).unwrap()
+    })
+    .await;
+    // Carol syncs with Bob first: to her, Alice is gone and Bob stays.
+    tokio::time::timeout(LIMIT, carol.sync_with(group, bob_at, &bob_addrs))
+        .await
+        .unwrap()
+        .unwrap();
+    let members = move |v: &mut Vault| {
+        let m = v.session(&group).unwrap().membership().clone();
+        (m.is_member(&alice_id), m.is_member(&bob_id))
+    };
+    assert_eq!(on(&carol, members).await, (false, true));
+
+    // Alice, not knowing, dials Carol: she is refused, but her removal of Bob is heard
+    // first, so both removals count at Carol, and Alice learns she is gone.
+    let refused = tokio::time::timeout(LIMIT, alice.sync_with(group, carol_at, &carol_addrs))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Err(NetError::NotAMember)), "{refused:?}");
+    assert_eq!(on(&carol, members).await, (false, false));
+    assert_eq!(on(&alice, members).await, (false, false));
     for n in [alice, bob, carol] {
         n.shutdown().await;
     }

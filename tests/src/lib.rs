@@ -5,7 +5,7 @@
 
 use alongside_core::group::{GroupSession, MembershipSecrets};
 use alongside_core::membership::Role;
-use alongside_core::sync::{Message, PeerSync, SyncStats};
+use alongside_core::sync::{Message, PeerSync, ProtocolError, Step, SyncStats};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -54,6 +54,35 @@ pub fn ordered_ops(s: &GroupSession) -> Vec<alongside_core::membership::SignedOp
     ops
 }
 
+/// A story titled `title`, with a body that names it, no warnings, replies open.
+pub fn story(title: &str) -> alongside_core::model::edits::NewStory {
+    alongside_core::model::edits::NewStory {
+        title: title.into(),
+        body: format!("{title}: in my own words."),
+        ..Default::default()
+    }
+}
+
+/// The units `s` made since last asked, as bytes.
+pub fn outbox(s: &mut GroupSession) -> Vec<Vec<u8>> {
+    s.take_outbox().into_iter().map(|u| u.bytes().to_vec()).collect()
+}
+
+/// The titles of the stories `s` can read, sorted.
+pub fn titles(s: &GroupSession) -> Vec<String> {
+    let mut t: Vec<String> = s.stories().into_iter().map(|s| s.title).collect();
+    t.sort();
+    t
+}
+
+/// Hands `members[to]` every membership operation `members[from]` holds.
+pub fn tell_ops(members: &mut [GroupSession], from: usize, to: usize) {
+    let ops = ordered_ops(&members[from]);
+    members[to]
+        .receive_ops(&ops)
+        .expect("operations an honest member holds");
+}
+
 /// Offers every unit to every member (a member's own units are duplicates to it).
 pub fn deliver(members: &mut [GroupSession], units: &[Vec<u8>]) {
     for m in members.iter_mut() {
@@ -95,11 +124,20 @@ pub struct Link {
 impl Link {
     /// Opens a connection: both sides start (frames not yet delivered).
     pub fn open(a: &GroupSession, b: &GroupSession) -> Link {
-        let (sa, step_a) = PeerSync::start(a, b.me(), true);
-        let (sb, step_b) = PeerSync::start(b, a.me(), false);
+        Link::connect(PeerSync::start(a, b.me(), true), PeerSync::start(b, a.me(), false))
+    }
+
+    /// Opens the connection a member who is gone as far as `b` knows makes when dialing
+    /// `b`: `b` only hears `a`'s membership operations and parts
+    /// ([`PeerSync::start_parting`]).
+    pub fn open_parting(a: &GroupSession, b: &GroupSession) -> Link {
+        Link::connect(PeerSync::start(a, b.me(), true), PeerSync::start_parting(b, a.me()))
+    }
+
+    fn connect((a, step_a): (PeerSync, Step), (b, step_b): (PeerSync, Step)) -> Link {
         Link {
-            a: sa,
-            b: sb,
+            a,
+            b,
             to_b: step_a.frames,
             to_a: step_b.frames,
             sent_a: Vec::new(),
@@ -130,39 +168,76 @@ impl Link {
         &mut self,
         a: &mut GroupSession,
         b: &mut GroupSession,
-        mut keep: impl FnMut(bool, &Message) -> bool,
+        keep: impl FnMut(bool, &Message) -> bool,
     ) -> bool {
+        match self.converse(a, b, keep) {
+            Ending::Settled => false,
+            Ending::Cut => true,
+            Ending::Refused(e) => panic!("an honest frame was refused: {e}"),
+        }
+    }
+
+    /// Like [`Link::pump_while`], but a frame the receiving engine refuses ends the
+    /// connection (as the transport closes it) instead of failing the test; so does `b`
+    /// parting from a departed `a`.
+    pub fn converse(
+        &mut self,
+        a: &mut GroupSession,
+        b: &mut GroupSession,
+        mut keep: impl FnMut(bool, &Message) -> bool,
+    ) -> Ending {
         let mut rounds = 0;
-        while !self.to_a.is_empty() || !self.to_b.is_empty() {
+        while (!self.to_a.is_empty() || !self.to_b.is_empty()) && !self.b.is_parted() {
             rounds += 1;
             assert!(rounds < 1000, "sync does not settle");
             for frame in std::mem::take(&mut self.to_b) {
                 let msg = Message::decode(&frame[4..]).expect("valid frame");
                 if !keep(true, &msg) {
-                    return self.cut();
+                    self.cut();
+                    return Ending::Cut;
                 }
                 self.sent_a.push(msg);
-                let step = self.b.handle_frame(b, &frame[4..]).expect("honest frame");
-                self.to_a.extend(step.frames);
+                match self.b.handle_frame(b, &frame[4..]) {
+                    Ok(step) => self.to_a.extend(step.frames),
+                    Err(e) => return self.refused(e),
+                }
             }
             for frame in std::mem::take(&mut self.to_a) {
                 let msg = Message::decode(&frame[4..]).expect("valid frame");
                 if !keep(false, &msg) {
-                    return self.cut();
+                    self.cut();
+                    return Ending::Cut;
                 }
                 self.sent_b.push(msg);
-                let step = self.a.handle_frame(a, &frame[4..]).expect("honest frame");
-                self.to_b.extend(step.frames);
+                match self.a.handle_frame(a, &frame[4..]) {
+                    Ok(step) => self.to_b.extend(step.frames),
+                    Err(e) => return self.refused(e),
+                }
             }
         }
-        false
+        Ending::Settled
     }
 
-    fn cut(&mut self) -> bool {
+    fn refused(&mut self, e: ProtocolError) -> Ending {
+        self.cut();
+        Ending::Refused(e)
+    }
+
+    fn cut(&mut self) {
         self.to_a.clear();
         self.to_b.clear();
-        true
     }
+}
+
+/// How a [`Link::converse`] ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// Neither side had anything more to send (or `b` parted from a departed `a`).
+    Settled,
+    /// The connection was cut where the caller asked; what was in flight is lost.
+    Cut,
+    /// A side refused a frame and the connection closed.
+    Refused(ProtocolError),
 }
 
 /// Runs the sync engine between `a` (dialer) and `b` until neither has anything to send,

@@ -14,8 +14,6 @@
 //!
 //! `SIM_SEEDS=1000 cargo test --workspace --test simulation` runs more seeds; a failing
 //! seed is named in the panic and `SIM_SEED=<n>` replays exactly that one.
-//! `SIM_KNOWN_GAPS=1` also draws the departures that do not converge yet (a member leaving;
-//! two facilitators removing each other): see docs/RELIABILITY.md.
 
 use std::collections::BTreeSet;
 
@@ -23,8 +21,7 @@ use alongside_core::group::GroupSession;
 use alongside_core::ids::MemberId;
 use alongside_core::membership::Role;
 use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
-use alongside_core::sync::PeerSync;
-use alongside_tests::{NOW_MS, group};
+use alongside_tests::{Link, NOW_MS, group};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -48,9 +45,6 @@ struct World {
     /// Members removed or gone (left), once the schedule made them so.
     gone: BTreeSet<usize>,
     seed: u64,
-    /// Also draw the departures known not to converge yet (`SIM_KNOWN_GAPS=1`): a member
-    /// leaving, and two facilitators removing each other.
-    known_gaps: bool,
     written: Vec<Written>,
     goals: Vec<Option<String>>,
     meeting: String,
@@ -77,7 +71,6 @@ impl World {
             blocked: BTreeSet::new(),
             gone: BTreeSet::new(),
             seed,
-            known_gaps: std::env::var("SIM_KNOWN_GAPS").is_ok_and(|v| v == "1"),
             written: Vec::new(),
             goals: vec![None; MEMBERS],
             meeting,
@@ -97,17 +90,21 @@ impl World {
         self.members[i].membership().is_member(&self.id(j))
     }
 
-    /// One conversation between `i` (dialing) and `j`, as the transport allows it: each
-    /// side must still count the other as a member. With `cut_after`, the connection drops
-    /// after that many frames and everything in flight is lost. A protocol error ends it.
+    /// One conversation between `i` and `j`, as the transport allows it. The one who still
+    /// counts the other as a member dials; if the other counts the dialer as gone, it hears
+    /// the dialer's membership operations and parts (as a node does at the handshake).
+    /// With `cut_after`, the connection drops after that many frames and everything in
+    /// flight is lost. A protocol error ends it.
     fn sync(&mut self, i: usize, j: usize, cut_after: Option<usize>) {
         if i == j || self.blocked.contains(&(i.min(j), i.max(j))) {
             return;
         }
-        if !self.knows_member(i, j) || !self.knows_member(j, i) {
-            return;
+        match (self.knows_member(i, j), self.knows_member(j, i)) {
+            (true, true) => self.converse(i, j, cut_after, false),
+            (true, false) => self.converse(i, j, cut_after, true),
+            (false, true) => self.converse(j, i, cut_after, true),
+            (false, false) => return,
         }
-        self.converse(i, j, cut_after);
         // As the node does after a conversation: rotate if the membership asks for it.
         let now = self.now;
         for k in [i, j] {
@@ -119,23 +116,19 @@ impl World {
         }
     }
 
-    fn converse(&mut self, i: usize, j: usize, cut_after: Option<usize>) {
+    /// `i` dials `j`; with `parting`, `j` counts `i` as gone and only hears it out.
+    fn converse(&mut self, i: usize, j: usize, cut_after: Option<usize>, parting: bool) {
         let (a, b) = pair(&mut self.members, i, j);
-        let (mut sa, step_a) = PeerSync::start(a, b.me(), true);
-        let (mut sb, step_b) = PeerSync::start(b, a.me(), false);
-        let (mut to_b, mut to_a) = (step_a.frames, step_b.frames);
+        let mut link = if parting {
+            Link::open_parting(a, b)
+        } else {
+            Link::open(a, b)
+        };
         let mut carried = 0;
-        while !to_a.is_empty() || !to_b.is_empty() {
-            let Some(answers) = hand_over(std::mem::take(&mut to_b), &mut sb, b, &mut carried, cut_after) else {
-                return;
-            };
-            to_a.extend(answers);
-            let Some(answers) = hand_over(std::mem::take(&mut to_a), &mut sa, a, &mut carried, cut_after) else {
-                return;
-            };
-            to_b.extend(answers);
-            assert!(carried < 100_000, "a conversation does not settle");
-        }
+        link.converse(a, b, |_, _| {
+            carried += 1;
+            cut_after.is_none_or(|n| carried <= n)
+        });
         a.take_outbox();
         b.take_outbox();
     }
@@ -247,11 +240,7 @@ impl World {
         let now = self.now;
         // Without the known gaps: a removal or two concurrent ones; with them: a removal,
         // a leave, or two concurrent removals that may target each other.
-        let kind = match self.rng.random_range(0..if self.known_gaps { 3 } else { 2 }) {
-            1 if self.known_gaps => 2,
-            2 => 1,
-            k => k,
-        };
+        let kind = self.rng.random_range(0..3);
         match kind {
             0 => {
                 let r = self.rng.random_range(1..MEMBERS);
@@ -265,7 +254,6 @@ impl World {
                 // not take effect; two facilitators removing each other both go.
                 let a = self.rng.random_range(1..MEMBERS);
                 let b = [0, 2, 3][self.rng.random_range(0..3)];
-                let b = if a == 1 && b == 0 && !self.known_gaps { 2 } else { b };
                 for (remover, r) in [(0, a), (1, b)] {
                     let id = self.id(r);
                     self.members[remover].remove_member(&id, now).unwrap();
@@ -350,26 +338,6 @@ impl World {
             );
         }
     }
-}
-
-/// Delivers `frames` to `engine` on `session`, counting them in `carried`; the answers,
-/// or `None` when the connection is cut there or the engine refuses a frame (it ends).
-fn hand_over(
-    frames: Vec<Vec<u8>>,
-    engine: &mut PeerSync,
-    session: &mut GroupSession,
-    carried: &mut usize,
-    cut_after: Option<usize>,
-) -> Option<Vec<Vec<u8>>> {
-    let mut answers = Vec::new();
-    for frame in frames {
-        *carried += 1;
-        if cut_after.is_some_and(|n| *carried > n) {
-            return None;
-        }
-        answers.extend(engine.handle_frame(session, &frame[4..]).ok()?.frames);
-    }
-    Some(answers)
 }
 
 fn pair(members: &mut [GroupSession], i: usize, j: usize) -> (&mut GroupSession, &mut GroupSession) {

@@ -15,6 +15,7 @@ use crate::audience::AudienceGrant;
 use crate::group::{GroupSession, ReceiveError, Received};
 use crate::ids::{ChangeHash, DocId, MemberId, OpHash};
 use crate::membership::SignedOp;
+use crate::replica::Rejection;
 use crate::sync::message::{DigestEntry, Message};
 use crate::unit::SealedUnit;
 use crate::wire::DecodeError;
@@ -83,7 +84,9 @@ pub struct SyncStats {
     pub bytes_received: u64,
     /// Negentropy rounds this side took part in.
     pub reconcile_rounds: u64,
-    /// Units skipped because this device holds no key for them.
+    /// Units skipped without ending the conversation: no key for them here, an author
+    /// not known here yet, a full queue, or changes refused for who wrote them (judged by
+    /// the membership, which the peer may have seen differently when it took them).
     pub units_skipped: u64,
 }
 
@@ -94,6 +97,11 @@ pub struct PeerSync {
     initiator: bool,
     /// The first membership exchange is done: units and pushed operations may flow.
     live: bool,
+    /// The peer left or was removed here: this side only hears its membership operations
+    /// (which may remove someone concurrently) and tells it the ones it lacks, then parts.
+    parting: bool,
+    /// (Parting) the peer's operations have been heard: the conversation is over.
+    parted: bool,
     /// Membership operations the peer is known to hold (told, sent or received).
     peer_ops: BTreeSet<OpHash>,
     /// Audience grants already sent to the peer (by the hash of their bytes).
@@ -169,6 +177,8 @@ impl PeerSync {
             peer,
             initiator,
             live: false,
+            parting: false,
+            parted: false,
             peer_ops: BTreeSet::new(),
             sent_grants: BTreeSet::new(),
             round: Round::default(),
@@ -185,6 +195,28 @@ impl PeerSync {
             },
         );
         (sync, step)
+    }
+
+    /// Starts the last conversation with `peer`, who left or was removed as far as this
+    /// device knows, while they still count themselves a member and dialed us.
+    ///
+    /// Their membership operations are heard before they are refused: they are signed,
+    /// and resolution alone decides whether they count. Without this, a facilitator who
+    /// removed a facilitator that was removing them at the same moment would be refused by
+    /// everyone who heard the other removal first, and their own removal would never
+    /// arrive anywhere (strong removal says both take effect). They are told only the
+    /// operations they lack (which say they are gone) — no grant, no content. The
+    /// conversation is over once [`PeerSync::is_parted`].
+    pub fn start_parting(session: &GroupSession, peer: MemberId) -> (PeerSync, Step) {
+        let (mut sync, step) = PeerSync::start(session, peer, false);
+        sync.parting = true;
+        (sync, step)
+    }
+
+    /// (Parting) whether the departed peer's operations have been heard: nothing more is
+    /// read from or sent to them.
+    pub fn is_parted(&self) -> bool {
+        self.parted
     }
 
     /// The peer.
@@ -295,6 +327,10 @@ impl PeerSync {
         self.stats.bytes_received += body.len() as u64 + 4;
         let msg = Message::decode(body)?;
         let mut step = Step::default();
+        if self.parting {
+            self.hear_departed(session, &mut step, msg)?;
+            return Ok(step);
+        }
         match msg {
             Message::Hello { group, ops } => self.on_hello(session, &mut step, group, &ops)?,
             Message::Membership { ops, grants } => self.on_membership(session, &mut step, &ops, &grants)?,
@@ -322,6 +358,43 @@ impl PeerSync {
         }
         self.maybe_caught_up(&mut step);
         Ok(step)
+    }
+
+    /// A departed peer's frame: its Hello is answered with the operations it lacks, its
+    /// Membership heard; anything else it sends (it does not know yet) is ignored.
+    fn hear_departed(
+        &mut self,
+        session: &mut GroupSession,
+        step: &mut Step,
+        msg: Message,
+    ) -> Result<(), ProtocolError> {
+        if self.parted {
+            return Ok(());
+        }
+        match msg {
+            Message::Hello { group, ops } => {
+                if group != session.id() {
+                    return Err(ProtocolError::WrongGroup);
+                }
+                if self.round.got_hello {
+                    return Err(ProtocolError::Unexpected("a second hello from a departed member"));
+                }
+                self.round.got_hello = true;
+                let lacking = session.ops_lacking(&ops);
+                let msg = Message::Membership {
+                    ops: self.note_ops_sent(&lacking),
+                    grants: Vec::new(),
+                };
+                step.send(&mut self.stats, msg);
+            }
+            Message::Membership { ops, .. } => {
+                // Their grants could only seal keys to audiences; they are not heard.
+                self.receive_membership(session, step, &ops, &[])?;
+                self.parted = true;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn on_hello(
@@ -506,7 +579,7 @@ impl PeerSync {
                 self.round.unsettled.insert(entry.doc);
             } else {
                 let units = session.catch_up_units(&entry.doc, &[], self.chunk_ops);
-                self.send_units(step, &units);
+                self.send_units(session, step, &units);
             }
         }
         let lacking: Vec<DocId> = offered.iter().filter(|d| !my_docs.contains(d)).copied().collect();
@@ -529,7 +602,7 @@ impl PeerSync {
             if lacking.contains(&entry.doc) {
                 // They have none of it: the whole document (in covered pieces if large).
                 let units = session.catch_up_units(&entry.doc, &[], self.chunk_ops);
-                self.send_units(step, &units);
+                self.send_units(session, step, &units);
                 continue;
             }
             self.round.unsettled.insert(entry.doc);
@@ -589,7 +662,7 @@ impl PeerSync {
         let shared = session.shared_heads(&doc, &lacking);
         if !lacking.is_empty() {
             let units = session.units_above(&doc, &shared, self.chunk_ops);
-            self.send_units(step, &units);
+            self.send_units(session, step, &units);
         }
         step.send(&mut self.stats, Message::Need { doc, heads: shared });
         self.round.unsettled.remove(&doc);
@@ -608,7 +681,7 @@ impl PeerSync {
         }
         self.round.negs.remove(&doc);
         let units = session.units_above(&doc, heads, self.chunk_ops);
-        self.send_units(step, &units);
+        self.send_units(session, step, &units);
         Ok(())
     }
 
@@ -624,7 +697,15 @@ impl PeerSync {
             Ok(Received::Duplicate) | Ok(Received::Queued) => Ok(()),
             // No key yet, an author whose add has not reached us yet, or a full queue: an
             // honest peer can cause these, so skip the unit; the next round brings it again.
-            Err(ReceiveError::NoKey | ReceiveError::NotAMember | ReceiveError::QueueFull) => {
+            // So can a change whose judgment depends on the membership as each side saw it
+            // when accepting it (the peer took it before it heard of its author's departure
+            // or demotion): it was signed by its author, so refusing it here is enough.
+            Err(
+                ReceiveError::NoKey
+                | ReceiveError::NotAMember
+                | ReceiveError::QueueFull
+                | ReceiveError::Rejected(Rejection::AfterRemoval | Rejection::NotAllowed),
+            ) => {
                 self.stats.units_skipped += 1;
                 Ok(())
             }
@@ -632,7 +713,12 @@ impl PeerSync {
         }
     }
 
-    fn send_units(&mut self, step: &mut Step, units: &[SealedUnit]) {
+    /// Sends `units`, after any membership operation the peer lacks: sealing them may have
+    /// rotated the epoch key (content is never sealed again under a key someone who
+    /// departed holds), and the peer needs the rotation to open them.
+    fn send_units(&mut self, session: &GroupSession, step: &mut Step, units: &[SealedUnit]) {
+        let late = self.push_membership(session);
+        step.frames.extend(late.frames);
         for unit in units {
             step.send(
                 &mut self.stats,
