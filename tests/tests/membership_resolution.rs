@@ -6,19 +6,9 @@ use alongside_core::group::{GroupSession, MembershipSecrets};
 use alongside_core::group::{ReceiveError, Received};
 use alongside_core::ids::{KeyId, MemberId};
 use alongside_core::membership::{Role, SignedOp};
-use alongside_core::model::edits::NewStory;
-use alongside_tests::{NOW_MS, group, ordered_ops, rng};
+use alongside_tests::{NOW_MS, group, ordered_ops, rng, story};
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: "I came to my first meeting.".into(),
-        warnings: vec![],
-        no_replies: false,
-    }
-}
 
 /// Hands `to` every operation `from` holds, shuffled and with some sent twice.
 fn tell(devices: &mut [GroupSession], from: usize, to: usize, shuffle: &mut rand::rngs::StdRng) {

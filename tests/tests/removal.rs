@@ -5,33 +5,14 @@
 use alongside_core::crypto::SymmetricKey;
 use alongside_core::group::{GroupSession, ReceiveError, Received};
 use alongside_core::ids::KeyId;
-use alongside_core::model::edits::{NewMeeting, NewStory};
+use alongside_core::model::edits::NewMeeting;
 use alongside_core::replica::Rejection;
 use alongside_core::unit::SealedUnit;
-use alongside_tests::{NOW_MS, deliver, group, ordered_ops};
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: "Something only the group should read.".into(),
-        warnings: vec![],
-        no_replies: false,
-    }
-}
-
-fn outbox(s: &mut GroupSession) -> Vec<Vec<u8>> {
-    s.take_outbox().into_iter().map(|u| u.bytes().to_vec()).collect()
-}
+use alongside_tests::{NOW_MS, deliver, group, ordered_ops, outbox, story, tell_ops};
 
 /// Alice (facilitator), Bob, Carol and Dan, each holding everything written so far.
 fn circle(seed: u64) -> Vec<GroupSession> {
     group(seed, &["Alice", "Bob", "Carol", "Dan"])
-}
-
-/// Hands `to` every membership operation `from` holds.
-fn tell_ops(g: &mut [GroupSession], from: usize, to: usize) {
-    let ops = ordered_ops(&g[from]);
-    g[to].receive_ops(&ops).unwrap();
 }
 
 #[test]

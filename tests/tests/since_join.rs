@@ -7,23 +7,8 @@
 use alongside_core::group::{GroupSession, MembershipSecrets, ReceiveError};
 use alongside_core::ids::{DocId, DocKind};
 use alongside_core::membership::Role;
-use alongside_core::model::edits::{NewMeeting, NewStory};
-use alongside_tests::{NOW_MS, group, ordered_ops, rng, sync_pair};
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: format!("{title}: something only the group should read."),
-        warnings: vec![],
-        no_replies: false,
-    }
-}
-
-fn titles(s: &GroupSession) -> Vec<String> {
-    let mut t: Vec<String> = s.stories().into_iter().map(|s| s.title).collect();
-    t.sort();
-    t
-}
+use alongside_core::model::edits::NewMeeting;
+use alongside_tests::{NOW_MS, group, ordered_ops, rng, story, sync_pair, titles};
 
 /// Alice (facilitator) adds a newcomer with `seed`; the newcomer joins from her operations
 /// and names themself.

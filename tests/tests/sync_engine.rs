@@ -5,17 +5,9 @@ use alongside_core::group::GroupSession;
 use alongside_core::group::MembershipSecrets;
 use alongside_core::ids::{DocId, DocKind};
 use alongside_core::membership::Role;
-use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting, NewStory};
+use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting};
 use alongside_core::sync::{FrameReader, Message, PeerSync, ProtocolError};
-use alongside_tests::{Link, NOW_MS, group, ordered_ops, rng, sync_pair};
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: format!("{title}, in my own words."),
-        ..Default::default()
-    }
-}
+use alongside_tests::{Link, NOW_MS, group, ordered_ops, rng, story, sync_pair};
 
 fn meeting() -> NewMeeting {
     NewMeeting {

@@ -5,21 +5,11 @@
 use alongside_core::crypto::{SigningSecret, SymmetricKey};
 use alongside_core::group::{GroupSession, MembershipSecrets, ReceiveError};
 use alongside_core::ids::{ChangeHash, DocId, DocKind, KeyId};
-use alongside_core::model::edits::NewStory;
 use alongside_core::replica::{Rejection, actor_for};
 use alongside_core::unit::{ChangeSignature, Payload, PayloadKind, SealedUnit};
-use alongside_tests::{NOW_MS, group, rng, sync_all};
+use alongside_tests::{NOW_MS, group, rng, story, sync_all};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, Change, ROOT};
-
-fn story(title: &str) -> NewStory {
-    NewStory {
-        title: title.into(),
-        body: "A distinctive body of text.".into(),
-        warnings: vec![],
-        no_replies: false,
-    }
-}
 
 /// One change by `actor` on top of `base` (a saved document, or nothing).
 fn make_change(base: Option<&[u8]>, actor: ActorId, key: &str) -> Change {
