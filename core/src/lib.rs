@@ -20,6 +20,8 @@
 pub mod audience;
 pub mod content;
 pub mod crypto;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod generation;
 pub mod group;
 pub mod guard;

@@ -78,6 +78,18 @@ pub struct ProfileHeader {
 }
 
 impl ProfileHeader {
+    /// A well-formed header with test parameters, as bytes (a seed for the fuzzer).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn fuzz_seed() -> Vec<u8> {
+        ProfileHeader {
+            kdf: PassphraseKdf::TEST,
+            test_profile: true,
+            salt: [3; 16],
+            wrapped: vec![5; WRAPPED_LEN],
+        }
+        .encode()
+    }
+
     fn prefix(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.bytes(MAGIC).u8(VERSION);
@@ -92,7 +104,7 @@ impl ProfileHeader {
         [self.prefix(), self.wrapped.clone()].concat()
     }
 
-    fn decode(bytes: &[u8], path: &Path) -> Result<ProfileHeader, ProfileError> {
+    pub(crate) fn decode(bytes: &[u8], path: &Path) -> Result<ProfileHeader, ProfileError> {
         let foreign = || ProfileError::Foreign(path.to_path_buf());
         let mut r = Reader::new(bytes);
         if r.bytes(16).map_err(|_| foreign())? != MAGIC {

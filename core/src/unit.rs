@@ -176,7 +176,7 @@ impl std::fmt::Debug for Payload {
 }
 
 impl Payload {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(self.kind as u8).var_bytes(&self.data).count(self.signatures.len());
         for s in &self.signatures {
@@ -185,7 +185,7 @@ impl Payload {
         w.finish()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Payload, DecodeError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Payload, DecodeError> {
         let mut r = Reader::new(bytes);
         let kind = match r.u8()? {
             1 => PayloadKind::Change,

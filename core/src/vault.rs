@@ -667,7 +667,7 @@ fn child_rng(rng: &mut StdRng) -> StdRng {
     StdRng::from_seed(seed)
 }
 
-struct Record {
+pub(crate) struct Record {
     secrets: MembershipSecrets,
     epoch_keys: BTreeMap<KeyId, SymmetricKey>,
     audience_keys: BTreeMap<DocId, SymmetricKey>,
@@ -678,7 +678,7 @@ fn relay_key(endpoint: &[u8; 32]) -> Vec<u8> {
     [b"relay:".as_slice(), endpoint].concat()
 }
 
-fn encode_record(s: &GroupSession) -> Vec<u8> {
+pub(crate) fn encode_record(s: &GroupSession) -> Vec<u8> {
     let mut w = Writer::new();
     w.u8(RECORD_VERSION).bytes(&s.group.0);
     w.bytes(&*s.me.signing.seed())
@@ -702,7 +702,7 @@ fn encode_record(s: &GroupSession) -> Vec<u8> {
     w.finish()
 }
 
-fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != RECORD_VERSION {
@@ -732,7 +732,7 @@ fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
 }
 
 /// A snapshot: document id, the saved document, and the author-head signatures.
-fn encode_snapshot(replica: &Replica) -> Vec<u8> {
+pub(crate) fn encode_snapshot(replica: &Replica) -> Vec<u8> {
     let payload = replica.document_payload();
     let mut w = Writer::new();
     w.u8(RECORD_VERSION);
@@ -744,7 +744,7 @@ fn encode_snapshot(replica: &Replica) -> Vec<u8> {
     w.finish()
 }
 
-fn decode_snapshot(group: GroupId, bytes: &[u8]) -> Result<(DocId, Replica), VaultError> {
+pub(crate) fn decode_snapshot(group: GroupId, bytes: &[u8]) -> Result<(DocId, Replica), VaultError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
     if version != RECORD_VERSION {
