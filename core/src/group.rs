@@ -230,7 +230,9 @@ struct Policy<'a> {
 
 impl WritePolicy for Policy<'_> {
     fn may_write(&self, author: &MemberId) -> bool {
-        let known = self.state.members.contains_key(author) || self.state.departed.contains_key(author);
+        let known = self.state.members.contains_key(author)
+            || self.state.departed.contains_key(author)
+            || self.state.voided.contains(author);
         known
             && match self.doc.kind {
                 DocKind::Group => self.state.ever_facilitators.contains(author),
@@ -244,6 +246,9 @@ impl WritePolicy for Policy<'_> {
     }
 
     fn departed_heads(&self, author: &MemberId) -> Option<Vec<crate::membership::ActorHead>> {
+        if self.state.voided.contains(author) {
+            return Some(Vec::new());
+        }
         let recorded = self.state.departed.get(author)?;
         Some(
             recorded
@@ -438,13 +443,14 @@ impl GroupSession {
     /// departed, drops what their removal no longer lets stand. Every change to the log
     /// goes through here.
     pub(crate) fn change_log<T>(&mut self, f: impl FnOnce(&mut MembershipLog) -> T) -> T {
-        let departed_before = self.log.state().departed.clone();
+        let departed_before = (self.log.state().departed.clone(), self.log.state().voided.clone());
         let generations_before = self.log.state().generations.clone();
         let result = f(&mut self.log);
         self.collect_epoch_keys();
         let regenerated = self.log.state().generations != generations_before;
         self.refresh_places(regenerated);
-        if self.log.state().departed != departed_before {
+        let state = self.log.state();
+        if (&state.departed, &state.voided) != (&departed_before.0, &departed_before.1) {
             self.prune_departed();
         }
         result

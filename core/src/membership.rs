@@ -734,6 +734,8 @@ impl MembershipLog {
     }
 
     fn resolve(&mut self) {
-        self.state = resolve::resolve(&self.group, self.genesis, &self.ops);
+        let mut state = resolve::resolve(&self.group, self.genesis, &self.ops);
+        state.voided = self.known.iter().filter(|m| !state.ever_member(m)).copied().collect();
+        self.state = state;
     }
 }

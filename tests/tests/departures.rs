@@ -2,7 +2,7 @@
 //! member's changes and on concurrent removals, whatever it heard first. Each test here
 //! is a schedule the simulation (`simulation.rs`) once found failing, made small.
 
-use alongside_core::group::{GroupSession, Received};
+use alongside_core::group::{GroupSession, ReceiveError, Received};
 use alongside_core::membership::Role;
 use alongside_core::sync::Message;
 use alongside_tests::{Ending, Link, NOW_MS, deliver, group, outbox, story, sync_pair, tell_ops, titles};
@@ -114,4 +114,52 @@ fn a_member_whose_removal_turns_out_void_writes_on_without_forking_what_others_h
         assert!(matches!(got, Ok(Received::Applied { .. })), "{got:?}");
     }
     assert_eq!(titles(&g[2]), vec!["One", "Three", "Two"]);
+}
+
+#[test]
+fn someone_added_by_a_facilitator_demoted_at_that_moment_was_never_a_member_and_reads_nothing_new() {
+    let mut g = circle(44);
+    let ana = g[0].me();
+    // Ana adds Eve while Ben, not knowing, makes Ana a member again: the add is void
+    // (strong demotion), and nothing rotated the key it sealed to Eve.
+    let eve_secrets = alongside_core::group::MembershipSecrets::generate(&mut alongside_tests::rng(440));
+    let eve_keys = eve_secrets.public_keys(&g[0].id());
+    let eve_id = eve_keys.member;
+    g[0].add_member(eve_keys, Role::Member, NOW_MS).unwrap();
+    let mut eve = GroupSession::join(
+        alongside_tests::rng(441),
+        eve_secrets,
+        &alongside_tests::ordered_ops(&g[0]),
+    )
+    .unwrap();
+    g[1].change_role(&ana, Role::Member, NOW_MS).unwrap();
+    // Dee hears of the add first and takes Eve's story.
+    tell_ops(&mut g, 0, 3);
+    assert!(g[3].membership().is_member(&eve_id));
+    eve.add_story(&story("Eve's first"), NOW_MS).unwrap();
+    for unit in outbox(&mut eve) {
+        assert!(matches!(g[3].receive_unit(&unit), Ok(Received::Applied { .. })));
+    }
+    assert!(titles(&g[3]).contains(&"Eve's first".to_string()));
+
+    // Then Ben's change: Eve was never a member. Dee drops her writing, and the key Ana's
+    // add sealed to Eve is rotated away before Dee writes again.
+    tell_ops(&mut g, 1, 3);
+    let state = g[3].membership();
+    assert!(!state.is_member(&eve_id) && state.voided.contains(&eve_id));
+    assert!(state.needs_rotation, "Eve holds the epoch key her add sealed to her");
+    assert!(!titles(&g[3]).contains(&"Eve's first".to_string()));
+    g[3].add_story(&story("After"), NOW_MS).unwrap();
+    tell_ops(&mut g, 3, 1);
+    let after = outbox(&mut g[3]);
+    for unit in &after {
+        let got = eve.receive_unit(unit);
+        assert!(
+            matches!(got, Err(ReceiveError::NoKey) | Err(ReceiveError::NotAMember)),
+            "{got:?}"
+        );
+    }
+    // Ben, who never heard of Eve, reads it.
+    deliver(&mut g[1..2], &after);
+    assert!(titles(&g[1]).contains(&"After".to_string()));
 }

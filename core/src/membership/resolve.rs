@@ -21,6 +21,11 @@ pub struct MembershipState {
     pub members: BTreeMap<MemberId, MemberInfo>,
     /// Members who were removed or left, with the heads every valid removal recorded.
     pub departed: BTreeMap<MemberId, RemovalHeads>,
+    /// People named only by adds that turned out void (their author was removed at the
+    /// same moment): never members. Devices that took them for members meanwhile may hold
+    /// their writing; it is judged as a departed member's with nothing recorded, so only
+    /// what a current member built on stands.
+    pub voided: BTreeSet<MemberId>,
     /// Everyone who ever held the facilitator role.
     pub ever_facilitators: BTreeSet<MemberId>,
     /// The current epoch: among the valid epochs no valid rotation descends from, the
@@ -330,6 +335,16 @@ impl<'a> Dag<'a> {
                 _ => {}
             }
         }
+        // An add that turned out void still sealed its epoch's key to the person it named:
+        // they hold it, though they never became a member, so it must be rotated away.
+        for (i, op) in self.order.iter().enumerate() {
+            if let OpKind::Add { keys, epoch, .. } = &op.op().kind
+                && !valid[i]
+                && let Some(holders) = state.holders.get_mut(epoch)
+            {
+                holders.insert(keys.member);
+            }
+        }
         let rotations: Vec<usize> = starts.iter().copied().filter(|i| *i != 0).collect();
         let latest: Vec<KeyId> = starts
             .iter()
@@ -337,13 +352,11 @@ impl<'a> Dag<'a> {
             .map(|e| KeyId(self.order[*e].hash().0))
             .collect();
         let members: BTreeSet<MemberId> = state.members.keys().copied().collect();
-        let clean = |e: &KeyId| {
-            let holders = &state.holders[e];
-            members.is_subset(holders) && !holders.iter().any(|h| state.departed.contains_key(h))
-        };
-        // Clean first; else one nobody who departed holds (a member added concurrently
-        // lacks it, but no one it must be kept from has it); else the lowest hash.
-        let kept_from_departed = |e: &KeyId| !state.holders[e].iter().any(|h| state.departed.contains_key(h));
+        // (A holder who is not a member departed, or was named by an add that is void.)
+        let clean = |e: &KeyId| state.holders[e] == members;
+        // Clean first; else one no non-member holds (a member added concurrently lacks it,
+        // but no one it must be kept from has it); else the lowest hash.
+        let kept_from_departed = |e: &KeyId| state.holders[e].is_subset(&members);
         let current = latest
             .iter()
             .filter(|e| clean(e))

@@ -58,11 +58,12 @@ impl GroupSession {
             .collect()
     }
 
-    /// A digest of every document `peer` may read.
+    /// A digest of every document `peer` may read (one left empty by dropping the writing
+    /// of someone who was never a member is nothing to offer).
     pub fn digest_for(&self, peer: &MemberId) -> Vec<DigestEntry> {
         self.docs
             .iter()
-            .filter(|(id, _)| self.may_read(peer, id))
+            .filter(|(id, r)| !r.index().is_empty() && self.may_read(peer, id))
             .map(|(id, r)| DigestEntry {
                 doc: *id,
                 heads_hash: heads_hash(&r.heads()),
