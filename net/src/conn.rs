@@ -7,15 +7,23 @@ use alongside_core::ids::MemberId;
 use alongside_core::sync::FrameReader;
 use alongside_core::vault::{Committed, Vault, VaultError};
 use iroh::endpoint::{RecvStream, SendStream};
-use tokio::sync::{broadcast, mpsc};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 
 use crate::node::{NetError, NodeEvent};
 
 /// Most bytes read from the stream in one go.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Frames read ahead of the engine per connection (back-pressure beyond that).
+/// Frames read ahead of the engine per connection (back-pressure beyond that)...
 const READ_AHEAD: usize = 16;
+
+/// ...and the bytes they may hold together, counted until the engine has handled each
+/// frame. A frame larger than this takes the whole allowance, so with frames up to the
+/// protocol's 64 MiB a connection holds at most the frame being handled, one frame read
+/// after it, and nothing more (docs/RELIABILITY.md, "Bounded resources").
+const READ_AHEAD_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many durable changes a slow connection may fall behind before it misses some
 /// (it then repairs with a reconciliation round instead).
@@ -130,10 +138,12 @@ impl Framed {
 
     /// Splits the stream: frames arrive on a bounded channel fed by a reader task (which
     /// ends when the peer finishes, at the first error, or when the receiver is dropped);
-    /// the send half stays with the caller.
-    pub(crate) fn into_split(self) -> (SendStream, mpsc::Receiver<Result<Vec<u8>, NetError>>) {
+    /// the send half stays with the caller. The reader stays at most [`READ_AHEAD`]
+    /// frames and [`READ_AHEAD_BYTES`] ahead of the frames not yet handled.
+    pub(crate) fn into_split(self) -> (SendStream, Frames) {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let (mut reader, mut recv) = (self.reader, self.recv);
+        let allowance = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -142,7 +152,15 @@ impl Framed {
                 };
                 match next {
                     Ok(Some(body)) => {
-                        if tx.send(Ok(body)).await.is_err() {
+                        let want = body.len().min(READ_AHEAD_BYTES) as u32;
+                        let permit = tokio::select! {
+                            permit = allowance.clone().acquire_many_owned(want) => permit,
+                            () = tx.closed() => break,
+                        };
+                        let Ok(permit) = permit else {
+                            break;
+                        };
+                        if tx.send(Ok(Frame { body, _held: permit })).await.is_err() {
                             break;
                         }
                     }
@@ -154,8 +172,27 @@ impl Framed {
                 }
             }
         });
-        (self.send, rx)
+        (self.send, Frames { rx })
     }
+}
+
+/// Frames from the peer, as [`Framed::into_split`] reads them.
+pub(crate) struct Frames {
+    rx: mpsc::Receiver<Result<Frame, NetError>>,
+}
+
+impl Frames {
+    /// The next frame, or `None` once the peer finished its side.
+    pub(crate) async fn recv(&mut self) -> Option<Result<Frame, NetError>> {
+        self.rx.recv().await
+    }
+}
+
+/// One frame body, counted against its connection's read-ahead allowance until dropped:
+/// keep it until the frame is handled.
+pub(crate) struct Frame {
+    pub(crate) body: Vec<u8>,
+    _held: OwnedSemaphorePermit,
 }
 
 pub(crate) async fn write_frames(send: &mut SendStream, frames: &[Vec<u8>]) -> Result<(), NetError> {

@@ -89,10 +89,11 @@ pub(crate) async fn converse(
                 return Err(NetError::Connection("the stream closed".into()));
             }
             frame = frames.recv() => match frame {
-                Some(Ok(body)) => {
+                Some(Ok(frame)) => {
                     let (step, parting);
+                    // (The frame counts against the read-ahead until it is handled.)
                     (sync, (step, parting)) = drive(shared, Some(member), sync, move |sync, v| {
-                        let step = v.edit(&group, |s| sync.handle_frame(s, &body))?;
+                        let step = v.edit(&group, |s| sync.handle_frame(s, &frame.body))?;
                         let parting = farewell(sync, v, group, member, &step)?;
                         Ok((step, parting))
                     })
@@ -225,10 +226,10 @@ pub(crate) async fn hear_out(shared: &SharedVault, group: GroupId, member: Membe
             let Some(frame) = frames.recv().await else {
                 break;
             };
-            let body = frame?;
+            let frame = frame?;
             let step;
             (sync, step) = drive(shared, Some(member), sync, move |sync, v| {
-                v.edit(&group, |s| sync.handle_frame(s, &body))
+                v.edit(&group, |s| sync.handle_frame(s, &frame.body))
             })
             .await?;
             if step.events.iter().any(|e| matches!(e, Event::Membership { .. })) {

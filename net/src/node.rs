@@ -206,6 +206,8 @@ pub(crate) struct Inner {
     retired: Mutex<Vec<(GroupId, Arc<Served>)>>,
     /// Open conversations per member.
     connected: Mutex<HashMap<(GroupId, MemberId), usize>>,
+    /// The connections each member dialed us on, oldest first (at most a few each).
+    pub(crate) admitted: Arc<crate::accept::Admissions>,
     /// Wakes the supervisor (an address learned, a connection ended).
     pub(crate) wake: Notify,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -507,6 +509,7 @@ impl Node {
                 groups: Mutex::new(HashMap::new()),
                 retired: Mutex::new(Vec::new()),
                 connected: Mutex::new(HashMap::new()),
+                admitted: Arc::default(),
                 wake: Notify::new(),
                 supervisor: Mutex::new(None),
                 serving: tokio::sync::Mutex::new(()),

@@ -410,10 +410,15 @@ impl FrameReader {
             });
         }
         if self.buf.len() < 4 + len {
+            // Room for exactly the rest of this frame: a large frame must not grow the
+            // buffer by doubling (up to twice its size).
+            self.buf.reserve_exact(4 + len - self.buf.len());
             return Ok(None);
         }
-        let body = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
+        // The frame's own bytes, without a copy; what followed it stays buffered.
+        let rest = self.buf.split_off(4 + len);
+        let mut body = std::mem::replace(&mut self.buf, rest);
+        body.drain(..4);
         Ok(Some(body))
     }
 }
