@@ -153,6 +153,17 @@ pub enum Received {
     Queued,
 }
 
+/// Who presented a transport binding (see [`GroupSession::presented`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// A current member.
+    Member,
+    /// A member who left or was removed.
+    Departed,
+    /// Anyone else, or a binding that does not hold.
+    Stranger,
+}
+
 /// Why an edit could not be made.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -591,20 +602,23 @@ impl GroupSession {
         TransportBinding::new(&self.group, &self.me.signing, &self.transport_secret())
     }
 
-    /// Whether a connection whose authenticated endpoint id is `endpoint` may sync as
-    /// `member`: the binding presented is genuine, names that endpoint, and `member` is a
-    /// current member. (Any key of a member who left or was removed is refused.)
-    pub fn accepts_presented(&self, member: &MemberId, binding: &TransportBinding, endpoint: &[u8; 32]) -> bool {
-        binding.key == *endpoint && self.log.state().is_member(member) && binding.verify(&self.group, member)
-    }
-
-    /// Whether a member who left or was removed presented a valid binding of `endpoint`:
-    /// they are heard out ([`crate::sync::PeerSync::start_parting`]) and then refused.
-    pub fn hears_departed(&self, member: &MemberId, binding: &TransportBinding, endpoint: &[u8; 32]) -> bool {
-        binding.key == *endpoint
-            && self.log.state().departed.contains_key(member)
-            && !self.log.state().is_member(member)
-            && binding.verify(&self.group, member)
+    /// Who a connection whose authenticated endpoint id is `endpoint` is, presenting
+    /// `binding` as `member`: a current member (it may sync); one who left or was removed
+    /// (heard out, [`crate::sync::PeerSync::start_parting`], then refused, whichever key
+    /// it dials from); or a stranger (a binding that is not genuine or names another
+    /// endpoint, or someone never in the group: refused).
+    pub fn presented(&self, member: &MemberId, binding: &TransportBinding, endpoint: &[u8; 32]) -> Presented {
+        let state = self.log.state();
+        if binding.key != *endpoint || !binding.verify(&self.group, member) {
+            return Presented::Stranger;
+        }
+        if state.is_member(member) {
+            Presented::Member
+        } else if state.departed.contains_key(member) {
+            Presented::Departed
+        } else {
+            Presented::Stranger
+        }
     }
 
     /// Announces this member's transport key in its member document (encrypted under the

@@ -734,8 +734,6 @@ impl MembershipLog {
     }
 
     fn resolve(&mut self) {
-        let mut state = resolve::resolve(&self.group, self.genesis, &self.ops);
-        state.voided = self.known.iter().filter(|m| !state.ever_member(m)).copied().collect();
-        self.state = state;
+        self.state = resolve::resolve(&self.group, self.genesis, &self.ops);
     }
 }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use alongside_core::group::Presented;
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::invite::verify_proof;
 use alongside_core::membership::Role;
@@ -184,23 +185,20 @@ impl Handler {
                 if g != group {
                     return Err((close_code::REFUSED, "not a member".into()));
                 }
-                let (accepted, departed) = with_vault(&self.vault, move |v| {
-                    let s = v.session(&group)?;
-                    Ok((
-                        s.accepts_presented(&member, &transport, &remote),
-                        s.hears_departed(&member, &transport, &remote),
-                    ))
+                let who = with_vault(&self.vault, move |v| {
+                    Ok(v.session(&group)?.presented(&member, &transport, &remote))
                 })
                 .await
                 .map_err(protocol)?;
-                if departed {
-                    return match hear_out(&self.vault, group, member, framed).await {
-                        NetError::Departed => Err((close_code::REFUSED, "no longer a member".into())),
-                        e => Err(protocol(e)),
-                    };
-                }
-                if !accepted {
-                    return Err((close_code::REFUSED, "not a member".into()));
+                match who {
+                    Presented::Member => {}
+                    Presented::Departed => {
+                        return match hear_out(&self.vault, group, member, framed).await {
+                            NetError::Departed => Err((close_code::REFUSED, "no longer a member".into())),
+                            e => Err(protocol(e)),
+                        };
+                    }
+                    Presented::Stranger => return Err((close_code::REFUSED, "not a member".into())),
                 }
                 (member, true)
             }

@@ -335,14 +335,18 @@ impl<'a> Dag<'a> {
                 _ => {}
             }
         }
-        // An add that turned out void still sealed its epoch's key to the person it named:
-        // they hold it, though they never became a member, so it must be rotated away.
+        // An add that turned out void named someone who never became a member; it still
+        // sealed its epoch's key to them, so they hold it and it must be rotated away.
         for (i, op) in self.order.iter().enumerate() {
             if let OpKind::Add { keys, epoch, .. } = &op.op().kind
                 && !valid[i]
-                && let Some(holders) = state.holders.get_mut(epoch)
             {
-                holders.insert(keys.member);
+                if !state.ever_member(&keys.member) {
+                    state.voided.insert(keys.member);
+                }
+                if let Some(holders) = state.holders.get_mut(epoch) {
+                    holders.insert(keys.member);
+                }
             }
         }
         let rotations: Vec<usize> = starts.iter().copied().filter(|i| *i != 0).collect();

@@ -372,21 +372,8 @@ impl PeerSync {
             return Ok(());
         }
         match msg {
-            Message::Hello { group, ops } => {
-                if group != session.id() {
-                    return Err(ProtocolError::WrongGroup);
-                }
-                if self.round.got_hello {
-                    return Err(ProtocolError::Unexpected("a second hello from a departed member"));
-                }
-                self.round.got_hello = true;
-                let lacking = session.ops_lacking(&ops);
-                let msg = Message::Membership {
-                    ops: self.note_ops_sent(&lacking),
-                    grants: Vec::new(),
-                };
-                step.send(&mut self.stats, msg);
-            }
+            // (Answered as any hello, but with no grant; a second one is out of order.)
+            Message::Hello { group, ops } => self.on_hello(session, step, group, &ops)?,
             Message::Membership { ops, .. } => {
                 // Their grants could only seal keys to audiences; they are not heard.
                 self.receive_membership(session, step, &ops, &[])?;
@@ -427,7 +414,11 @@ impl PeerSync {
         self.peer_ops
             .extend(ops.iter().filter(|h| session.membership_op(h).is_some()).copied());
         let lacking = session.ops_lacking(ops);
-        let grants = session.grants_for(&self.peer);
+        let grants = if self.parting {
+            Vec::new()
+        } else {
+            session.grants_for(&self.peer)
+        };
         let msg = Message::Membership {
             ops: self.note_ops_sent(&lacking),
             grants: self.note_grants_sent(&grants),
