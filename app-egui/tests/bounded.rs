@@ -19,7 +19,7 @@ use common::{Member, stop};
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The bound a flooding member is held to, above the node's resident memory before: at
-/// most 4 conversations at once (`MAX_CONVERSATIONS_PER_MEMBER`; a newer one replaces
+/// most 4 conversations at once (`MAX_ACCEPTED_PER_MEMBER`; a newer one replaces
 /// the oldest), each holding at most
 /// the frame being read, 16 MiB read ahead or one frame, and the frame being handled
 /// with its copies (decoded message, decoded unit, plaintext) — five frames of up to

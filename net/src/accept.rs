@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use alongside_core::group::Presented;
-use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::ids::GroupId;
 use alongside_core::invite::verify_proof;
 use alongside_core::membership::Role;
 use alongside_core::sync::Message;
@@ -19,64 +19,6 @@ use crate::close_code;
 /// How long a connecting peer may take to open its stream and, if it is not a member, to
 /// send its join request.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Most conversations one member may have dialed us on at once.
-const MAX_CONVERSATIONS_PER_MEMBER: usize = 4;
-
-/// The connections members dialed us on, so each member holds at most
-/// [`MAX_CONVERSATIONS_PER_MEMBER`]: each conversation may hold a few frames in memory
-/// (`RELIABILITY.md`, "Bounded resources"). A newer connection replaces the oldest
-/// rather than being refused: a device that crashed or lost its network leaves its
-/// connections here until they time out, and must still get through when it comes back.
-#[derive(Debug, Default)]
-pub(crate) struct Admissions {
-    open: std::sync::Mutex<std::collections::HashMap<(GroupId, MemberId), Vec<Slot>>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-impl Admissions {
-    /// Admits `conn` from `member`, closing that member's oldest connection if it had
-    /// too many; the connection counts until the returned guard drops.
-    pub(crate) fn admit(self: &Arc<Self>, group: GroupId, member: MemberId, conn: Connection) -> Admitted {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let evicted = self.open.lock().ok().and_then(|mut open| {
-            let list = open.entry((group, member)).or_default();
-            list.push((id, conn));
-            (list.len() > MAX_CONVERSATIONS_PER_MEMBER).then(|| list.remove(0).1)
-        });
-        if let Some(oldest) = evicted {
-            oldest.close(close_code::PROTOCOL.into(), b"replaced by a newer connection");
-        }
-        Admitted {
-            admissions: self.clone(),
-            key: (group, member),
-            id,
-        }
-    }
-}
-
-/// An admitted connection and its number (in order of admission).
-type Slot = (u64, Connection);
-
-/// One admitted connection, counted until dropped.
-pub(crate) struct Admitted {
-    admissions: Arc<Admissions>,
-    key: (GroupId, MemberId),
-    id: u64,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.admissions.open.lock()
-            && let Some(list) = open.get_mut(&self.key)
-        {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                open.remove(&self.key);
-            }
-        }
-    }
-}
 
 /// The largest first frame anyone may send (a join request is about 450 bytes, a
 /// member's presentation about 200).
@@ -236,8 +178,7 @@ impl Handler {
         if member_dialed && !seen.is_empty() {
             let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
         }
-        let _admitted = self.inner.admitted.admit(group, peer, conn.clone());
-        let _presence = self.inner.present(group, peer);
+        let _presence = self.inner.present(group, peer, Some(conn.clone()));
         let mode = Mode::Live {
             anti_entropy: self.inner.config.anti_entropy,
         };

@@ -204,10 +204,10 @@ pub(crate) struct Inner {
     groups: Mutex<HashMap<GroupId, Arc<Served>>>,
     /// Endpoints of earlier epochs still answering during their grace period, by group.
     retired: Mutex<Vec<(GroupId, Arc<Served>)>>,
-    /// Open conversations per member.
-    connected: Mutex<HashMap<(GroupId, MemberId), usize>>,
-    /// The connections each member dialed us on, oldest first (at most a few each).
-    pub(crate) admitted: Arc<crate::accept::Admissions>,
+    /// Open conversations per member, oldest first.
+    connected: Mutex<HashMap<(GroupId, MemberId), Vec<Conversation>>>,
+    /// Numbers conversations (to find one's slot again).
+    next_conversation: std::sync::atomic::AtomicU64,
     /// Wakes the supervisor (an address learned, a connection ended).
     pub(crate) wake: Notify,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -272,18 +272,32 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Most conversations one member may have dialed us on at once: each may hold a few
+/// frames in memory (`RELIABILITY.md`, "Bounded resources").
+const MAX_ACCEPTED_PER_MEMBER: usize = 4;
+
+/// One open conversation with a member: its number, and the connection if the member
+/// dialed us (while it still counts against [`MAX_ACCEPTED_PER_MEMBER`]).
+struct Conversation {
+    id: u64,
+    accepted: Option<Connection>,
+}
+
 /// Counts a member as connected while it lives.
 pub(crate) struct Presence {
     inner: Arc<Inner>,
     key: (GroupId, MemberId),
+    id: u64,
 }
 
 impl Drop for Presence {
     fn drop(&mut self) {
         let gone = self.inner.connected.lock().is_ok_and(|mut c| {
-            let n = c.entry(self.key).or_insert(1);
-            *n -= 1;
-            let gone = *n == 0;
+            let Some(list) = c.get_mut(&self.key) else {
+                return false;
+            };
+            list.retain(|conversation| conversation.id != self.id);
+            let gone = list.is_empty();
             if gone {
                 c.remove(&self.key);
             }
@@ -311,19 +325,45 @@ impl Inner {
             .unwrap_or_default()
     }
 
-    /// Marks `member` connected until the returned guard drops.
-    pub(crate) fn present(self: &Arc<Self>, group: GroupId, member: MemberId) -> Presence {
-        let first = self.connected.lock().is_ok_and(|mut c| {
-            let n = c.entry((group, member)).or_insert(0);
-            *n += 1;
-            *n == 1
-        });
+    /// Marks `member` connected until the returned guard drops. `accepted` is the
+    /// connection if the member dialed us: a member holds at most
+    /// [`MAX_ACCEPTED_PER_MEMBER`] of those, and a newer one closes the oldest rather
+    /// than being refused (a device that crashed or lost its network leaves connections
+    /// here until they time out, and must still get through when it comes back).
+    pub(crate) fn present(
+        self: &Arc<Self>,
+        group: GroupId,
+        member: MemberId,
+        accepted: Option<Connection>,
+    ) -> Presence {
+        let id = self
+            .next_conversation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (first, evicted) = self
+            .connected
+            .lock()
+            .map(|mut c| {
+                let list = c.entry((group, member)).or_default();
+                list.push(Conversation { id, accepted });
+                let open = list.iter().filter(|c| c.accepted.is_some()).count();
+                let evicted = if open > MAX_ACCEPTED_PER_MEMBER {
+                    list.iter_mut().find_map(|oldest| oldest.accepted.take())
+                } else {
+                    None
+                };
+                (list.len() == 1, evicted)
+            })
+            .unwrap_or((false, None));
+        if let Some(oldest) = evicted {
+            oldest.close(close_code::PROTOCOL.into(), b"replaced by a newer connection");
+        }
         if first {
             self.shared.emit(NodeEvent::Connected { group, member });
         }
         Presence {
             inner: self.clone(),
             key: (group, member),
+            id,
         }
     }
 
@@ -460,7 +500,7 @@ impl Inner {
         let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         let mut framed = Framed::new(send, recv);
         framed.write_frames(&[present.to_frame()]).await?;
-        let _presence = self.present(group, member);
+        let _presence = self.present(group, member, None);
         let result = converse(
             &self.shared,
             Peer {
@@ -509,7 +549,7 @@ impl Node {
                 groups: Mutex::new(HashMap::new()),
                 retired: Mutex::new(Vec::new()),
                 connected: Mutex::new(HashMap::new()),
-                admitted: Arc::default(),
+                next_conversation: std::sync::atomic::AtomicU64::new(0),
                 wake: Notify::new(),
                 supervisor: Mutex::new(None),
                 serving: tokio::sync::Mutex::new(()),
