@@ -394,6 +394,11 @@ impl GroupSession {
         self.log.ops().cloned().collect()
     }
 
+    /// How many membership operations this device holds (cheap: no copies).
+    pub fn op_count(&self) -> usize {
+        self.log.len()
+    }
+
     /// Every audience grant known.
     pub fn grants(&self) -> Vec<AudienceGrant> {
         self.audiences.values().map(|a| a.grant.clone()).collect()

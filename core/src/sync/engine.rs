@@ -102,7 +102,8 @@ pub struct PeerSync {
     parting: bool,
     /// (Parting) the peer's operations have been heard: the conversation is over.
     parted: bool,
-    /// Membership operations the peer is known to hold (told, sent or received).
+    /// Membership operations the peer is known to hold (told, sent or received), only
+    /// ever ones this side holds too: a subset of the session's log.
     peer_ops: BTreeSet<OpHash>,
     /// Audience grants already sent to the peer (by the hash of their bytes).
     sent_grants: BTreeSet<[u8; 32]>,
@@ -271,11 +272,17 @@ impl PeerSync {
         if !self.live {
             return step;
         }
-        let ops: Vec<SignedOp> = session
-            .ops()
-            .into_iter()
-            .filter(|o| !self.peer_ops.contains(&o.hash()))
-            .collect();
+        // `peer_ops` holds only operations this side holds, so equal counts mean the peer
+        // has them all: no copy of the log on the path of every unit sent.
+        let ops: Vec<SignedOp> = if session.op_count() == self.peer_ops.len() {
+            Vec::new()
+        } else {
+            session
+                .ops()
+                .into_iter()
+                .filter(|o| !self.peer_ops.contains(&o.hash()))
+                .collect()
+        };
         let grants: Vec<AudienceGrant> = session
             .grants_for(&self.peer)
             .into_iter()
