@@ -26,6 +26,7 @@ const FIRST_FRAME_LIMIT: usize = 4096;
 use crate::conn::{Framed, SharedVault, with_vault};
 use crate::live::{Mode, Peer, converse, hear_out};
 use crate::node::{Inner, NetError, now_ms};
+use crate::presence::Call;
 
 /// Accepts connections for one group.
 #[derive(Clone)]
@@ -178,7 +179,10 @@ impl Handler {
         if member_dialed && !seen.is_empty() {
             let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
         }
-        let _presence = self.inner.present(group, peer, Some(conn.clone()));
+        let me = with_vault(&self.vault, move |v| Ok(v.session(&group)?.me()))
+            .await
+            .map_err(protocol)?;
+        let _presence = self.inner.present(group, peer, me, Call::Accepted(conn.clone()));
         let mode = Mode::Live {
             anti_entropy: self.inner.config.anti_entropy,
         };

@@ -24,6 +24,7 @@ mod join;
 mod live;
 mod meeting;
 mod node;
+mod presence;
 mod supervisor;
 
 pub use node::{NetConfig, NetError, Node, NodeEvent, RelayChoice, SyncReport};
@@ -45,4 +46,6 @@ pub mod close_code {
     pub const INVITE_EXPIRED: u32 = 4;
     /// The invitation is not known to this node.
     pub const INVITE_UNKNOWN: u32 = 5;
+    /// Both devices called each other at once; this call gave way to the other.
+    pub const CROSSED: u32 = 6;
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use alongside_core::ids::{GroupId, MemberId};
+use alongside_core::ids::{GroupId, MemberId, short_hex};
 use alongside_core::sync::{Event, Message, PeerSync, Step, SyncStats};
 use alongside_core::vault::{Committed, Vault, VaultError};
 use iroh::endpoint::SendStream;
@@ -58,6 +58,12 @@ pub(crate) async fn converse(
         member,
         initiator,
     } = peer;
+    tracing::debug!(
+        group = %short_hex(&group.0),
+        member = %short_hex(&member.0),
+        dialer = initiator,
+        "conversation started"
+    );
     // Subscribe before the first round starts, so nothing made meanwhile is missed.
     let mut fresh = shared.fresh.subscribe();
     // A round that completes started after the previous one completed (rounds do not
@@ -337,6 +343,15 @@ fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step, round_
             }),
             Event::Membership { .. } => shared.emit(NodeEvent::Membership { group: peer.group }),
             Event::CaughtUp => {
+                let stats = sync.stats();
+                tracing::debug!(
+                    group = %short_hex(&peer.group.0),
+                    member = %short_hex(&peer.member.0),
+                    rounds = sync.rounds_completed(),
+                    bytes_sent = stats.bytes_sent,
+                    bytes_received = stats.bytes_received,
+                    "caught up"
+                );
                 shared.emit(NodeEvent::CaughtUp {
                     group: peer.group,
                     member: peer.member,

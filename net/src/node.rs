@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use tokio::sync::{Notify, broadcast};
 use crate::accept::Handler;
 use crate::conn::{Framed, Shared, SharedVault, with_vault};
 use crate::live::{Mode, Peer, converse};
+use crate::presence::{Call, Conversation, admit};
 use crate::{ALPN, close_code, supervisor};
 
 /// A network operation failed.
@@ -49,6 +51,10 @@ pub enum NetError {
     /// The peer left the group or was removed while connected; the conversation ended.
     #[error("the other device's member is no longer in the group")]
     Departed,
+    /// The member's device called this one at the same moment, and that call is kept
+    /// (one live conversation per pair of devices); nothing went wrong.
+    #[error("the other device called at the same moment; its call is used")]
+    Crossed,
     /// The network settings are not usable.
     #[error("{0}")]
     Config(String),
@@ -272,22 +278,19 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Most conversations one member may have dialed us on at once: each may hold a few
-/// frames in memory (`RELIABILITY.md`, "Bounded resources").
-const MAX_ACCEPTED_PER_MEMBER: usize = 4;
-
-/// One open conversation with a member: its number, and the connection if the member
-/// dialed us (while it still counts against [`MAX_ACCEPTED_PER_MEMBER`]).
-struct Conversation {
-    id: u64,
-    accepted: Option<Connection>,
-}
-
 /// Counts a member as connected while it lives.
 pub(crate) struct Presence {
     inner: Arc<Inner>,
     key: (GroupId, MemberId),
     id: u64,
+    gave_way: Arc<AtomicBool>,
+}
+
+impl Presence {
+    /// Whether this conversation was closed because the member's call crossed ours.
+    pub(crate) fn gave_way(&self) -> bool {
+        self.gave_way.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Presence {
@@ -325,46 +328,39 @@ impl Inner {
             .unwrap_or_default()
     }
 
-    /// Marks `member` connected until the returned guard drops. `accepted` is the
-    /// connection if the member dialed us: a member holds at most
-    /// [`MAX_ACCEPTED_PER_MEMBER`] of those, and a newer one closes the oldest rather
-    /// than being refused (a device that crashed or lost its network leaves connections
-    /// here until they time out, and must still get through when it comes back).
+    /// Marks `member` connected until the returned guard drops, after the rules of
+    /// [`admit`]: the member's oldest dialed-in connection beyond the cap is closed, and
+    /// where calls crossed, ours gives way if `me` is the larger id (`None`: this call is
+    /// not to be started).
     pub(crate) fn present(
         self: &Arc<Self>,
         group: GroupId,
         member: MemberId,
-        accepted: Option<Connection>,
-    ) -> Presence {
+        me: MemberId,
+        call: Call,
+    ) -> Option<Presence> {
+        let yields = me > member;
         let id = self
             .next_conversation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (first, evicted) = self
-            .connected
-            .lock()
-            .map(|mut c| {
-                let list = c.entry((group, member)).or_default();
-                list.push(Conversation { id, accepted });
-                let open = list.iter().filter(|c| c.accepted.is_some()).count();
-                let evicted = if open > MAX_ACCEPTED_PER_MEMBER {
-                    list.iter_mut().find_map(|oldest| oldest.accepted.take())
-                } else {
-                    None
-                };
-                (list.len() == 1, evicted)
-            })
-            .unwrap_or((false, None));
-        if let Some(oldest) = evicted {
-            oldest.close(close_code::PROTOCOL.into(), b"replaced by a newer connection");
+        let gave_way = Arc::new(AtomicBool::new(false));
+        let (first, closing) = self.connected.lock().ok().and_then(|mut c| {
+            let list = c.entry((group, member)).or_default();
+            let closing = admit(list, id, call, yields, &gave_way)?;
+            Some((list.len() == 1, closing))
+        })?;
+        for (conn, code, reason) in closing {
+            conn.close(code.into(), reason);
         }
         if first {
             self.shared.emit(NodeEvent::Connected { group, member });
         }
-        Presence {
+        Some(Presence {
             inner: self.clone(),
             key: (group, member),
             id,
-        }
+            gave_way,
+        })
     }
 
     pub(crate) fn is_connected(&self, group: GroupId, member: MemberId) -> bool {
@@ -484,15 +480,21 @@ impl Inner {
             .served(&group)
             .ok_or(NetError::Internal("group not served".into()))?;
         let seed = served.seed;
-        let (member, relay, present) = with_vault(&self.shared, move |v| {
+        let (me, member, relay, present) = with_vault(&self.shared, move |v| {
             let session = v.session(&group)?;
+            let me = session.me();
             // Who we are, bound to the endpoint key we dial from.
             let present = Message::Present {
                 group,
                 member: session.me(),
                 transport: TransportBinding::new(&group, &session.secrets().signing, &SigningSecret::from_seed(&seed)),
             };
-            Ok((v.endpoint_member(&group, &peer)?, v.relay_of(&group, &peer)?, present))
+            Ok((
+                me,
+                v.endpoint_member(&group, &peer)?,
+                v.relay_of(&group, &peer)?,
+                present,
+            ))
         })
         .await?;
         let member = member.ok_or(NetError::Refused("that endpoint is not a member of the group"))?;
@@ -500,7 +502,14 @@ impl Inner {
         let (send, recv) = conn.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         let mut framed = Framed::new(send, recv);
         framed.write_frames(&[present.to_frame()]).await?;
-        let _presence = self.present(group, member, None);
+        let call = Call::Dialed {
+            conn: conn.clone(),
+            live: matches!(mode, Mode::Live { .. }),
+        };
+        let Some(presence) = self.present(group, member, me, call) else {
+            conn.close(close_code::CROSSED.into(), b"calls crossed: the other call is kept");
+            return Err(NetError::Crossed);
+        };
         let result = converse(
             &self.shared,
             Peer {
@@ -513,7 +522,11 @@ impl Inner {
         )
         .await;
         // (Read how the peer closed before closing ourselves.)
-        let result = result.map_err(|e| refused_as_member(&conn, e));
+        let result = result.map_err(|e| match presence.gave_way() {
+            true => NetError::Crossed,
+            false => refused_as_member(&conn, e),
+        });
+        drop(presence);
         // A member who was gone there is heard out and told so, and the stream ends
         // before the refusal arrives: what this device now knows says why it ended.
         let result = match result {
@@ -793,6 +806,7 @@ pub(crate) fn close_dialer<T>(conn: &Connection, result: &Result<T, NetError>) {
             conn.close(close_code::PROTOCOL.into(), b"protocol error");
         }
         Err(NetError::Departed) => conn.close(close_code::REFUSED.into(), b"not a member"),
+        Err(NetError::Crossed) => conn.close(close_code::CROSSED.into(), b"calls crossed"),
         Err(_) => conn.close(close_code::PROTOCOL.into(), b"sync failed"),
     }
 }

@@ -221,7 +221,8 @@ fn spawn_dial(
         // retried soon; one that keeps failing, ever more slowly.
         let outcome = match result {
             Err(NetError::NotAMember) => Outcome::Refused,
-            Ok(_) => Outcome::Worked,
+            // (Calls that crossed: the member's call carries the conversation.)
+            Ok(_) | Err(NetError::Crossed) => Outcome::Worked,
             Err(_) if started.elapsed() > HEALTHY => Outcome::Worked,
             Err(_) => Outcome::Failed,
         };
