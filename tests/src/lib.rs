@@ -9,6 +9,8 @@ use alongside_core::sync::{Message, PeerSync, ProtocolError, Step, SyncStats};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+pub mod impair;
+pub mod netns;
 pub mod trace;
 
 /// A fixed clock for tests: 2026-11-29T12:00:00Z.

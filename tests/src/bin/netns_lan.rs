@@ -9,11 +9,11 @@
 //! Usage: `netns-lan [PATH_TO_ALONGSIDE]` (default: `target/debug/alongside`). Exits 0 when
 //! the story arrived, 1 with the reason otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use alongside_tests::netns::{Member, Netns, ip, wait_for};
+use anyhow::{Context, Result, ensure};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -27,132 +27,30 @@ fn main() {
     }
 }
 
-/// Two namespaces joined by a veth pair; removed on drop.
+/// Two namespaces joined by a veth pair (deleting the namespaces removes the pair).
 struct Room {
-    a: String,
-    b: String,
+    a: Netns,
+    b: Netns,
 }
 
 impl Room {
     fn new() -> Result<Room> {
         let id = std::process::id();
         let room = Room {
-            a: format!("al-a-{id}"),
-            b: format!("al-b-{id}"),
+            a: Netns::create(&format!("al-a-{id}"))?,
+            b: Netns::create(&format!("al-b-{id}"))?,
         };
         let (va, vb) = (format!("ala{id}"), format!("alb{id}"));
-        ip(&["netns", "add", &room.a])?;
-        ip(&["netns", "add", &room.b])?;
         ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
-        ip(&["link", "set", &va, "netns", &room.a])?;
-        ip(&["link", "set", &vb, "netns", &room.b])?;
+        ip(&["link", "set", &va, "netns", room.a.name()])?;
+        ip(&["link", "set", &vb, "netns", room.b.name()])?;
         for (ns, dev, addr) in [(&room.a, &va, "10.99.0.1/24"), (&room.b, &vb, "10.99.0.2/24")] {
+            let ns = ns.name();
             ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])?;
         }
         Ok(room)
-    }
-}
-
-impl Drop for Room {
-    fn drop(&mut self) {
-        // Deleting a namespace removes its end of the veth pair, and with it the pair.
-        let _ = ip(&["netns", "delete", &self.a]);
-        let _ = ip(&["netns", "delete", &self.b]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("could not run `ip`")?;
-    ensure!(
-        out.status.success(),
-        "`ip {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
-/// One member: a data directory and the binary.
-struct Member<'a> {
-    bin: &'a Path,
-    dir: PathBuf,
-}
-
-impl Member<'_> {
-    /// `alongside` with a clean environment, everything outside off, optionally inside a
-    /// namespace with the LAN switch on.
-    fn cmd(&self, netns: Option<&str>, args: &[&str]) -> Command {
-        let mut c = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(self.bin);
-                c
-            }
-            None => Command::new(self.bin),
-        };
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ALONGSIDE_") {
-                c.env_remove(k);
-            }
-        }
-        c.arg("--data-dir")
-            .arg(&self.dir)
-            .args(args)
-            .env("ALONGSIDE_PASSPHRASE", "pw")
-            .env("ALONGSIDE_TEST_KDF", "1")
-            .env("ALONGSIDE_RELAY", "disabled")
-            .env("ALONGSIDE_LAN", if netns.is_some() { "on" } else { "off" })
-            .env("ALONGSIDE_BIND", if netns.is_some() { "0.0.0.0" } else { "127.0.0.1" });
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.cmd(None, args).output()?;
-        ensure!(
-            out.status.success(),
-            "`alongside {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Ok(String::from_utf8(out.stdout)?.trim().to_string())
-    }
-
-    /// Starts `serve` (in `netns` if given) and waits until its control socket answers.
-    fn serve(&self, netns: Option<&str>) -> Result<Served> {
-        let child = self
-            .cmd(netns, &["serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let served = Served(child);
-        let socket = self.dir.join("control.sock");
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            ensure!(start.elapsed() < LIMIT, "serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(served)
-    }
-}
-
-/// A running `serve`, stopped (SIGTERM, then SIGKILL) on drop.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let start = Instant::now();
-        while matches!(self.0.try_wait(), Ok(None)) {
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -166,10 +64,12 @@ fn run() -> Result<()> {
     let alice = Member {
         bin: &bin,
         dir: tmp.path().join("alice"),
+        lan: true,
     };
     let bob = Member {
         bin: &bin,
         dir: tmp.path().join("bob"),
+        lan: true,
     };
     alice.ok(&["init", "--name", "alice"])?;
     bob.ok(&["init", "--name", "bob"])?;
@@ -187,8 +87,8 @@ fn run() -> Result<()> {
 
     // The meeting room: two namespaces, one link, no route to anywhere else.
     let room = Room::new()?;
-    let _alice_node = alice.serve(Some(&room.a))?;
-    let _bob_node = bob.serve(Some(&room.b))?;
+    let _alice_node = alice.serve(Some(room.a.name()))?;
+    let _bob_node = bob.serve(Some(room.b.name()))?;
     alice.ok(&[
         "story",
         "add",
@@ -199,18 +99,11 @@ fn run() -> Result<()> {
         "--body",
         "No internet in this room, and we still meet.",
     ])?;
-    let start = Instant::now();
-    loop {
-        if bob
+    wait_for(LIMIT, "Alice's story reaching Bob's node", || {
+        Ok(bob
             .ok(&["story", "list", "--group", &g])?
             .contains("Found you on the Wi-Fi")
-        {
-            break;
-        }
-        if start.elapsed() > LIMIT {
-            bail!("Bob's node did not receive Alice's story within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .then_some(()))
+    })?;
     Ok(())
 }
