@@ -2,8 +2,9 @@
 //! The real `alongside serve` process is measured — its peak resident memory (`VmHWM`)
 //! and its data directory — while Bob's own endpoint, driven by hand with his genuine
 //! keys, floods it: units whose dependencies never arrive, then frames as large as the
-//! protocol allows, back to back, on several connections at once; then a fifth open
-//! conversation, which replaces the oldest.
+//! protocol allows, back to back, on several connections at once; streams it never
+//! reads, from Bob and from 200 strangers; then a fifth open conversation, which
+//! replaces the oldest.
 
 mod common;
 
@@ -23,8 +24,9 @@ const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// the oldest), each holding at most
 /// the frame being read, 16 MiB read ahead or one frame, and the frame being handled
 /// with its copies (decoded message, decoded unit, plaintext) — five frames of up to
-/// 64 MiB — plus the 64 MiB queue of units waiting for dependencies.
-const MEMORY_BOUND_MIB: u64 = 4 * 5 * 64 + 64;
+/// 64 MiB — plus the 64 MiB queue of units waiting for dependencies; and for strangers,
+/// at most 64 connections opening at once with 1 MiB of QUIC credit each.
+const MEMORY_BOUND_MIB: u64 = 4 * 5 * 64 + 64 + 64;
 /// Its data directory may grow by the persisted queue (64 MiB at most) and little else.
 const DISK_BOUND_MIB: u64 = 100;
 
@@ -206,7 +208,60 @@ async fn a_member_flooding_a_node_cannot_grow_its_memory_or_disk_past_stated_bou
         })
     };
     let floods: Vec<_> = (0..6).map(|_| flood(opening.clone(), huge())).collect();
-    futures_join_all(floods).await;
+    futures_all(floods).await;
+
+    // 3. Streams the node never reads. On a conversation of Bob's, more streams of both
+    //    kinds, each trying to send 1 MiB; and 200 strangers (keys no one knows) that open
+    //    their first stream, say nothing, and try the same. QUIC's defaults would buffer
+    //    all of it here (200 streams of 1.25 MB per connection); the node allows one
+    //    stream per connection, and at most 64 connections not yet identified.
+    let (ep, conn, _send, _recv) = open(&opening).await;
+    let unread = extra_streams(conn.clone(), 20).await;
+    assert_eq!(
+        unread, 0,
+        "a member got {unread} bytes onto streams the node never reads"
+    );
+    conn.close(0u32.into(), b"done");
+    ep.close().await;
+    let strangers: Vec<_> = (0..200u32)
+        .map(|i| {
+            let peer = opening.peer.clone();
+            async move {
+                let mut seed = [0u8; 32];
+                seed[..4].copy_from_slice(&i.to_le_bytes());
+                seed[31] = 0x5a;
+                let ep = endpoint(&seed).await;
+                let Ok(conn) = ep.connect(peer, alongside_net::ALPN).await else {
+                    return (0, false);
+                };
+                // (A first stream, opened by writing nothing but a byte of a length.)
+                let first = async {
+                    let (mut send, recv) = conn.open_bi().await?;
+                    send.write_all(&[0]).await?;
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>((send, recv))
+                };
+                let _first = tokio::time::timeout(STREAM_PATIENCE, first).await;
+                let unread = extra_streams(conn.clone(), 5).await;
+                let turned_away = matches!(
+                    conn.close_reason(),
+                    Some(iroh::endpoint::ConnectionError::ApplicationClosed(c))
+                        if String::from_utf8_lossy(&c.reason).contains("too many")
+                );
+                conn.close(0u32.into(), b"done");
+                ep.close().await;
+                (unread, turned_away)
+            }
+        })
+        .collect();
+    let outcomes = futures_all(strangers).await;
+    let unread: usize = outcomes.iter().map(|(u, _)| u).sum();
+    let turned_away = outcomes.iter().filter(|(_, t)| *t).count();
+    println!("strangers turned away while 64 were opening: {turned_away} of 200");
+    assert_eq!(
+        unread, 0,
+        "strangers got {unread} bytes onto streams the node never reads"
+    );
+    assert!(turned_away > 0, "200 strangers at once, and none was turned away");
 
     let peak = status_kib(pid, "VmHWM:");
     let grew_mib = peak.saturating_sub(rss_before) / 1024;
@@ -252,10 +307,44 @@ async fn a_member_flooding_a_node_cannot_grow_its_memory_or_disk_past_stated_bou
     stop(server);
 }
 
-/// Runs every future to its end, all at once.
-async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(all: Vec<F>) {
-    let tasks: Vec<_> = all.into_iter().map(tokio::spawn).collect();
+/// How long a sender waits for the node to take a stream or its data.
+const STREAM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens `n` more streams of each kind on `conn` at once and tries to send 1 MiB on each;
+/// returns how many bytes the node's flow control let through within [`STREAM_PATIENCE`].
+async fn extra_streams(conn: iroh::endpoint::Connection, n: usize) -> usize {
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..2 * n {
+        let (conn, sent) = (conn.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let attempt = async {
+                let mut send = if i % 2 == 0 {
+                    conn.open_bi().await?.0
+                } else {
+                    conn.open_uni().await?
+                };
+                for _ in 0..16 {
+                    send.write_all(&[9u8; 64 * 1024]).await?;
+                    sent.fetch_add(64 * 1024, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            };
+            let _ = tokio::time::timeout(STREAM_PATIENCE, attempt).await;
+        }));
+    }
     for t in tasks {
         t.await.unwrap();
     }
+    sent.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Runs every future at once; what they returned, in order.
+async fn futures_all<T: Send + 'static, F: std::future::Future<Output = T> + Send + 'static>(all: Vec<F>) -> Vec<T> {
+    let tasks: Vec<_> = all.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }

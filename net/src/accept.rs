@@ -13,6 +13,7 @@ use alongside_core::vault::{InviteError, VaultError};
 use iroh::TransportAddr;
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler};
+use tokio::sync::Semaphore;
 
 use crate::close_code;
 
@@ -23,6 +24,12 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// The largest first frame anyone may send (a join request is about 450 bytes, a
 /// member's presentation about 200).
 const FIRST_FRAME_LIMIT: usize = 4096;
+
+/// Most connections one group endpoint lets open at once before they say who they are:
+/// each may hold [`crate::node::CONNECTION_WINDOW`] of unread data, and a stranger can
+/// open as many as it likes. Beyond this one is closed at once; a member's device or a
+/// joiner gets through in milliseconds, so only a flood meets the limit.
+const MAX_HANDSHAKING: usize = 64;
 use crate::conn::{Framed, SharedVault, with_vault};
 use crate::live::{Mode, Peer, converse, hear_out};
 use crate::node::{Inner, NetError, now_ms};
@@ -35,6 +42,8 @@ pub(crate) struct Handler {
     inner: Arc<Inner>,
     vault: SharedVault,
     me: [u8; 32],
+    /// Connections that have not yet said who they are (see [`MAX_HANDSHAKING`]).
+    handshaking: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -100,12 +109,16 @@ impl Handler {
             vault: inner.shared.clone(),
             inner,
             me,
+            handshaking: Arc::new(Semaphore::new(MAX_HANDSHAKING)),
         }
     }
 
     async fn serve(&self, conn: &Connection, remote: [u8; 32]) -> Result<(), (u32, String)> {
         let group = self.group;
         let protocol = |e: NetError| (close_code::PROTOCOL, e.to_string());
+        let Ok(handshake) = self.handshaking.clone().try_acquire_owned() else {
+            return Err((close_code::PROTOCOL, "too many connections opening at once".into()));
+        };
         let (send, recv) = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.accept_bi())
             .await
             .map_err(|_| (close_code::PROTOCOL, "no stream opened in time".to_string()))?
@@ -179,6 +192,8 @@ impl Handler {
         if member_dialed && !seen.is_empty() {
             let _ = with_vault(&self.vault, move |v| v.remember_address(&group, &remote, &seen)).await;
         }
+        // It said who it is: from here on it counts as that member's.
+        drop(handshake);
         let me = with_vault(&self.vault, move |v| Ok(v.session(&group)?.me()))
             .await
             .map_err(protocol)?;

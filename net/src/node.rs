@@ -14,7 +14,7 @@ use alongside_core::ids::{DocId, GroupId, MemberId};
 use alongside_core::invite::Ticket;
 use alongside_core::sync::{Message, SyncStats};
 use alongside_core::vault::{Vault, VaultError};
-use iroh::endpoint::{Connection, PortmapperConfig, presets};
+use iroh::endpoint::{Connection, PortmapperConfig, QuicTransportConfig, presets};
 use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, EndpointId, RelayMode, SecretKey};
 use thiserror::Error;
@@ -243,6 +243,26 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// Flow-control credit a peer gets on a connection (its one stream included): what it can
+/// make this node buffer below the protocol before it must wait for us to read.
+pub(crate) const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// QUIC limits of every endpoint: one bidirectional stream at a time per connection (a
+/// conversation uses exactly one; a join too), no unidirectional streams and no
+/// datagrams (we use neither), and [`CONNECTION_WINDOW`] of credit per connection. QUIC's
+/// defaults would let any peer that completes a handshake — a stranger, for the seconds
+/// before it must present itself — open 200 streams of 1.25 MB each that we never read,
+/// all buffered here (`RELIABILITY.md`, "Bounded resources").
+fn transport_limits() -> QuicTransportConfig {
+    QuicTransportConfig::builder()
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(CONNECTION_WINDOW.into())
+        .receive_window(CONNECTION_WINDOW.into())
+        .datagram_receive_buffer_size(None)
+        .build()
+}
+
 /// Binds an endpoint with key `seed` on `port` (0: any), with the relays `config` allows.
 pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16) -> Result<Endpoint, NetError> {
     let relay = match &config.relay {
@@ -259,6 +279,7 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
         builder = builder.ca_tls_config(iroh::tls::CaTlsConfig::custom_roots(roots));
     }
     builder
+        .transport_config(transport_limits())
         .relay_mode(relay)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
