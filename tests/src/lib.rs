@@ -9,6 +9,7 @@ use alongside_core::sync::{Message, PeerSync, ProtocolError, Step, SyncStats};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+pub mod delayed;
 pub mod impair;
 pub mod netns;
 pub mod trace;
