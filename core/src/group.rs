@@ -246,7 +246,9 @@ impl WritePolicy for Policy<'_> {
             || self.state.voided.contains(author);
         known
             && match self.doc.kind {
-                DocKind::Group => self.state.ever_facilitators.contains(author),
+                // (Judged by `departed_heads`: freely while a facilitator, else only up
+                // to what demotions or removals recorded.)
+                DocKind::Group => true,
                 DocKind::Member => match self.owner {
                     Some(owner) => owner == *author,
                     None => crate::generation::owns(self.state, &self.doc, author),
@@ -260,7 +262,15 @@ impl WritePolicy for Policy<'_> {
         if self.state.voided.contains(author) {
             return Some(Vec::new());
         }
-        let recorded = self.state.departed.get(author)?;
+        let recorded = match self.state.departed.get(author) {
+            Some(recorded) => recorded,
+            // Not a facilitator now: what their demotions recorded (nothing, for someone
+            // never validly made one, e.g. by a facilitator removed at that moment).
+            None if self.doc.kind == DocKind::Group && !self.state.is_facilitator(author) => {
+                self.state.demoted.get(author).map_or(&[][..], Vec::as_slice)
+            }
+            None => return None,
+        };
         Some(
             recorded
                 .iter()
@@ -269,9 +279,39 @@ impl WritePolicy for Policy<'_> {
                 .collect(),
         )
     }
+
+    fn has_departed(&self, author: &MemberId) -> bool {
+        self.state.voided.contains(author) || self.state.departed.contains_key(author)
+    }
 }
 
-/// A [`Policy`] under which this member never counts as departed.
+/// What limits who may write what, beyond membership itself: when it changes, changes
+/// accepted before may no longer stand (see `GroupSession::prune_departed`).
+#[derive(PartialEq)]
+struct Limits {
+    departed: BTreeMap<MemberId, crate::membership::RemovalHeads>,
+    voided: BTreeSet<MemberId>,
+    demoted: BTreeMap<MemberId, crate::membership::RemovalHeads>,
+    facilitators: BTreeSet<MemberId>,
+}
+
+impl Limits {
+    fn of(state: &MembershipState) -> Limits {
+        Limits {
+            departed: state.departed.clone(),
+            voided: state.voided.clone(),
+            demoted: state.demoted.clone(),
+            facilitators: state
+                .members
+                .values()
+                .filter(|m| m.role == crate::membership::Role::Facilitator)
+                .map(|m| m.id)
+                .collect(),
+        }
+    }
+}
+
+/// A [`Policy`] under which this member, once departed, keeps its own changes.
 struct SparingMe<'a> {
     policy: Policy<'a>,
     me: MemberId,
@@ -283,10 +323,14 @@ impl WritePolicy for SparingMe<'_> {
     }
 
     fn departed_heads(&self, author: &MemberId) -> Option<Vec<crate::membership::ActorHead>> {
-        if *author == self.me {
+        if *author == self.me && self.policy.has_departed(author) {
             return None;
         }
         self.policy.departed_heads(author)
+    }
+
+    fn has_departed(&self, author: &MemberId) -> bool {
+        self.policy.has_departed(author)
     }
 }
 
@@ -459,14 +503,13 @@ impl GroupSession {
     /// departed, drops what their removal no longer lets stand. Every change to the log
     /// goes through here.
     pub(crate) fn change_log<T>(&mut self, f: impl FnOnce(&mut MembershipLog) -> T) -> T {
-        let departed_before = (self.log.state().departed.clone(), self.log.state().voided.clone());
+        let limits_before = Limits::of(self.log.state());
         let generations_before = self.log.state().generations.clone();
         let result = f(&mut self.log);
         self.collect_epoch_keys();
         let regenerated = self.log.state().generations != generations_before;
         self.refresh_places(regenerated);
-        let state = self.log.state();
-        if (&state.departed, &state.voided) != (&departed_before.0, &departed_before.1) {
+        if Limits::of(self.log.state()) != limits_before {
             self.prune_departed();
         }
         result
@@ -480,6 +523,11 @@ impl GroupSession {
     /// turns out void (its author was removed at the same moment), those new changes
     /// would fork the old ones everyone else holds. A removed device syncs with no one, so
     /// what it keeps reaches no one.
+    ///
+    /// A current member's own changes are dropped like anyone's when its role no longer
+    /// lets them stand (new agreements set under a promotion that turned out void): every
+    /// current member must end with the same document. This install then writes under a
+    /// fresh actor id, so it never reuses the dropped changes' sequence numbers.
     fn prune_departed(&mut self) {
         let me = self.me.member();
         let docs: Vec<DocId> = self.docs.keys().copied().collect();
@@ -496,11 +544,15 @@ impl GroupSession {
             let Some(replica) = self.docs.get_mut(&doc) else {
                 continue;
             };
+            let mine_limited = policy.departed_heads(&me).is_some();
             match replica.prune_departed(&policy) {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::debug!(changes = n, "dropped changes written after their author left");
+                    tracing::debug!(changes = n, "dropped changes their authors may no longer have made");
                     self.dirty.insert(doc);
+                    if mine_limited {
+                        self.rng.fill_bytes(&mut self.me.actor_suffix);
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not drop a departed member's late changes"),
             }

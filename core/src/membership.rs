@@ -194,6 +194,10 @@ pub enum OpKind {
         member: MemberId,
         /// The new role.
         role: Role,
+        /// When making a facilitator a member again: their accepted changes to the
+        /// documents only facilitators write (the group document), as the author saw them.
+        /// Changes of theirs there stay acceptable only up to these (`MEMBERSHIP.md`).
+        heads: RemovalHeads,
     },
     /// The author leaves.
     Leave {
@@ -322,8 +326,9 @@ impl Op {
                 w.bytes(&member.0);
                 encode_heads(w, heads);
             }
-            OpKind::ChangeRole { member, role } => {
+            OpKind::ChangeRole { member, role, heads } => {
                 w.bytes(&member.0).u8(*role as u8);
+                encode_heads(w, heads);
             }
             OpKind::Leave { heads } => encode_heads(w, heads),
             OpKind::Rotate { seals, previous } => {
@@ -453,6 +458,7 @@ fn decode_body(body: &[u8]) -> Result<Op, DecodeError> {
         4 => OpKind::ChangeRole {
             member: MemberId(r.array()?),
             role: Role::decode(r.u8()?)?,
+            heads: decode_heads(&mut r)?,
         },
         5 => OpKind::Leave {
             heads: decode_heads(&mut r)?,

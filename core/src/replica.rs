@@ -43,12 +43,19 @@ pub trait WritePolicy {
     /// Whether `author` may write the document being validated.
     fn may_write(&self, author: &MemberId) -> bool;
 
-    /// If `author` has left or was removed: the latest of their changes to this document
-    /// that every removal of them recorded. Their changes stay acceptable only up to
-    /// those, or where a current member's change in the same unit depends on them.
-    /// `None` for a current member.
+    /// If `author`'s writing to this document is limited — they left or were removed, or
+    /// (the group document) they are not a facilitator now — the latest of their changes
+    /// that every removal or demotion of them recorded. Their changes stay acceptable only
+    /// up to those, or where a change not so limited in the same unit depends on them.
+    /// `None` for a member who may write it freely.
     fn departed_heads(&self, _author: &MemberId) -> Option<Vec<ActorHead>> {
         None
+    }
+
+    /// Whether `author` left or was removed (any other limit is their role): says why a
+    /// change past [`WritePolicy::departed_heads`] is refused.
+    fn has_departed(&self, _author: &MemberId) -> bool {
+        true
     }
 }
 
@@ -847,7 +854,12 @@ impl Replica {
         };
         let vouched: Vec<ChangeHash> = vouched.into_iter().map(|(h, _)| h).collect();
         let keep = self.check_coverage(&new, &slots, &staged, &payload.signatures, &vouched)?;
-        self.check_departed(&new, &metas.actors, &slots, &staged, &departed)?;
+        self.check_departed(&new, &metas.actors, &slots, &staged, &departed)
+            .map_err(|e| match e {
+                // Limited by role, not by a departure: someone who may not write this.
+                Rejection::AfterRemoval if !authors.iter().any(|a| policy.has_departed(a)) => Rejection::NotAllowed,
+                other => other,
+            })?;
         let count = new.len();
         self.apply(parsed, &new, all_new)?;
         self.index.commit(staged);

@@ -8,7 +8,7 @@
 
 use crate::crypto::SymmetricKey;
 use crate::group::{GroupError, GroupSession, open_seal, seal_key};
-use crate::ids::{KeyId, MemberId, OpHash};
+use crate::ids::{DocKind, KeyId, MemberId, OpHash};
 use crate::membership::{
     ActorHead, KeySeal, MAX_OP_LEN, MAX_OP_PARENTS, MemberKeys, Op, OpKind, PreviousKeys, RemovalHeads, Role, SignedOp,
 };
@@ -153,7 +153,23 @@ impl GroupSession {
                 "A group needs a facilitator: make someone else a facilitator first.".into(),
             ));
         }
-        self.sign_op(OpKind::ChangeRole { member: *member, role }, now_ms)
+        // A facilitator made a member: what they wrote to the group document so far stays.
+        let heads = match role {
+            Role::Member => self
+                .removal_heads(member)
+                .into_iter()
+                .filter(|(doc, _)| doc.kind == DocKind::Group)
+                .collect(),
+            Role::Facilitator => Vec::new(),
+        };
+        self.sign_op(
+            OpKind::ChangeRole {
+                member: *member,
+                role,
+                heads,
+            },
+            now_ms,
+        )
     }
 
     /// Leaves the group. The remaining members rotate the key when they see it; this

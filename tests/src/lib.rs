@@ -78,6 +78,18 @@ pub fn titles(s: &GroupSession) -> Vec<String> {
     t
 }
 
+/// Ana and Ben facilitators, Cy and Dee members, everyone holding every operation.
+pub fn circle(seed: u64) -> Vec<GroupSession> {
+    let mut g = group(seed, &["Ana", "Ben", "Cy", "Dee"]);
+    let ben = g[1].me();
+    g[0].change_role(&ben, Role::Facilitator, NOW_MS)
+        .expect("make Ben a facilitator");
+    for to in 1..4 {
+        tell_ops(&mut g, 0, to);
+    }
+    g
+}
+
 /// Hands `members[to]` every membership operation `members[from]` holds.
 pub fn tell_ops(members: &mut [GroupSession], from: usize, to: usize) {
     let ops = ordered_ops(&members[from]);

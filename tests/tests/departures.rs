@@ -5,24 +5,13 @@
 use alongside_core::group::{GroupSession, ReceiveError, Received};
 use alongside_core::membership::Role;
 use alongside_core::sync::Message;
-use alongside_tests::{Ending, Link, NOW_MS, deliver, group, outbox, story, sync_pair, tell_ops, titles};
+use alongside_tests::{Ending, Link, NOW_MS, circle, deliver, outbox, story, sync_pair, tell_ops, titles};
 
 /// `a` and `b` of `g`, both mutable.
 fn two(g: &mut [GroupSession], a: usize, b: usize) -> (&mut GroupSession, &mut GroupSession) {
     assert!(a < b);
     let (low, high) = g.split_at_mut(b);
     (&mut low[a], &mut high[0])
-}
-
-/// Ana and Ben facilitators, Cy and Dee members, everyone holding every operation.
-fn circle(seed: u64) -> Vec<GroupSession> {
-    let mut g = group(seed, &["Ana", "Ben", "Cy", "Dee"]);
-    let ben = g[1].me();
-    g[0].change_role(&ben, Role::Facilitator, NOW_MS).unwrap();
-    for to in 1..4 {
-        tell_ops(&mut g, 0, to);
-    }
-    g
 }
 
 #[test]

@@ -339,6 +339,7 @@ fn a_member_who_is_not_a_facilitator_cannot_add_remove_or_promote_anyone() {
         OpKind::ChangeRole {
             member: g[2].me(),
             role: Role::Facilitator,
+            heads: vec![],
         },
     ];
     let ops: Vec<_> = forged
@@ -408,6 +409,7 @@ fn a_removed_or_demoted_facilitator_cannot_act_by_backdating() {
             OpKind::ChangeRole {
                 member: carol,
                 role: Role::Facilitator,
+                heads: vec![],
             },
         ),
         op(
@@ -459,6 +461,7 @@ fn operations_arriving_in_any_order_load_and_a_pile_of_heads_cannot_break_ours()
                 OpKind::ChangeRole {
                     member: MemberId([i; 32]),
                     role: Role::Member,
+                    heads: vec![],
                 },
             )
         })

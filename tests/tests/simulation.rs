@@ -1,14 +1,17 @@
 //! Deterministic simulation, first tier: four members (two of them facilitators) drive the
 //! sans-IO sync engine over in-memory links that a seeded schedule opens, cuts
-//! mid-conversation (losing whatever was in flight) and partitions. Members write every
-//! kind of content, including concurrent typing in one meeting's notes; part way, a
-//! facilitator removes someone, or both facilitators remove someone before hearing of the
-//! other's removal. After every conversation each side settles as the node does (rotating
-//! the key when the membership asks for it). Then the network heals and every seed must
-//! end with:
+//! mid-conversation (losing whatever was in flight) and partitions; some conversations
+//! stay open across steps, their frames taking 1–3 steps to arrive, while everything else
+//! goes on. Members write every kind of content (stories, reactions, replies, goals and
+//! check-ins, reach-outs and responses, agreements, concurrent typing in one meeting's
+//! notes), some of it for chosen members only; roles change; part way, a facilitator
+//! removes someone, or both facilitators remove someone before hearing of the other's
+//! removal. After every conversation each side settles as the node does (rotating the key
+//! when the membership asks for it). Then the network heals and every seed must end with:
 //!
-//! - all current members holding identical membership, stories, reactions, goals and notes;
-//! - every story a current member wrote present on every current member's device;
+//! - all current members holding identical membership, roles and content;
+//! - every story a current member wrote present on every current member's device, and
+//!   every item for chosen members on exactly its current audience's devices;
 //! - each departed member holding nothing written by a member who already knew it was gone,
 //!   and counted as a member by nobody who remains.
 //!
@@ -32,9 +35,6 @@ use rand::{RngExt, SeedableRng};
 const MEMBERS: usize = 4;
 const STEPS: usize = 60;
 const MINUTE: i64 = 60_000;
-/// Role changes in the schedule (off until a demoted or never-valid facilitator's
-/// writes to the group document are settled the same way on every device).
-const ROLE_CHANGES: bool = false;
 
 /// A story as the checks follow it: who wrote it, its title, and the departed members
 /// its author already knew were gone when writing it.
@@ -548,7 +548,7 @@ impl World {
                     let k = self.rng.random_range(0..self.live.len());
                     self.live.remove(k);
                 }
-                10 if ROLE_CHANGES => self.change_role(),
+                10 => self.change_role(),
                 11 if i != j => {
                     self.blocked.insert((i.min(j), i.max(j)));
                 }

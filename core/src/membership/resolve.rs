@@ -26,8 +26,10 @@ pub struct MembershipState {
     /// their writing; it is judged as a departed member's with nothing recorded, so only
     /// what a current member built on stands.
     pub voided: BTreeSet<MemberId>,
-    /// Everyone who ever held the facilitator role.
-    pub ever_facilitators: BTreeSet<MemberId>,
+    /// Members made members again after being facilitators, with the heads every valid
+    /// such demotion recorded: while they are not facilitators, their changes to the
+    /// group document stay acceptable only up to those.
+    pub demoted: BTreeMap<MemberId, RemovalHeads>,
     /// The current epoch: among the valid epochs no valid rotation descends from, the
     /// lowest hash of those whose key exactly the current members hold (or, while a
     /// rotation is needed, the lowest hash of them all).
@@ -209,6 +211,7 @@ impl<'a> Dag<'a> {
             if let OpKind::ChangeRole {
                 member,
                 role: Role::Member,
+                ..
             } = &op.op().kind
             {
                 demotions_of.entry(*member).or_default().push(i);
@@ -444,7 +447,6 @@ fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
             state
                 .members
                 .insert(o.author, join(o.author, creator.box_public, Role::Facilitator, first));
-            state.ever_facilitators.insert(o.author);
             state.epochs.push(first);
         }
         OpKind::Add { keys, role, epoch, .. } => {
@@ -459,18 +461,15 @@ fn apply(state: &mut MembershipState, op: &SignedOp, position: usize) {
                 state
                     .members
                     .insert(keys.member, join(keys.member, keys.box_public, *role, sees_from));
-                if *role == Role::Facilitator {
-                    state.ever_facilitators.insert(keys.member);
-                }
             }
         }
         OpKind::Remove { member, heads } => depart(state, *member, heads),
         OpKind::Leave { heads } => depart(state, o.author, heads),
-        OpKind::ChangeRole { member, role } => {
+        OpKind::ChangeRole { member, role, heads } => {
             if let Some(info) = state.members.get_mut(member) {
                 info.role = *role;
-                if *role == Role::Facilitator {
-                    state.ever_facilitators.insert(*member);
+                if *role == Role::Member {
+                    state.demoted.entry(*member).or_default().extend(heads.iter().cloned());
                 }
             }
         }
@@ -496,6 +495,5 @@ fn promote_if_no_facilitator(state: &mut MembershipState) {
     }
     if let Some(oldest) = state.members.values_mut().min_by_key(|m| m.seniority) {
         oldest.role = Role::Facilitator;
-        state.ever_facilitators.insert(oldest.id);
     }
 }
