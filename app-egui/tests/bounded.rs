@@ -2,7 +2,8 @@
 //! The real `alongside serve` process is measured — its peak resident memory (`VmHWM`)
 //! and its data directory — while Bob's own endpoint, driven by hand with his genuine
 //! keys, floods it: units whose dependencies never arrive, then frames as large as the
-//! protocol allows, back to back, on several connections at once; streams it never
+//! protocol allows, back to back, on several connections at once; sets as large as the
+//! protocol allows (operations, documents) that name nothing real; streams it never
 //! reads, from Bob and from 200 strangers; then a fifth open conversation, which
 //! replaces the oldest.
 
@@ -209,8 +210,34 @@ async fn a_member_flooding_a_node_cannot_grow_its_memory_or_disk_past_stated_bou
     };
     let floods: Vec<_> = (0..6).map(|_| flood(opening.clone(), huge())).collect();
     futures_all(floods).await;
+    // 3. Sets as large as the protocol allows: a Hello announcing 65,535 operations
+    //    that do not exist, a 1 MiB document-set message of junk, and a document diff
+    //    naming 65,535 pairs no one has.
+    let mut announcing = opening.clone();
+    let Ok(Message::Hello { group, ops }) = Message::decode(&announcing.frames[1][4..]) else {
+        panic!("the opening's second frame is Bob's Hello");
+    };
+    let made_up = (0..u16::MAX as u32).map(|i| {
+        let mut h = [0u8; 32];
+        h[..4].copy_from_slice(&i.to_le_bytes());
+        alongside_core::ids::OpHash(h)
+    });
+    let ops: Vec<_> = ops.into_iter().chain(made_up).take(u16::MAX as usize).collect();
+    announcing.frames[1] = Message::Hello { group, ops }.to_frame();
+    let sets = vec![
+        Message::DocSet {
+            msg: vec![0x61; 1 << 20],
+        }
+        .to_frame(),
+        Message::DocDiff {
+            mine: Vec::new(),
+            theirs: (0..u16::MAX as u32).map(|i| [i as u8; 32]).collect(),
+        }
+        .to_frame(),
+    ];
+    flood(announcing, sets.into_iter()).await;
 
-    // 3. Streams the node never reads. On a conversation of Bob's, more streams of both
+    // 4. Streams the node never reads. On a conversation of Bob's, more streams of both
     //    kinds, each trying to send 1 MiB; and 200 strangers (keys no one knows) that open
     //    their first stream, say nothing, and try the same. QUIC's defaults would buffer
     //    all of it here (200 streams of 1.25 MB per connection); the node allows one
