@@ -128,12 +128,13 @@ impl GroupSession {
         self.with_reader(|r| views::agreement(doc, r))
     }
 
-    /// Every meeting, soonest first.
+    /// Every meeting, soonest first. (Not a meeting document left empty when the changes
+    /// of someone who departed were dropped: nothing of it stands.)
     pub fn meetings(&self) -> Vec<MeetingView> {
         let mut out: Vec<MeetingView> = self.with_reader(|r| {
             self.docs
                 .iter()
-                .filter(|(id, _)| id.kind == DocKind::Meeting)
+                .filter(|(id, replica)| id.kind == DocKind::Meeting && !replica.index().is_empty())
                 .map(|(id, replica)| views::meeting(replica, crate::ids::hex(&id.bytes[..16]), r))
                 .collect()
         });

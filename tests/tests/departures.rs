@@ -4,6 +4,7 @@
 
 use alongside_core::group::{GroupSession, ReceiveError, Received};
 use alongside_core::membership::Role;
+use alongside_core::model::edits::NewMeeting;
 use alongside_core::sync::Message;
 use alongside_tests::{Ending, Link, NOW_MS, circle, deliver, outbox, story, sync_pair, tell_ops, titles};
 
@@ -126,10 +127,19 @@ fn someone_added_by_a_facilitator_demoted_at_that_moment_was_never_a_member_and_
     tell_ops(&mut g, 0, 3);
     assert!(g[3].membership().is_member(&eve_id));
     eve.add_story(&story("Eve's first"), NOW_MS).unwrap();
+    let meeting = NewMeeting {
+        title: "Eve's meeting".into(),
+        at: "2026-12-01T19:00:00+00:00".into(),
+        place: None,
+        facilitator: None,
+        agenda: String::new(),
+    };
+    eve.add_meeting(&meeting, NOW_MS).unwrap();
     for unit in outbox(&mut eve) {
         assert!(matches!(g[3].receive_unit(&unit), Ok(Received::Applied { .. })));
     }
     assert!(titles(&g[3]).contains(&"Eve's first".to_string()));
+    assert_eq!(g[3].meetings().len(), 1);
 
     // Then Ben's change: Eve was never a member. Dee drops her writing, and the key Ana's
     // add sealed to Eve is rotated away before Dee writes again.
@@ -138,6 +148,8 @@ fn someone_added_by_a_facilitator_demoted_at_that_moment_was_never_a_member_and_
     assert!(!state.is_member(&eve_id) && state.voided.contains(&eve_id));
     assert!(state.needs_rotation, "Eve holds the epoch key her add sealed to her");
     assert!(!titles(&g[3]).contains(&"Eve's first".to_string()));
+    // Her meeting's document is empty now: it is no meeting (not even an untitled one).
+    assert!(g[3].meetings().is_empty(), "{:?}", g[3].meetings());
     g[3].add_story(&story("After"), NOW_MS).unwrap();
     tell_ops(&mut g, 3, 1);
     let after = outbox(&mut g[3]);

@@ -198,7 +198,7 @@ impl World {
             return; // this member knows it is no longer in the group: it writes nothing more
         }
         let knew_gone: BTreeSet<usize> = self.gone.iter().copied().filter(|&g| self.knows_gone(i, g)).collect();
-        match self.rng.random_range(0..8) {
+        match self.rng.random_range(0..9) {
             0 => {
                 let title = format!("story {} by {i}", self.written.len());
                 let story = NewStory {
@@ -291,9 +291,42 @@ impl World {
                     self.members[i].acknowledge_agreement(now).unwrap();
                 }
             }
+            8 => {
+                // Meeting business: attendance, action items, or a new meeting.
+                let meetings = self.members[i].meetings();
+                if meetings.is_empty() {
+                    return; // (someone just added has not received any yet)
+                }
+                let m = meetings[self.rng.random_range(0..meetings.len())].clone();
+                let me = self.id(i);
+                match self.rng.random_range(0..4) {
+                    0 => self.members[i]
+                        .set_attendance(&m.id, me, self.rng.random_bool(0.8))
+                        .unwrap(),
+                    1 => {
+                        let text = format!("action {} by {i}", self.step);
+                        self.members[i].add_action_item(&m.id, &text, Some(me)).unwrap();
+                    }
+                    2 if !m.actions.is_empty() => {
+                        let a = &m.actions[self.rng.random_range(0..m.actions.len())];
+                        self.members[i].set_action_done(&m.id, &a.id, !a.done).unwrap();
+                    }
+                    _ => {
+                        let meeting = NewMeeting {
+                            title: format!("meeting {} by {i}", self.step),
+                            at: "2026-12-08T19:00:00+00:00".into(),
+                            place: Some("the library".into()),
+                            facilitator: None,
+                            agenda: "Check-ins.".into(),
+                        };
+                        self.members[i].add_meeting(&meeting, now).unwrap();
+                    }
+                }
+            }
             _ => {
                 // (Someone just added has not received the meeting yet.)
-                let Some(base) = self.members[i].meetings().first().map(|m| m.notes.clone()) else {
+                let meetings = self.members[i].meetings();
+                let Some(base) = meetings.iter().find(|m| m.id == self.meeting).map(|m| m.notes.clone()) else {
                     return;
                 };
                 let at = self.rng.random_range(0..=base.chars().count());
@@ -694,7 +727,9 @@ impl World {
             let agreement = s.agreement().map(|a| (a.text, a.version, a.acknowledged_by.len()));
             let roles: Vec<_> = s.members().into_iter().map(|m| (m.id, m.role)).collect();
             let shared = (reach_outs, agreement, roles);
-            (ops, stories, goals, s.meetings()[0].notes.clone(), shared)
+            // Every meeting, with notes, attendance and action items.
+            let meetings = format!("{:?}", s.meetings());
+            (ops, stories, goals, meetings, shared)
         };
         let first = view(current[0]);
         for &i in &current[1..] {
@@ -810,7 +845,12 @@ fn every_seed_converges_loses_nothing_and_keeps_the_removed_member_out() {
         world.check(seed);
         stories += world.written.len();
         after_removal += world.written.iter().filter(|w| !w.knew_gone.is_empty()).count();
-        typed += world.members[0].meetings()[0].notes.matches('[').count();
+        typed += world.members[0]
+            .meetings()
+            .iter()
+            .filter(|m| m.id == world.meeting)
+            .map(|m| m.notes.matches('[').count())
+            .sum::<usize>();
         added += usize::from(world.eve.is_some());
         voided += usize::from(world.eve.is_some_and(|e| world.gone.contains(&e)));
         live_frames += world.live_frames;
