@@ -11,6 +11,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, SigningSecret};
 use crate::ids::GroupId;
@@ -53,6 +54,13 @@ pub struct Ticket {
     pub expires_at_ms: i64,
 }
 
+/// The invite key is a secret: it is wiped when the ticket goes.
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.invite_secret.zeroize();
+    }
+}
+
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket")
@@ -84,7 +92,7 @@ impl Ticket {
         }
         w.var_bytes(self.relay.as_deref().unwrap_or("").as_bytes());
         w.bytes(&self.invite_secret).i64(self.expires_at_ms);
-        let bytes = w.finish();
+        let bytes = Zeroizing::new(w.finish());
         format!(
             "{TICKET_PREFIX}{}",
             data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
@@ -103,9 +111,12 @@ impl Ticket {
         if body.len() > 1024 {
             return Err(TicketError::NotATicket);
         }
-        let bytes = data_encoding::BASE32_NOPAD
-            .decode(body.to_ascii_uppercase().as_bytes())
-            .map_err(|_| TicketError::NotATicket)?;
+        let upper = Zeroizing::new(body.to_ascii_uppercase());
+        let bytes = Zeroizing::new(
+            data_encoding::BASE32_NOPAD
+                .decode(upper.as_bytes())
+                .map_err(|_| TicketError::NotATicket)?,
+        );
         Self::decode(&bytes).map_err(TicketError::Damaged)
     }
 
@@ -239,10 +250,8 @@ mod tests {
         assert!(text.starts_with(TICKET_PREFIX));
         assert!(text.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(Ticket::from_text(&format!("  {text}\n")).unwrap(), t);
-        let direct = Ticket {
-            relay: None,
-            ..t.clone()
-        };
+        let mut direct = t.clone();
+        direct.relay = None;
         assert_eq!(Ticket::from_text(&direct.to_text()).unwrap(), direct);
         assert!(
             !format!("{t:?}").contains("invite_secret"),
@@ -258,10 +267,8 @@ mod tests {
 
     #[test]
     fn a_version_1_ticket_without_a_relay_is_still_read() {
-        let t = Ticket {
-            relay: None,
-            ..ticket()
-        };
+        let mut t = ticket();
+        t.relay = None;
         let mut w = Writer::new();
         w.u8(1).bytes(&t.group.0).bytes(&t.inviter).count(1);
         w.u8(4).bytes(&[127, 0, 0, 1]).u16(4567);

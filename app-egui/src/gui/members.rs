@@ -305,7 +305,8 @@ fn show_invitation(ui: &mut egui::Ui, made: &InviteView) -> Option<Action> {
     let mut text = made.ticket.as_str();
     text_area(ui, "Invitation ticket", &mut text, 3);
     if ui.button("Copy ticket").clicked() {
-        action = Some(Action::Copy(made.ticket.clone()));
+        // (egui hands the copy to the system clipboard, which keeps it anyway.)
+        action = Some(Action::Copy(made.ticket.to_string()));
     }
     if let Some((width, dark)) = &made.qr {
         qr_code(ui, *width, dark);

@@ -15,6 +15,7 @@ use alongside_core::invite::Ticket;
 use alongside_core::vault::{Vault, VaultError};
 use alongside_net::{NetError, Node, NodeEvent, RelayChoice};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::{Backend, BackendError, Event, Input, failed, now_ms};
 
@@ -72,8 +73,8 @@ impl GroupStatus {
 pub(crate) struct InviteView {
     /// The group.
     pub(crate) group: GroupId,
-    /// The ticket text.
-    pub(crate) ticket: String,
+    /// The ticket text (it holds the invite key: wiped when the view goes).
+    pub(crate) ticket: Zeroizing<String>,
     /// The ticket as a QR code: side length and dark modules, row by row.
     pub(crate) qr: Option<(usize, Vec<bool>)>,
     /// How long it works.
@@ -428,14 +429,13 @@ fn join_failed_message(err: &NetError) -> String {
 }
 
 fn invite_view(group: GroupId, ticket: &Ticket, valid_for: Duration) -> InviteView {
-    let text = ticket.to_text();
+    let text = Zeroizing::new(ticket.to_text());
     // Upper case fits QR's compact alphanumeric mode; the ticket reads either way.
-    let qr = qrcode::QrCode::new(text.to_ascii_uppercase().as_bytes())
-        .ok()
-        .map(|code| {
-            let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
-            (code.width(), dark)
-        });
+    let upper = Zeroizing::new(text.to_ascii_uppercase());
+    let qr = qrcode::QrCode::new(upper.as_bytes()).ok().map(|code| {
+        let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+        (code.width(), dark)
+    });
     InviteView {
         group,
         ticket: text,
