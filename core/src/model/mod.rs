@@ -235,4 +235,17 @@ mod tests {
             assert_eq!(days_of(&date_of(d * 86_400_000)), Some(d));
         }
     }
+
+    /// Story bodies and agreements were text objects before they became plain strings;
+    /// documents written then must read the same.
+    #[test]
+    fn strings_read_from_either_form() {
+        let mut doc = automerge::Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "plain", "one day at a time").unwrap();
+        put_text(&mut tx, &ROOT, "text", "one day at a time").unwrap();
+        tx.commit();
+        assert_eq!(get_str(&doc, &ROOT, "plain").as_deref(), Some("one day at a time"));
+        assert_eq!(get_str(&doc, &ROOT, "text").as_deref(), Some("one day at a time"));
+    }
 }
