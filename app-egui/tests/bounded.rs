@@ -55,17 +55,7 @@ fn dir_bytes(path: &Path) -> u64 {
 
 /// A bare iroh endpoint on loopback with `seed` as its key (everything outside off).
 async fn endpoint(seed: &[u8; 32]) -> iroh::Endpoint {
-    use iroh::endpoint::{PortmapperConfig, presets};
-    iroh::Endpoint::builder(presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_address_lookup()
-        .portmapper_config(PortmapperConfig::Disabled)
-        .secret_key(iroh::SecretKey::from_bytes(seed))
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap()
+    alongside_net::loopback_endpoint(seed).await.unwrap()
 }
 
 /// Bob's genuine opening of a conversation: who he is, what he holds, nothing he lacks.

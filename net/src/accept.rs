@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use alongside_core::group::Presented;
-use alongside_core::ids::GroupId;
+use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::invite::verify_proof;
 use alongside_core::membership::Role;
 use alongside_core::sync::Message;
@@ -41,7 +41,10 @@ pub(crate) struct Handler {
     group: GroupId,
     inner: Arc<Inner>,
     vault: SharedVault,
-    me: [u8; 32],
+    /// This endpoint's id (what a joiner's proof names).
+    endpoint: [u8; 32],
+    /// Our own member id in the group (fixed for a membership, so read once).
+    me: MemberId,
     /// Connections that have not yet said who they are (see [`MAX_HANDSHAKING`]).
     handshaking: Arc<Semaphore>,
 }
@@ -77,7 +80,7 @@ impl Handler {
         framed: &mut Framed,
         invite: [u8; 32],
         keys: alongside_core::membership::MemberKeys,
-    ) -> Result<alongside_core::ids::MemberId, (u32, String)> {
+    ) -> Result<MemberId, (u32, String)> {
         let group = self.group;
         let protocol = |e: NetError| (close_code::PROTOCOL, e.to_string());
         let now = now_ms();
@@ -103,11 +106,12 @@ impl Handler {
         Ok(member)
     }
 
-    pub(crate) fn new(group: GroupId, inner: Arc<Inner>, me: [u8; 32]) -> Handler {
+    pub(crate) fn new(group: GroupId, inner: Arc<Inner>, endpoint: [u8; 32], me: MemberId) -> Handler {
         Handler {
             group,
             vault: inner.shared.clone(),
             inner,
+            endpoint,
             me,
             handshaking: Arc::new(Semaphore::new(MAX_HANDSHAKING)),
         }
@@ -166,7 +170,7 @@ impl Handler {
                 transport,
             }) => {
                 let valid = g == group
-                    && verify_proof(&invite, &group, &self.me, &remote, &proof)
+                    && verify_proof(&invite, &group, &self.endpoint, &remote, &proof)
                     && keys.verify(&group)
                     && transport.key == remote
                     && transport.verify(&group, &keys.member);
@@ -194,10 +198,7 @@ impl Handler {
         }
         // It said who it is: from here on it counts as that member's.
         drop(handshake);
-        let me = with_vault(&self.vault, move |v| Ok(v.session(&group)?.me()))
-            .await
-            .map_err(protocol)?;
-        let _presence = self.inner.present(group, peer, me, Call::Accepted(conn.clone()));
+        let _presence = self.inner.present(group, peer, self.me, Call::Accepted(conn.clone()));
         let mode = Mode::Live {
             anti_entropy: self.inner.config.anti_entropy,
         };

@@ -27,6 +27,8 @@ mod node;
 mod presence;
 mod supervisor;
 
+#[doc(hidden)]
+pub use node::loopback_endpoint;
 pub use node::{NetConfig, NetError, Node, NodeEvent, RelayChoice, SyncReport};
 
 /// The one ALPN Alongside speaks: version 1 of the sync protocol (`docs/PROTOCOL.md`).

@@ -292,6 +292,23 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
         .map_err(|e| NetError::Bind(e.to_string()))
 }
 
+/// A bare endpoint on loopback with `seed` as its key and everything outside off (no
+/// relay, no address lookup, no port mapping), serving no protocol. Tests use it to play a
+/// foreign or misbehaving peer by hand; it is not part of the node's API.
+#[doc(hidden)]
+pub async fn loopback_endpoint(seed: &[u8; 32]) -> Result<Endpoint, NetError> {
+    Endpoint::builder(presets::Minimal)
+        .relay_mode(RelayMode::Disabled)
+        .clear_address_lookup()
+        .portmapper_config(PortmapperConfig::Disabled)
+        .secret_key(SecretKey::from_bytes(seed))
+        .bind_addr(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))
+        .map_err(|e| NetError::Bind(e.to_string()))?
+        .bind()
+        .await
+        .map_err(|e| NetError::Bind(e.to_string()))
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -395,7 +412,11 @@ impl Inner {
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(NetError::Internal("the node is shutting down".into()));
         }
-        let seed = with_vault(&self.shared, move |v| Ok(*v.session(&group)?.transport_secret().seed())).await?;
+        let (seed, member) = with_vault(&self.shared, move |v| {
+            let session = v.session(&group)?;
+            Ok((*session.transport_secret().seed(), session.me()))
+        })
+        .await?;
         let me = *SecretKey::from_bytes(&seed).public().as_bytes();
         if let Some(current) = self.served(&group) {
             if *current.endpoint.id().as_bytes() == me {
@@ -426,7 +447,7 @@ impl Inner {
             .filter(|a| a.is_ipv4() == self.config.bind_ip.is_ipv4())
             .collect();
         with_vault(&self.shared, move |v| v.remember_address(&group, &me, &bound)).await?;
-        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes());
+        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes(), member);
         let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
         let served = Arc::new(Served { endpoint, router, seed });
         self.groups

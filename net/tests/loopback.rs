@@ -11,17 +11,7 @@ use common::{LIMIT, NOW, in_an_hour, join_all, node, on, story};
 /// A bare iroh endpoint on loopback with the given key (everything outside off), driven
 /// by hand to play a misbehaving or foreign peer.
 async fn raw_endpoint(seed: &[u8; 32]) -> iroh::Endpoint {
-    use iroh::endpoint::{PortmapperConfig, presets};
-    iroh::Endpoint::builder(presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .clear_address_lookup()
-        .portmapper_config(PortmapperConfig::Disabled)
-        .secret_key(iroh::SecretKey::from_bytes(seed))
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap()
+    alongside_net::loopback_endpoint(seed).await.unwrap()
 }
 
 /// The address of endpoint `id` at `addrs`.

@@ -143,11 +143,6 @@ impl Proxy {
         self.inner.lock().cut.remove(&(a.min(b), a.max(b)));
     }
 
-    /// Changes what every link does from now on.
-    pub fn set_impairment(&self, impairment: Impairment) {
-        self.inner.lock().impairment = impairment;
-    }
-
     /// What the direction `from` → `to` carried so far.
     pub fn carried(&self, from: usize, to: usize) -> Carried {
         self.inner.lock().carried.get(&(from, to)).copied().unwrap_or_default()
