@@ -51,6 +51,51 @@ fn a_facilitator_changes_a_role_then_removes_a_member_who_is_then_refused() {
 }
 
 #[test]
+fn agreements_set_after_ones_facilitator_role_ended_are_undone_and_the_app_says_so_once() {
+    let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sam, mut alex) = sam_and_alex(dir_sam.path(), dir_alex.path());
+    click(&mut alex, "Members");
+    click(&mut sam, "Make Alex a facilitator");
+    wait_until(&mut alex, "the new role on Alex's device", |a| {
+        shows(a, "Alex (you) · Facilitator")
+    });
+    // Alex's computer is off when Sam makes her a member again; not knowing, she sets
+    // new agreements on it.
+    drop(alex);
+    click(&mut sam, "Make Alex a member");
+    wait_until(&mut sam, "the role back", |a| shows(a, "Alex · Member"));
+    {
+        use alongside_core::vault::Vault;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut vault = Vault::unlock(dir_alex.path(), PASSPHRASE.as_bytes()).unwrap();
+        let group = vault.group_ids().unwrap()[0];
+        vault.edit(&group, |s| s.set_agreement("Alex's rules", now_ms)).unwrap();
+    }
+    let notice = "Some of your changes to the group's name, agreements or settings were undone";
+    let mut alex = unlock_profile(dir_alex.path());
+    click(&mut alex, "Tuesday Circle");
+    wait_until(&mut alex, "the word that her change was undone", |a| {
+        shows(a, notice) && !shows(a, "Still opening")
+    });
+    click(&mut alex, "Agreements");
+    assert!(!shows(&alex, "Alex's rules"), "the undone agreements are gone here too");
+    click(&mut sam, "Agreements");
+    assert!(!shows(&sam, "Alex's rules"));
+    assert!(!shows(&sam, "were undone"), "Sam lost nothing of his own");
+
+    click(&mut alex, "I understand");
+    wait_until(&mut alex, "the notice gone", |a| !shows(a, notice));
+    drop(alex);
+    let mut alex = unlock_profile(dir_alex.path());
+    click(&mut alex, "Tuesday Circle");
+    wait_until(&mut alex, "the group loaded", |a| !shows(a, "Still opening"));
+    assert!(!shows(&alex, notice), "it is said once");
+}
+
+#[test]
 fn leaving_says_what_it_means_and_the_group_sees_the_member_go() {
     let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut sam, mut alex) = sam_and_alex(dir_sam.path(), dir_alex.path());

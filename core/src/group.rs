@@ -21,7 +21,7 @@ use crate::membership::{
     EPOCH_SEAL_INFO, KeySeal, MemberKeys, MembershipLog, MembershipState, Op, OpError, OpKind, SignedOp,
 };
 use crate::model::EditError;
-use crate::replica::{ACTOR_SUFFIX_LEN, Ingest, Rejection, Replica, WritePolicy, actor_for};
+use crate::replica::{ACTOR_SUFFIX_LEN, Ingest, Limit, Rejection, Replica, WritePolicy, actor_for};
 use crate::unit::{Payload, SealedUnit, UnitError};
 
 /// Most units that may wait for their dependencies, per group.
@@ -216,6 +216,11 @@ pub struct GroupSession {
     outbox: Vec<SealedUnit>,
     accepted: Vec<SealedUnit>,
     dirty: BTreeSet<DocId>,
+    /// This member's own changes dropped because its role no longer let them stand, not
+    /// yet seen by the person (see [`GroupSession::undone_changes`]). Kept in the record.
+    pub(crate) undone: u32,
+    /// The record (keys, `undone`) changed with no document or operation changing.
+    record_changed: bool,
     pub(crate) rng: StdRng,
 }
 
@@ -246,7 +251,7 @@ impl WritePolicy for Policy<'_> {
             || self.state.voided.contains(author);
         known
             && match self.doc.kind {
-                // (Judged by `departed_heads`: freely while a facilitator, else only up
+                // (Judged by `limit`: freely while a facilitator, else only up
                 // to what demotions or removals recorded.)
                 DocKind::Group => true,
                 DocKind::Member => match self.owner {
@@ -258,12 +263,11 @@ impl WritePolicy for Policy<'_> {
             }
     }
 
-    fn departed_heads(&self, author: &MemberId) -> Option<Vec<crate::membership::ActorHead>> {
-        if self.state.voided.contains(author) {
-            return Some(Vec::new());
-        }
+    fn limit(&self, author: &MemberId) -> Option<Limit> {
+        let departed = self.has_departed(author);
         let recorded = match self.state.departed.get(author) {
-            Some(recorded) => recorded,
+            _ if self.state.voided.contains(author) => &[][..],
+            Some(recorded) => recorded.as_slice(),
             // Not a facilitator now: what their demotions recorded (nothing, for someone
             // never validly made one, e.g. by a facilitator removed at that moment).
             None if self.doc.kind == DocKind::Group && !self.state.is_facilitator(author) => {
@@ -271,15 +275,23 @@ impl WritePolicy for Policy<'_> {
             }
             None => return None,
         };
-        Some(
-            recorded
+        Some(Limit {
+            heads: recorded
                 .iter()
                 .filter(|(doc, _)| *doc == self.doc)
                 .flat_map(|(_, heads)| heads.iter().copied())
                 .collect(),
-        )
+            refusal: if departed {
+                Rejection::AfterRemoval
+            } else {
+                Rejection::NotAllowed
+            },
+        })
     }
+}
 
+impl Policy<'_> {
+    /// Whether `author` left or was removed, or their add turned out void.
     fn has_departed(&self, author: &MemberId) -> bool {
         self.state.voided.contains(author) || self.state.departed.contains_key(author)
     }
@@ -322,15 +334,11 @@ impl WritePolicy for SparingMe<'_> {
         self.policy.may_write(author)
     }
 
-    fn departed_heads(&self, author: &MemberId) -> Option<Vec<crate::membership::ActorHead>> {
+    fn limit(&self, author: &MemberId) -> Option<Limit> {
         if *author == self.me && self.policy.has_departed(author) {
             return None;
         }
-        self.policy.departed_heads(author)
-    }
-
-    fn has_departed(&self, author: &MemberId) -> bool {
-        self.policy.has_departed(author)
+        self.policy.limit(author)
     }
 }
 
@@ -407,6 +415,8 @@ impl GroupSession {
             outbox: Vec::new(),
             accepted: Vec::new(),
             dirty: BTreeSet::new(),
+            undone: 0,
+            record_changed: false,
             rng,
         };
         session.collect_epoch_keys();
@@ -478,6 +488,28 @@ impl GroupSession {
         std::mem::take(&mut self.accepted)
     }
 
+    /// How many of this member's own changes to the group document were dropped since
+    /// the person last acknowledged it: changes made while their role seemed to allow
+    /// them, which every device then refused (a promotion that turned out void, or a
+    /// demotion that had already happened elsewhere). The app says so, once.
+    pub fn undone_changes(&self) -> u32 {
+        self.undone
+    }
+
+    /// The person has seen that their changes were undone (see
+    /// [`GroupSession::undone_changes`]).
+    pub fn acknowledge_undone(&mut self) {
+        if self.undone != 0 {
+            self.undone = 0;
+            self.record_changed = true;
+        }
+    }
+
+    /// Whether the group's record changed on its own since the last call (see `Vault`).
+    pub(crate) fn take_record_changed(&mut self) -> bool {
+        std::mem::take(&mut self.record_changed)
+    }
+
     /// Documents changed since the last call (to re-snapshot).
     pub fn take_dirty(&mut self) -> Vec<DocId> {
         std::mem::take(&mut self.dirty).into_iter().collect()
@@ -544,7 +576,8 @@ impl GroupSession {
             let Some(replica) = self.docs.get_mut(&doc) else {
                 continue;
             };
-            let mine_limited = policy.departed_heads(&me).is_some();
+            let mine_limited = policy.limit(&me).is_some();
+            let mine_before = if mine_limited { replica.changes_by(&me) } else { 0 };
             match replica.prune_departed(&policy) {
                 Ok(0) => {}
                 Ok(n) => {
@@ -552,6 +585,8 @@ impl GroupSession {
                     self.dirty.insert(doc);
                     if mine_limited {
                         self.rng.fill_bytes(&mut self.me.actor_suffix);
+                        let dropped = mine_before.saturating_sub(replica.changes_by(&me));
+                        self.undone = self.undone.saturating_add(u32::try_from(dropped).unwrap_or(u32::MAX));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not drop a departed member's late changes"),

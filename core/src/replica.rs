@@ -44,19 +44,23 @@ pub trait WritePolicy {
     fn may_write(&self, author: &MemberId) -> bool;
 
     /// If `author`'s writing to this document is limited — they left or were removed, or
-    /// (the group document) they are not a facilitator now — the latest of their changes
-    /// that every removal or demotion of them recorded. Their changes stay acceptable only
-    /// up to those, or where a change not so limited in the same unit depends on them.
-    /// `None` for a member who may write it freely.
-    fn departed_heads(&self, _author: &MemberId) -> Option<Vec<ActorHead>> {
+    /// (the group document) they are not a facilitator now — how far. `None` for a member
+    /// who may write it freely.
+    fn limit(&self, _author: &MemberId) -> Option<Limit> {
         None
     }
+}
 
-    /// Whether `author` left or was removed (any other limit is their role): says why a
-    /// change past [`WritePolicy::departed_heads`] is refused.
-    fn has_departed(&self, _author: &MemberId) -> bool {
-        true
-    }
+/// How far a member's writing to one document is limited (see [`WritePolicy::limit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// The latest of their changes that every removal or demotion of them recorded. Their
+    /// changes stay acceptable only up to these, or where a change not so limited in the
+    /// same unit depends on them.
+    pub heads: Vec<ActorHead>,
+    /// What a change past `heads` is refused as: [`Rejection::AfterRemoval`] for someone
+    /// who left or was removed, [`Rejection::NotAllowed`] for someone limited by role.
+    pub refusal: Rejection,
 }
 
 /// Why a unit's changes were refused.
@@ -626,6 +630,18 @@ impl Replica {
         }
     }
 
+    /// How many changes in the document `member` made, under any install (an actor's
+    /// changes are numbered from 1 without gaps, so its count is its last number).
+    pub fn changes_by(&self, member: &MemberId) -> usize {
+        self.index
+            .actors
+            .iter()
+            .zip(&self.index.max_seq)
+            .filter(|(a, _)| actor_member(a).as_ref() == Some(member))
+            .map(|(_, seq)| *seq as usize)
+            .sum()
+    }
+
     /// Drops the changes `policy` no longer accepts from members who left or were removed:
     /// per install of such a member, everything after the later of the head its removal
     /// recorded and the last of its changes a current member's change depends on, plus
@@ -634,12 +650,12 @@ impl Replica {
     /// Automerge cannot remove a change, so the document is rebuilt from the rest.
     /// Returns how many changes were dropped.
     pub fn prune_departed(&mut self, policy: &dyn WritePolicy) -> Result<usize, Rejection> {
-        let departed: Vec<(usize, Vec<ActorHead>)> = self
+        let departed: Vec<(usize, Limit)> = self
             .index
             .actors
             .iter()
             .enumerate()
-            .filter_map(|(slot, a)| Some((slot, policy.departed_heads(&actor_member(a)?)?)))
+            .filter_map(|(slot, a)| Some((slot, policy.limit(&actor_member(a)?)?)))
             .collect();
         if departed.is_empty() {
             return Ok(0);
@@ -648,9 +664,10 @@ impl Replica {
         let departed_slots: HashSet<usize> = departed.iter().map(|(s, _)| *s).collect();
         // Per departed install: the last sequence number that stays.
         let mut keep: HashMap<usize, u32> = HashMap::new();
-        for (slot, heads) in &departed {
+        for (slot, limit) in &departed {
             let suffix = &self.index.actors[*slot].to_bytes()[32..];
-            let recorded = heads
+            let recorded = limit
+                .heads
                 .iter()
                 .filter(|h| h.suffix[..] == *suffix)
                 .map(|h| {
@@ -787,7 +804,7 @@ impl Replica {
         // whoever made it) as the author's own signature would be: a device that dropped
         // a departed member's late changes may no longer hold their signature over the
         // ones before.
-        let departed: Vec<Option<Vec<ActorHead>>> = authors.iter().map(|a| policy.departed_heads(a)).collect();
+        let departed: Vec<Option<Limit>> = authors.iter().map(|a| policy.limit(a)).collect();
         let vouched: Vec<(ChangeHash, MemberId)> = if departed.iter().all(Option::is_none) {
             Vec::new()
         } else {
@@ -796,8 +813,9 @@ impl Replica {
                 .iter()
                 .filter(|m| {
                     let suffix = &metas.actors[m.actor as usize].to_bytes()[32..];
-                    departed[m.actor as usize].as_ref().is_some_and(|heads| {
-                        heads
+                    departed[m.actor as usize].as_ref().is_some_and(|limit| {
+                        limit
+                            .heads
                             .iter()
                             .any(|h| h.hash == m.hash && h.suffix[..] == *suffix && u64::from(h.seq) == m.seq)
                     })
@@ -854,12 +872,7 @@ impl Replica {
         };
         let vouched: Vec<ChangeHash> = vouched.into_iter().map(|(h, _)| h).collect();
         let keep = self.check_coverage(&new, &slots, &staged, &payload.signatures, &vouched)?;
-        self.check_departed(&new, &metas.actors, &slots, &staged, &departed)
-            .map_err(|e| match e {
-                // Limited by role, not by a departure: someone who may not write this.
-                Rejection::AfterRemoval if !authors.iter().any(|a| policy.has_departed(a)) => Rejection::NotAllowed,
-                other => other,
-            })?;
+        self.check_departed(&new, &metas.actors, &slots, &staged, &departed)?;
         let count = new.len();
         self.apply(parsed, &new, all_new)?;
         self.index.commit(staged);
@@ -938,19 +951,20 @@ impl Replica {
         actors: &[ActorId],
         slots: &[u32],
         staged: &Staged,
-        departed: &[Option<Vec<ActorHead>>],
+        departed: &[Option<Limit>],
     ) -> Result<(), Rejection> {
         if departed.iter().all(Option::is_none) {
             return Ok(());
         }
         for m in new {
-            let Some(heads) = &departed[m.actor as usize] else {
+            let Some(limit) = &departed[m.actor as usize] else {
                 continue;
             };
             let suffix = &actors[m.actor as usize].to_bytes()[32..];
             let seq = u32::try_from(m.seq).map_err(|_| Rejection::SequenceGap)?;
             let slot = slots[m.actor as usize];
-            let recorded = heads
+            let recorded = limit
+                .heads
                 .iter()
                 .any(|h| h.suffix[..] == *suffix && (h.hash == m.hash || seq < h.seq));
             if recorded {
@@ -964,7 +978,7 @@ impl Replica {
                         .is_some_and(|clock| clock.get(slot as usize).is_some_and(|s| *s >= seq))
             });
             if !depended_on {
-                return Err(Rejection::AfterRemoval);
+                return Err(limit.refusal.clone());
             }
         }
         Ok(())

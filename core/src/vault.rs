@@ -35,6 +35,9 @@ use crate::unit::{ChangeSignature, SealedUnit};
 use crate::wire::{DecodeError, Reader, Writer};
 
 const RECORD_VERSION: u8 = 1;
+/// The group record's version: 2 added the count of undone changes (version 1 records,
+/// written before, are still read).
+const GROUP_RECORD_VERSION: u8 = 2;
 
 /// A vault operation failed.
 #[derive(Debug, Error)]
@@ -337,9 +340,10 @@ impl Vault {
             .chain(session.take_accepted())
             .collect();
         let dirty = session.take_dirty();
+        let record_changed = session.take_record_changed();
         let sizes = (session.ops().len(), session.grants().len(), session.pending_count());
         let before = self.membership_sizes.get(group).copied();
-        if units.is_empty() && dirty.is_empty() && before == Some(sizes) {
+        if units.is_empty() && dirty.is_empty() && !record_changed && before == Some(sizes) {
             // Nothing new (a sync frame that only talked): no write, no fsync.
             return Ok(());
         }
@@ -417,6 +421,7 @@ impl Vault {
         let mut session = GroupSession::from_parts(*group, rec.secrets, log, child_rng(&mut self.rng));
         session.receive_ops(&ops)?;
         session.epoch_keys.extend(rec.epoch_keys);
+        session.undone = rec.undone;
         for raw in self.store.scan_group(Kind::Grant, group)? {
             let grant = AudienceGrant::decode(&raw).map_err(|e| VaultError::Record(e.to_string()))?;
             let key = rec.audience_keys.get(&grant.doc).cloned();
@@ -671,6 +676,7 @@ pub(crate) struct Record {
     secrets: MembershipSecrets,
     epoch_keys: BTreeMap<KeyId, SymmetricKey>,
     audience_keys: BTreeMap<DocId, SymmetricKey>,
+    undone: u32,
 }
 
 /// The store key of an endpoint's relay URL (in the profile's settings table).
@@ -680,7 +686,7 @@ fn relay_key(endpoint: &[u8; 32]) -> Vec<u8> {
 
 pub(crate) fn encode_record(s: &GroupSession) -> Vec<u8> {
     let mut w = Writer::new();
-    w.u8(RECORD_VERSION).bytes(&s.group.0);
+    w.u8(GROUP_RECORD_VERSION).bytes(&s.group.0);
     w.bytes(&*s.me.signing.seed())
         .bytes(s.me.boxed.seed())
         .bytes(&*s.me.transport.seed())
@@ -699,13 +705,14 @@ pub(crate) fn encode_record(s: &GroupSession) -> Vec<u8> {
         doc.encode(&mut w);
         w.bytes(key.expose());
     }
+    w.u32(s.undone);
     w.finish()
 }
 
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
-    if version != RECORD_VERSION {
+    if version != 1 && version != GROUP_RECORD_VERSION {
         return Err(DecodeError::Version(version).into());
     }
     let _group: [u8; 32] = r.array()?;
@@ -723,11 +730,13 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     for _ in 0..r.count(u16::MAX as usize, 65)? {
         audience_keys.insert(DocId::decode(&mut r)?, SymmetricKey::from_bytes(r.array()?));
     }
+    let undone = if version == 1 { 0 } else { r.u32()? };
     r.finish()?;
     Ok(Record {
         secrets,
         epoch_keys,
         audience_keys,
+        undone,
     })
 }
 
@@ -760,4 +769,25 @@ pub(crate) fn decode_snapshot(group: GroupId, bytes: &[u8]) -> Result<(DocId, Re
     r.finish()?;
     let replica = Replica::from_trusted_save(group, doc, saved, sigs).map_err(|e| VaultError::Record(e.to_string()))?;
     Ok((doc, replica))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::PassphraseKdf;
+
+    /// A group record written before `undone` was added (version 1) still opens; a
+    /// version 2 record cut before it does not.
+    #[test]
+    fn a_version_1_group_record_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", 1_795_953_600_000).unwrap();
+        let mut record = encode_record(vault.session(&group).unwrap());
+        assert_eq!(record[0], GROUP_RECORD_VERSION);
+        record.truncate(record.len() - 4);
+        assert!(decode_record(&record).is_err(), "version 2 must say how much was undone");
+        record[0] = 1;
+        assert_eq!(decode_record(&record).unwrap().undone, 0);
+    }
 }

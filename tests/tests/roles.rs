@@ -57,6 +57,14 @@ fn agreements_set_under_a_promotion_that_turned_out_void_are_dropped_on_every_de
             s.display_name(&s.me())
         );
     }
+    // Cy's device counts what of hers was undone, for the app to tell her once; nobody
+    // else lost anything of their own.
+    assert!(g[2].undone_changes() > 0);
+    for i in [1, 3] {
+        assert_eq!(g[i].undone_changes(), 0);
+    }
+    g[2].acknowledge_undone();
+    assert_eq!(g[2].undone_changes(), 0);
 
     // Ben makes Cy a facilitator for real; her new agreements reach everyone (her device
     // writes under a fresh actor, so nothing forks with what it dropped).
@@ -94,6 +102,7 @@ fn a_facilitator_made_a_member_again_keeps_what_they_wrote_and_nothing_written_a
             s.display_name(&s.me())
         );
     }
+    assert!(g[1].undone_changes() > 0, "Ben's device says his change was undone");
     // Knowing it now, Ben's device refuses to change them.
     assert!(g[1].set_agreement("Ben's third rules", NOW_MS).is_err());
 }

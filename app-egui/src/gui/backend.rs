@@ -243,6 +243,10 @@ pub(crate) struct GroupPage {
     pub(crate) on_break: bool,
     /// Members muted on this device (hex ids): their stories and reach-outs are not shown.
     pub(crate) muted: std::collections::BTreeSet<String>,
+    /// How many of this member's own changes to the group's name, agreements or settings
+    /// every device undid (their role no longer allowed them), not yet acknowledged.
+    #[serde(default)]
+    pub(crate) undone: u32,
 }
 
 impl GroupPage {

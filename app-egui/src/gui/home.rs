@@ -149,6 +149,7 @@ impl GroupHome {
             HomeCommand::AddMeeting { .. } => self.meetings.new.iter_mut().for_each(|f| f.busy = true),
             HomeCommand::EditNotes { text, .. } => self.meetings.notes.iter_mut().for_each(|e| e.sent(text)),
             HomeCommand::Agree(_)
+            | HomeCommand::AcknowledgeUndone(_)
             | HomeCommand::React { .. }
             | HomeCommand::Reply { .. }
             | HomeCommand::DeleteStory { .. }
@@ -207,7 +208,7 @@ impl GroupHome {
                 self.meetings.new = None;
                 "The meeting is scheduled. Members see it once their devices sync with this one.".into()
             }
-            HomeSaved::Notes | HomeSaved::MeetingDetail => return None,
+            HomeSaved::Notes | HomeSaved::MeetingDetail | HomeSaved::UndoneSeen => return None,
             HomeSaved::Support => "Your support is sent with the next sync.".into(),
             HomeSaved::Reply { story } => {
                 self.story_extras.replies.remove(story);
@@ -253,6 +254,7 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[Su
     } else {
         action = action.or(connection(ui, &home.page.status));
     }
+    action = action.or(undone(ui, &home.page));
     action = action.or(waiting_for_answers(ui, home));
     ui.add_space(8.0);
     ui.horizontal(|ui| {
@@ -272,6 +274,29 @@ pub(crate) fn group_home(ui: &mut egui::Ui, home: &mut GroupHome, contacts: &[Su
         Tab::Members => members::members_tab(ui, home),
     };
     action.or(shown)
+}
+
+/// Says, once, that some of this member's own changes were undone everywhere: they were
+/// made while their role seemed to allow them, and it did not (MEMBERSHIP.md).
+#[must_use]
+fn undone(ui: &mut egui::Ui, page: &GroupPage) -> Option<Action> {
+    if page.undone == 0 {
+        return None;
+    }
+    let mut action = None;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.label(
+            "Some of your changes to the group's name, agreements or settings were undone. When you made them, your facilitator role had already ended, or the change that gave it to you did not count, so no one's device kept them.",
+        );
+        quiet(
+            ui,
+            "Nothing else you wrote was touched. A facilitator can make these changes, or give you the role again.",
+        );
+        if ui.button("I understand").clicked() {
+            action = Some(Action::Send(Command::Home(HomeCommand::AcknowledgeUndone(page.id))));
+        }
+    });
+    action
 }
 
 /// Who is connected now, what waits to be sent, "sync now" and meeting mode — visible,

@@ -44,6 +44,8 @@ pub(crate) enum HomeCommand {
     },
     /// Agree to the group's current agreements.
     Agree(GroupId),
+    /// The person read that some of their changes were undone (see `GroupPage::undone`).
+    AcknowledgeUndone(GroupId),
     /// Send support to a story.
     React {
         /// The group.
@@ -160,6 +162,8 @@ pub(crate) enum HomeSaved {
     Notes,
     /// A meeting's attendance or action items changed.
     MeetingDetail,
+    /// The person acknowledged that some of their changes were undone.
+    UndoneSeen,
 }
 
 impl HomeCommand {
@@ -170,6 +174,7 @@ impl HomeCommand {
             | HomeCommand::CheckIn { group, .. }
             | HomeCommand::SetAgreements { group, .. }
             | HomeCommand::Agree(group)
+            | HomeCommand::AcknowledgeUndone(group)
             | HomeCommand::React { group, .. }
             | HomeCommand::Reply { group, .. }
             | HomeCommand::DeleteStory { group, .. }
@@ -221,6 +226,13 @@ pub(crate) fn handle(vault: &mut Vault, command: HomeCommand, now_ms: i64, conte
         HomeCommand::Agree(group) => {
             let result = vault.edit(&group, |s| s.acknowledge_agreement(now_ms));
             (group, result, HomeSaved::Agreed, "Your agreement was not saved")
+        }
+        HomeCommand::AcknowledgeUndone(group) => {
+            let result = vault.edit(&group, |s| {
+                s.acknowledge_undone();
+                Ok::<(), VaultError>(())
+            });
+            (group, result, HomeSaved::UndoneSeen, "This could not be saved")
         }
         HomeCommand::React { group, story } => {
             let result = vault.edit(&group, |s| s.react(&story, "support", now_ms).map(|_| ()));
@@ -319,6 +331,7 @@ pub(crate) fn group_page(
         on_break,
         muted: muted.iter().map(MemberId::to_hex).collect(),
         today,
+        undone: session.undone_changes(),
     })
 }
 
