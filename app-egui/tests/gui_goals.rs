@@ -16,16 +16,6 @@ use support::*;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Clicks into the field labelled `label`, selects all of it and types `text` instead.
-fn replace(app: &mut App, label: &str, text: &str) {
-    app.get_by_label(label).click();
-    app.run();
-    app.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    app.run();
-    app.get_by_label(label).type_text(text);
-    app.run();
-}
-
 /// Opens Sam's group from the groups screen and waits until its home shows.
 fn open_group(app: &mut App) {
     click(app, "Tuesday Circle");

@@ -3,7 +3,6 @@
 
 mod support;
 
-use egui_kittest::kittest::Queryable;
 use support::*;
 
 /// Opens the settings screen and waits for what the backend knows.
@@ -154,12 +153,7 @@ fn an_export_is_written_where_asked_and_says_it_is_not_encrypted() {
     open_settings(&mut sam);
     assert!(shows(&sam, "An export is not encrypted"), "said before exporting");
     let folder = out.path().join("exports");
-    let field = "Into the folder";
-    sam.get_by_label(field).click();
-    sam.run();
-    sam.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    sam.get_by_label(field).type_text(&folder.to_string_lossy());
-    sam.run();
+    replace(&mut sam, "Into the folder", &folder.to_string_lossy());
     click(&mut sam, "Export this group");
     wait_until(&mut sam, "the export", |a| shows(a, "Saved to"));
     assert!(shows(&sam, "This copy is not encrypted"));
@@ -167,6 +161,36 @@ fn an_export_is_written_where_asked_and_says_it_is_not_encrypted() {
     assert_eq!(files.len(), 1, "one Markdown file: {files:?}");
     let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(text.contains("Coffee after the meeting helped."), "{text}");
+}
+
+#[test]
+fn a_groups_own_relay_is_saved_only_when_its_address_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sam = sam_with_a_group(dir.path());
+    open_settings(&mut sam);
+    click(&mut sam, "Our group's own relay");
+    fill(&mut sam, "Relay address (https://…)", "https://not a relay");
+    click(&mut sam, "Use this relay");
+    wait_until(&mut sam, "the refusal", |a| {
+        shows(a, "'https://not a relay' is not a relay address")
+    });
+    replace(
+        &mut sam,
+        "Relay address (https://…)",
+        "https://relay.tuesday-circle.example",
+    );
+    click(&mut sam, "Use this relay");
+    wait_until(&mut sam, "the saved choice", |a| {
+        shows(a, "It takes effect the next time you unlock")
+    });
+    // The tests switch relays off where the app starts: the screen says the choice waits.
+    assert!(shows(&sam, "Relays are switched off where Alongside was started"));
+    drop(sam);
+    let vault = alongside_core::vault::Vault::unlock(dir.path(), PASSPHRASE.as_bytes()).unwrap();
+    assert_eq!(
+        vault.relay_preference().unwrap().as_deref(),
+        Some("https://relay.tuesday-circle.example")
+    );
 }
 
 #[test]

@@ -648,6 +648,15 @@ impl Backend {
                     v.set_break_until(until.as_deref())
                 })
             }
+            Command::SetRelay(Some(mode))
+                if mode.parse::<alongside_net::RelayChoice>().is_err() || mode.starts_with("http://") =>
+            {
+                Event::Failed {
+                    message: format!(
+                        "'{mode}' is not a relay address (one looks like https://relay.example.org), so nothing was changed."
+                    ),
+                }
+            }
             Command::SetRelay(mode) => self.save_setting(
                 "The connection setting was not saved",
                 "Saved. It takes effect the next time you unlock Alongside.",

@@ -29,6 +29,11 @@ pub(crate) struct SettingsForm {
     pub(crate) export_folder: String,
     /// Adding a crisis line (shares the reach-out tab's editor).
     pub(crate) contacts: ReachOutForm,
+    /// The connection choice picked but not saved yet (only "own relay" waits, for its
+    /// address); `None` shows what is saved.
+    pub(crate) relay_choice: Option<String>,
+    /// The address of the group's own relay, as typed.
+    pub(crate) relay_url: String,
 }
 
 impl Default for SettingsForm {
@@ -48,6 +53,8 @@ impl Default for SettingsForm {
             export_format: ExportFormat::Markdown,
             export_folder: folder.to_string_lossy().into_owned(),
             contacts: ReachOutForm::default(),
+            relay_choice: None,
+            relay_url: String::new(),
         }
     }
 }
@@ -59,6 +66,10 @@ impl SettingsForm {
             self.break_until = day.clone();
         }
         self.contacts.busy = false;
+        if let Some(url) = view.relay.as_deref().filter(|r| r.starts_with("https://")) {
+            self.relay_url = url.to_string();
+        }
+        self.relay_choice = None;
         self.view = Some(view);
     }
 }
@@ -85,7 +96,7 @@ pub(crate) fn settings_screen(
     action = action
         .or(taking_a_break(ui, form, &view))
         .or(passphrase(ui, form))
-        .or(connections(ui, &view))
+        .or(connections(ui, &mut form.relay_choice, &mut form.relay_url, &view))
         .or(export(ui, form, &view));
     ui.add_space(12.0);
     action.or(reach_out::contacts_editor(ui, &mut form.contacts, contacts))
@@ -173,26 +184,62 @@ fn passphrase(ui: &mut egui::Ui, form: &mut SettingsForm) -> Option<Action> {
         })
 }
 
+/// The radio value for a relay the group runs itself (what is saved is its address).
+const OWN_RELAY: &str = "own";
+
 #[must_use]
-fn connections(ui: &mut egui::Ui, view: &SettingsView) -> Option<Action> {
+fn connections(
+    ui: &mut egui::Ui,
+    relay_choice: &mut Option<String>,
+    relay_url: &mut String,
+    view: &SettingsView,
+) -> Option<Action> {
     ui.label(egui::RichText::new("Reaching members across the internet").strong());
     quiet(
         ui,
         "Relays pass encrypted traffic between members who cannot reach each other directly. They cannot read it. Without relays, members connect only when a direct path exists (for example on the same Wi-Fi).",
     );
-    let mut choice = view.relay.clone().unwrap_or_else(|| "default".into());
+    let saved = match view.relay.as_deref() {
+        None | Some("default") => "default",
+        Some("disabled") => "disabled",
+        Some(_) => OWN_RELAY,
+    };
+    let mut choice = relay_choice.clone().unwrap_or_else(|| saved.to_string());
     let before = choice.clone();
     ui.horizontal_wrapped(|ui| {
         ui.radio_value(&mut choice, "default".to_string(), "Use relays");
+        ui.radio_value(&mut choice, OWN_RELAY.to_string(), "Our group's own relay");
         ui.radio_value(&mut choice, "disabled".to_string(), "Direct connections only");
     });
+    let mut action = None;
+    if choice != before {
+        *relay_choice = Some(choice.clone());
+        if choice != OWN_RELAY {
+            action = Some(Action::Send(Command::SetRelay(Some(choice.clone()))));
+        }
+    }
+    if choice == OWN_RELAY {
+        quiet(
+            ui,
+            "Only this relay is used, never a public one. Ask whoever runs it for its address.",
+        );
+        text_line(ui, "Relay address (https://…)", relay_url);
+        let typed = relay_url.trim();
+        if primary_button(
+            ui,
+            !typed.is_empty() && view.relay.as_deref() != Some(typed),
+            "Use this relay",
+        ) {
+            action = Some(Action::Send(Command::SetRelay(Some(typed.to_string()))));
+        }
+    }
     if view.relay_forced_off {
         quiet(
             ui,
             "Relays are switched off where Alongside was started, so no relay is used now, whatever is chosen here.",
         );
     }
-    (choice != before).then(|| Action::Send(Command::SetRelay(Some(choice))))
+    action
 }
 
 #[must_use]

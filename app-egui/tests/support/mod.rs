@@ -65,6 +65,16 @@ pub fn fill(app: &mut App, label: &str, text: &str) {
     app.run();
 }
 
+/// Clicks into the field labelled `label`, selects all of it and types `text` instead.
+pub fn replace(app: &mut App, label: &str, text: &str) {
+    app.get_by_label(label).click();
+    app.run();
+    app.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    app.run();
+    app.get_by_label(label).type_text(text);
+    app.run();
+}
+
 /// Clicks the widget labelled `label` through its accessibility action, the way a
 /// screen reader would: the click reaches that widget even if what the backend sent
 /// meanwhile moves it on screen.
