@@ -88,4 +88,17 @@ fn a_reach_out_is_delivered_stays_on_the_home_until_answered_and_the_answer_come
     wait_until(&mut alex, "Sam's answer on Alex's device", |a| {
         shows(a, "Sam: I can come with you. Call me tonight.")
     });
+
+    // What Alex's device learned is kept: opened again while Sam is away, it still knows
+    // Sam has the reach-out, and when they last synced.
+    drop(sam);
+    drop(alex);
+    let mut alex = unlock_profile(dir_alex.path());
+    click(&mut alex, "Tuesday Circle");
+    wait_until(&mut alex, "the group loaded", |a| !shows(a, "Still opening"));
+    click(&mut alex, "Reach out");
+    assert!(shows(&alex, "Delivered to 1 of 1 member"));
+    click(&mut alex, "Members");
+    assert!(shows(&alex, "Last synced"));
+    assert!(!shows(&alex, "Connected now: Sam"));
 }

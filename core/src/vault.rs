@@ -10,7 +10,7 @@
 mod personal;
 mod shown_last;
 
-pub use personal::{MAX_CONTACT_TEXT, MAX_CONTACTS, SupportContact};
+pub use personal::{MAX_CONTACT_TEXT, MAX_CONTACTS, SupportContact, SyncMark};
 pub use shown_last::ShownLast;
 
 use std::collections::BTreeMap;

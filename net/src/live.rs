@@ -97,9 +97,17 @@ pub(crate) async fn converse(
             frame = frames.recv() => match frame {
                 Some(Ok(frame)) => {
                     let (step, parting);
+                    let floor = round_floor;
                     // (The frame counts against the read-ahead until it is handled.)
                     (sync, (step, parting)) = drive(shared, Some(member), sync, move |sync, v| {
                         let step = v.edit(&group, |s| sync.handle_frame(s, &frame.body))?;
+                        if step.events.iter().any(|e| matches!(e, Event::CaughtUp)) {
+                            // Kept so "last synced" and delivery survive a restart; a
+                            // failure here costs only that.
+                            if let Err(e) = v.record_sync(&group, &member, crate::node::now_ms(), floor) {
+                                tracing::debug!(error = %e, "could not keep the sync mark");
+                            }
+                        }
                         let parting = farewell(sync, v, group, member, &step)?;
                         Ok((step, parting))
                     })

@@ -241,7 +241,7 @@ fn member_row(ui: &mut egui::Ui, member: &MemberStatus, now_ms: i64) {
     let seen = match (member.reachable, member.last_sync_ms) {
         (true, _) => "Connected now".to_string(),
         (false, Some(at)) => format!("Last synced {}", ago(now_ms - at)),
-        (false, None) => "Not reached since Alongside was opened".to_string(),
+        (false, None) => "Not synced with this device yet".to_string(),
     };
     quiet(ui, seen);
 }

@@ -1,12 +1,12 @@
 //! What a member keeps on this device only and never shares with any group: the crisis
 //! lines and people they can call when they need support now, "taking a break", the
-//! members they muted, when they last looked at each group, and how this device may
-//! connect (relays or not).
+//! members they muted, when they last looked at each group, when it last synced with each
+//! member, and how this device may connect (relays or not).
 //!
 //! Stored like everything else in the profile: sealed under the profile's data key, so a
 //! copied disk shows nothing (a saved crisis line says as much about a person as a story).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::{GroupId, MemberId};
 use crate::store::{Batch, Key, Kind};
@@ -25,8 +25,23 @@ const BREAK_KEY: &[u8] = b"break-until";
 const RELAY_KEY: &[u8] = b"relay-mode";
 const MUTED_KEY: &[u8] = b"muted";
 const SEEN_KEY: &[u8] = b"seen-at";
+const SYNC_KEY: &[u8] = b"sync-marks";
+const SYNC_VERSION: u8 = 1;
+/// Most members one group keeps sync marks for.
+const MAX_MARKED: usize = 4096;
 /// Most members one group can have muted on this device.
 const MAX_MUTED: usize = 1000;
+
+/// What this device knows of its last completed sync round with one member, kept so that
+/// "last synced" and the delivery of reach-outs survive a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncMark {
+    /// When the last round with them completed (Unix ms, this device's clock).
+    pub last_sync_ms: i64,
+    /// Everything that was durable on this device at this time (Unix ms) or earlier is
+    /// held by them.
+    pub covered_ms: i64,
+}
 
 /// A crisis line or a person to call, kept on this device only.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -197,6 +212,60 @@ impl Vault {
         Ok(())
     }
 
+    /// What this device knows of its last sync round with each member of `group` (see
+    /// [`SyncMark`]). Reads only the marks, not the group's documents.
+    pub fn sync_marks(&self, group: &GroupId) -> Result<BTreeMap<MemberId, SyncMark>, VaultError> {
+        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, SYNC_KEY))? else {
+            return Ok(BTreeMap::new());
+        };
+        let mut r = Reader::new(&raw);
+        let version = r.u8()?;
+        if version != SYNC_VERSION {
+            return Err(crate::wire::DecodeError::Version(version).into());
+        }
+        let mut out = BTreeMap::new();
+        for _ in 0..r.count(MAX_MARKED, 48)? {
+            let member = MemberId(r.array()?);
+            let mark = SyncMark {
+                last_sync_ms: r.i64()?,
+                covered_ms: r.i64()?,
+            };
+            out.insert(member, mark);
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
+    /// Records that a sync round with `member` of `group` completed at `at_ms`, covering
+    /// everything durable here up to `covers_from_ms`. Marks only move forward.
+    pub fn record_sync(
+        &mut self,
+        group: &GroupId,
+        member: &MemberId,
+        at_ms: i64,
+        covers_from_ms: i64,
+    ) -> Result<(), VaultError> {
+        let mut marks = self.sync_marks(group)?;
+        if marks.len() >= MAX_MARKED && !marks.contains_key(member) {
+            return Ok(());
+        }
+        let mark = marks.entry(*member).or_insert(SyncMark {
+            last_sync_ms: i64::MIN,
+            covered_ms: i64::MIN,
+        });
+        mark.last_sync_ms = mark.last_sync_ms.max(at_ms);
+        mark.covered_ms = mark.covered_ms.max(covers_from_ms);
+        let mut w = Writer::new();
+        w.u8(SYNC_VERSION).count(marks.len());
+        for (m, mark) in &marks {
+            w.bytes(&m.0).i64(mark.last_sync_ms).i64(mark.covered_ms);
+        }
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::in_group(*group, SYNC_KEY), w.finish());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
     fn meta_text(&self, key: &[u8]) -> Result<Option<String>, VaultError> {
         let Some(raw) = self.store.get(Kind::Meta, &Key::global(key))? else {
             return Ok(None);
@@ -269,6 +338,31 @@ mod tests {
         let too_many = vec![contact("a", "1"); MAX_CONTACTS + 1];
         assert!(vault.set_support_contacts(&too_many).is_err());
         assert_eq!(vault.support_contacts().unwrap(), vec![contact("Crisis line", "988")]);
+    }
+
+    #[test]
+    fn sync_marks_only_move_forward_and_are_kept_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", 1_795_953_600_000).unwrap();
+        let (alex, jo) = (MemberId([9; 32]), MemberId([7; 32]));
+        assert!(vault.sync_marks(&group).unwrap().is_empty());
+        vault.record_sync(&group, &alex, 2_000, 1_500).unwrap();
+        vault.record_sync(&group, &jo, 2_100, 900).unwrap();
+        // A round reported late (it started earlier) takes nothing back.
+        vault.record_sync(&group, &alex, 1_800, 1_000).unwrap();
+        drop(vault);
+        let vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        let marks = vault.sync_marks(&group).unwrap();
+        assert_eq!(
+            marks[&alex],
+            SyncMark {
+                last_sync_ms: 2_000,
+                covered_ms: 1_500
+            }
+        );
+        assert_eq!(marks[&jo].covered_ms, 900);
+        assert_eq!(marks.len(), 2);
     }
 
     #[test]

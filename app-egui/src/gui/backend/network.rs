@@ -149,6 +149,15 @@ impl Backend {
         let Some(runtime) = &self.runtime else {
             return Err("Could not start the network part of Alongside.".into());
         };
+        // What earlier runs learned of each member's last sync (delivery of reach-outs
+        // included); a mark that cannot be read only means it is not shown.
+        let mut net = NetState::default();
+        for group in vault.group_ids().unwrap_or_default() {
+            for (member, mark) in vault.sync_marks(&group).unwrap_or_default() {
+                net.last_sync.insert((group, member), mark.last_sync_ms);
+                net.covered.insert((group, member), mark.covered_ms);
+            }
+        }
         // A relay choice saved on this device applies, unless relays were switched off
         // where Alongside was started (that switch always wins).
         let mut config = self.config.net.clone();
@@ -183,7 +192,7 @@ impl Backend {
         }));
         self.session += 1;
         self.node = Some(node);
-        self.net = NetState::default();
+        self.net = net;
         Ok(())
     }
 
