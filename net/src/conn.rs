@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) fresh: broadcast::Sender<Fresh>,
     /// What the node tells its user interface.
     pub(crate) events: broadcast::Sender<NodeEvent>,
+    /// When (Unix ms) something last became durable here: a sync mark that covers it
+    /// is worth keeping (see `live.rs`).
+    pub(crate) last_commit_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
             vault: Mutex::new(Some(vault)),
             fresh: broadcast::channel(FRESH_CAPACITY).0,
             events: broadcast::channel(EVENT_CAPACITY).0,
+            last_commit_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -97,6 +101,11 @@ pub(crate) async fn with_vault_from<T: Send + 'static>(
         let result = f(v);
         let committed = v.take_committed();
         drop(guard);
+        if !committed.is_empty() {
+            shared
+                .last_commit_ms
+                .store(crate::node::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
         for item in committed {
             let _ = shared.fresh.send(Fresh { item, from });
         }

@@ -69,6 +69,8 @@ pub(crate) async fn converse(
     // A round that completes started after the previous one completed (rounds do not
     // overlap), so everything durable here before this moment is in the next round.
     let mut round_floor = crate::node::now_ms();
+    // The floor and time of the last sync mark kept for this member (see `mark_due`).
+    let mut marked: Option<(i64, i64)> = None;
     let (send, mut frames) = framed.into_split();
     let mut out = Outbox::spawn(send);
     let (mut sync, first) = with_vault(shared, move |v| {
@@ -98,10 +100,11 @@ pub(crate) async fn converse(
                 Some(Ok(frame)) => {
                     let (step, parting);
                     let floor = round_floor;
+                    let mark_due = mark_due(shared, marked);
                     // (The frame counts against the read-ahead until it is handled.)
                     (sync, (step, parting)) = drive(shared, Some(member), sync, move |sync, v| {
                         let step = v.edit(&group, |s| sync.handle_frame(s, &frame.body))?;
-                        if step.events.iter().any(|e| matches!(e, Event::CaughtUp)) {
+                        if mark_due && step.events.iter().any(|e| matches!(e, Event::CaughtUp)) {
                             // Kept so "last synced" and delivery survive a restart; a
                             // failure here costs only that.
                             if let Err(e) = v.record_sync(&group, &member, crate::node::now_ms(), floor) {
@@ -112,6 +115,9 @@ pub(crate) async fn converse(
                         Ok((step, parting))
                     })
                     .await?;
+                    if mark_due && step.events.iter().any(|e| matches!(e, Event::CaughtUp)) {
+                        marked = Some((floor, crate::node::now_ms()));
+                    }
                     report(shared, peer, &sync, &step, &mut round_floor);
                     if let Some(parting) = parting {
                         return part(out, parting).await;
@@ -338,6 +344,22 @@ async fn begin_round(shared: &SharedVault, group: GroupId, sync: PeerSync) -> Re
         Ok(sync.begin_round(v.session(&group)?).unwrap_or_default())
     })
     .await
+}
+
+/// How long a kept "last synced" time may lag while nothing new needs covering.
+const MARK_REFRESH_MS: i64 = 5 * 60 * 1000;
+
+/// Whether the next completed round should be kept as a sync mark: the first of this
+/// conversation; or something became durable here since the floor of the last one kept
+/// (the new round may cover it: delivery); or the kept time is getting old. Otherwise a
+/// round every 20 s on every connection would cost a disk write each, for nothing new.
+fn mark_due(shared: &SharedVault, marked: Option<(i64, i64)>) -> bool {
+    match marked {
+        None => true,
+        Some((floor, at)) => {
+            shared.last_commit_ms.load(Ordering::Relaxed) >= floor || crate::node::now_ms() - at >= MARK_REFRESH_MS
+        }
+    }
 }
 
 fn report(shared: &SharedVault, peer: Peer, sync: &PeerSync, step: &Step, round_floor: &mut i64) {

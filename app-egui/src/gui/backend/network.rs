@@ -151,11 +151,16 @@ impl Backend {
         };
         // What earlier runs learned of each member's last sync (delivery of reach-outs
         // included); a mark that cannot be read only means it is not shown.
+        // A mark from the future (this computer's clock was ahead then) is not believed:
+        // it would call reach-outs delivered that were never sent.
         let mut net = NetState::default();
+        let latest = now_ms() + 60_000;
         for group in vault.group_ids().unwrap_or_default() {
             for (member, mark) in vault.sync_marks(&group).unwrap_or_default() {
-                net.last_sync.insert((group, member), mark.last_sync_ms);
-                net.covered.insert((group, member), mark.covered_ms);
+                if mark.last_sync_ms <= latest && mark.covered_ms <= latest {
+                    net.last_sync.insert((group, member), mark.last_sync_ms);
+                    net.covered.insert((group, member), mark.covered_ms);
+                }
             }
         }
         // A relay choice saved on this device applies, unless relays were switched off
