@@ -144,6 +144,8 @@ pub(crate) enum Command {
     SetBreak(Option<String>),
     /// How this device reaches members across the internet (`disabled`, `default`).
     SetRelay(Option<String>),
+    /// Reach members through the group's own relay, at this address (as typed).
+    SetOwnRelay(String),
     /// Mute or unmute a member on this device.
     SetMuted {
         /// The group.
@@ -648,15 +650,21 @@ impl Backend {
                     v.set_break_until(until.as_deref())
                 })
             }
-            Command::SetRelay(Some(mode))
-                if mode.parse::<alongside_net::RelayChoice>().is_err() || mode.starts_with("http://") =>
+            Command::SetOwnRelay(url)
+                if !(url.starts_with("https://")
+                    && matches!(url.parse(), Ok(alongside_net::RelayChoice::Custom(_)))) =>
             {
                 Event::Failed {
                     message: format!(
-                        "'{mode}' is not a relay address (one looks like https://relay.example.org), so nothing was changed."
+                        "'{url}' is not a relay address (one looks like https://relay.example.org), so nothing was changed."
                     ),
                 }
             }
+            Command::SetOwnRelay(url) => self.save_setting(
+                "The connection setting was not saved",
+                "Saved. It takes effect the next time you unlock Alongside.",
+                move |v| v.set_relay_preference(Some(&url)),
+            ),
             Command::SetRelay(mode) => self.save_setting(
                 "The connection setting was not saved",
                 "Saved. It takes effect the next time you unlock Alongside.",

@@ -404,6 +404,9 @@ impl AlongsideApp {
                 if let Some(home) = session.home.as_mut() {
                     home.failed();
                 }
+                if let Some(form) = session.settings.as_mut() {
+                    form.failed();
+                }
                 session.notice = Some(message);
             }
             // Anything else answers a screen that is gone (e.g. the profile was locked since).
@@ -541,6 +544,7 @@ impl AlongsideApp {
                 | Command::ChangePassphrase { .. }
                 | Command::SetBreak(_)
                 | Command::SetRelay(_)
+                | Command::SetOwnRelay(_)
                 | Command::Export { .. }
                 | Command::SetMeetingMode { .. }
                 | Command::RemoveMember { .. }

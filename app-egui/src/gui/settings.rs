@@ -74,6 +74,16 @@ impl SettingsForm {
     }
 }
 
+impl SettingsForm {
+    /// Something sent from the screen failed: a connection choice that was not saved
+    /// goes back to what is saved (a typed relay address stays, to be corrected).
+    pub(crate) fn failed(&mut self) {
+        if self.relay_choice.as_deref() != Some(OWN_RELAY) {
+            self.relay_choice = None;
+        }
+    }
+}
+
 /// The screen. `prefs` change at once (the app applies and stores them).
 #[must_use]
 pub(crate) fn settings_screen(
@@ -230,7 +240,7 @@ fn connections(
             !typed.is_empty() && view.relay.as_deref() != Some(typed),
             "Use this relay",
         ) {
-            action = Some(Action::Send(Command::SetRelay(Some(typed.to_string()))));
+            action = Some(Action::Send(Command::SetOwnRelay(typed.to_string())));
         }
     }
     if view.relay_forced_off {
