@@ -71,7 +71,7 @@ fn deliver(vault: &mut Vault, group: &GroupId, from: &mut GroupSession) -> Resul
 
 /// Sam's profile in `dir` with a lived-in group.
 fn sample_profile(dir: &Path) -> Result<()> {
-    let mut vault = Vault::init(dir, "Sam's laptop", PASSPHRASE.as_bytes(), PassphraseKdf::TEST)?;
+    let mut vault = Vault::init(dir, "Sam's laptop", PASSPHRASE.as_bytes(), PassphraseKdf::STRONG)?;
     let now = now_ms();
     let group = vault.create_group("Tuesday Circle", "Sam", now - 40 * DAY_MS)?;
     vault.create_group("Parents in recovery", "Sam", now - 20 * DAY_MS)?;
@@ -188,7 +188,7 @@ fn sample_profile(dir: &Path) -> Result<()> {
 fn open(dir: &Path) -> App {
     let config = GuiConfig {
         data_dir: dir.to_path_buf(),
-        kdf: PassphraseKdf::TEST,
+        kdf: PassphraseKdf::STRONG,
         net: NetConfig::loopback(),
     };
     let mut app = Harness::builder()
