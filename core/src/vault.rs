@@ -786,7 +786,10 @@ mod tests {
         let mut record = encode_record(vault.session(&group).unwrap());
         assert_eq!(record[0], GROUP_RECORD_VERSION);
         record.truncate(record.len() - 4);
-        assert!(decode_record(&record).is_err(), "version 2 must say how much was undone");
+        assert!(
+            decode_record(&record).is_err(),
+            "version 2 must say how much was undone"
+        );
         record[0] = 1;
         assert_eq!(decode_record(&record).unwrap().undone, 0);
     }
