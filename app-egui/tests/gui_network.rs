@@ -93,6 +93,14 @@ fn alone_the_home_says_it_is_offline_counts_what_waits_and_sync_now_says_nobody_
     });
     assert!(shows(&sam, "saved here"), "the message says nothing is lost");
     assert!(shows(&sam, "1 change waiting to be sent"), "it still waits");
+
+    // Closed and opened again, the window still knows it waits.
+    drop(sam);
+    let mut sam = unlock_profile(dir.path());
+    click(&mut sam, "Tuesday Circle");
+    wait_until(&mut sam, "the group loaded", |a| {
+        shows(a, "1 change waiting to be sent") && !shows(a, "Still opening")
+    });
 }
 
 #[test]

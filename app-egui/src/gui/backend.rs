@@ -805,7 +805,7 @@ impl Backend {
         if let Err(err) = self.with_vault(move |v| v.edit(&group, |s| s.add_story(&story, now_ms())).map(|_| ())) {
             return failed("Your story was not saved", &err);
         }
-        self.net.wrote(group);
+        self.wrote(group);
         match self.group_page(group) {
             Ok(page) => Event::StoryAdded(page),
             Err(err) => failed("Your story was saved, but the list could not be read", &err),
@@ -850,7 +850,7 @@ impl Backend {
         let event = self.with_vault(move |v| Ok(home_backend::handle(v, command, now_ms(), &context)));
         match event {
             Ok(event @ Event::HomeSaved { .. }) => {
-                self.net.wrote(group);
+                self.wrote(group);
                 event
             }
             Ok(event) => event,

@@ -26,6 +26,7 @@ const RELAY_KEY: &[u8] = b"relay-mode";
 const MUTED_KEY: &[u8] = b"muted";
 const SEEN_KEY: &[u8] = b"seen-at";
 const SYNC_KEY: &[u8] = b"sync-marks";
+const WAITING_KEY: &[u8] = b"waiting";
 const SYNC_VERSION: u8 = 1;
 /// Most members one group keeps sync marks for.
 const MAX_MARKED: usize = 4096;
@@ -266,6 +267,28 @@ impl Vault {
         Ok(())
     }
 
+    /// How many changes the window counted as written in `group` while nobody was
+    /// reachable, not yet taken by anyone (0 if none). Reads only that count.
+    pub fn waiting(&self, group: &GroupId) -> Result<u64, VaultError> {
+        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, WAITING_KEY))? else {
+            return Ok(0);
+        };
+        let mut r = Reader::new(&raw);
+        let n = r.u64()?;
+        r.finish()?;
+        Ok(n)
+    }
+
+    /// Keeps the count of changes waiting to be sent in `group` (see [`Vault::waiting`]).
+    pub fn set_waiting(&mut self, group: &GroupId, n: u64) -> Result<(), VaultError> {
+        let mut w = Writer::new();
+        w.u64(n);
+        let mut batch = Batch::new();
+        batch.put(Kind::Meta, Key::in_group(*group, WAITING_KEY), w.finish());
+        self.store.commit(batch)?;
+        Ok(())
+    }
+
     fn meta_text(&self, key: &[u8]) -> Result<Option<String>, VaultError> {
         let Some(raw) = self.store.get(Kind::Meta, &Key::global(key))? else {
             return Ok(None);
@@ -363,6 +386,20 @@ mod tests {
         );
         assert_eq!(marks[&jo].covered_ms, 900);
         assert_eq!(marks.len(), 2);
+    }
+
+    #[test]
+    fn the_waiting_count_is_kept_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", 1_795_953_600_000).unwrap();
+        assert_eq!(vault.waiting(&group).unwrap(), 0);
+        vault.set_waiting(&group, 3).unwrap();
+        drop(vault);
+        let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        assert_eq!(vault.waiting(&group).unwrap(), 3);
+        vault.set_waiting(&group, 0).unwrap();
+        assert_eq!(vault.waiting(&group).unwrap(), 0);
     }
 
     #[test]

@@ -124,17 +124,28 @@ impl NetState {
         let member = MemberId::from_hex(member)?;
         self.covered.get(&(group, member)).copied()
     }
-
-    /// Something was written in `group`: if nobody is connected to take it at once, it
-    /// waits for the next sync.
-    pub(crate) fn wrote(&mut self, group: GroupId) {
-        if self.reachable(&group) == 0 {
-            *self.waiting.entry(group).or_default() += 1;
-        }
-    }
 }
 
 impl Backend {
+    /// Something was written in `group`: if nobody is connected to take it at once, it
+    /// waits for the next sync. The count is kept on the device, so it survives a
+    /// restart (a failure to keep it costs only that).
+    pub(super) fn wrote(&mut self, group: GroupId) {
+        if self.net.reachable(&group) == 0 {
+            let count = self.net.waiting.entry(group).or_default();
+            *count += 1;
+            let n = *count as u64;
+            let _ = self.with_vault(move |v| v.set_waiting(&group, n));
+        }
+    }
+
+    /// Someone took everything written in `group`: nothing waits any more.
+    fn sent(&mut self, group: GroupId) {
+        if self.net.waiting.remove(&group).is_some_and(|n| n > 0) {
+            let _ = self.with_vault(move |v| v.set_waiting(&group, 0));
+        }
+    }
+
     /// Starts the node on `vault`, online with every member it knows an address for.
     pub(super) fn start_node(&mut self, vault: Vault) -> Result<(), String> {
         if self.runtime.is_none() {
@@ -161,6 +172,11 @@ impl Backend {
                     net.last_sync.insert((group, member), mark.last_sync_ms);
                     net.covered.insert((group, member), mark.covered_ms);
                 }
+            }
+            let waiting = vault.waiting(&group).unwrap_or(0);
+            if waiting > 0 {
+                net.waiting
+                    .insert(group, usize::try_from(waiting).unwrap_or(usize::MAX));
             }
         }
         // A relay choice saved on this device applies, unless relays were switched off
@@ -265,10 +281,11 @@ impl Backend {
                 self.net.last_sync.insert((*group, *member), now_ms());
                 let covered = self.net.covered.entry((*group, *member)).or_insert(i64::MIN);
                 *covered = (*covered).max(*covers_from_ms);
-                self.net.waiting.remove(group);
+                let group = *group;
+                self.sent(group);
                 // The delivery of one's own reach-outs is on the page.
-                self.dirty.page |= self.open == Some(*group);
-                *group
+                self.dirty.page |= self.open == Some(group);
+                group
             }
             _ => return,
         };
@@ -283,7 +300,7 @@ impl Backend {
             Done::Synced { group, asked, result } => {
                 self.net.syncing.remove(&group);
                 if matches!(result, Some(Ok(_))) {
-                    self.net.waiting.remove(&group);
+                    self.sent(group);
                 }
                 self.dirty.status |= self.open == Some(group);
                 if !asked {

@@ -84,7 +84,7 @@ impl Backend {
         if let Err(err) = saved {
             return failed("Your reach-out was not sent", &err);
         }
-        self.net.wrote(group);
+        self.wrote(group);
         // Get it out now, not at the next periodic round; delivery shows as rounds end.
         self.handle_sync_now(group, false);
         let notice = if self.net.reachable(&group) == 0 {
@@ -104,7 +104,7 @@ impl Backend {
         if let Err(err) = saved {
             return failed("Your answer was not saved", &err);
         }
-        self.net.wrote(group);
+        self.wrote(group);
         self.saved_from(
             group,
             "Your answer is saved and goes out with the next sync.",

@@ -109,7 +109,7 @@ impl Backend {
             let name = name.clone();
             move |v| v.edit(&group, |s| s.set_display_name(&name))
         });
-        self.net.wrote(group);
+        self.wrote(group);
         match saved {
             Ok(()) => self.saved(
                 group,
