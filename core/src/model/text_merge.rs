@@ -43,14 +43,133 @@ pub fn splice_between(from: &str, to: &str) -> Option<Splice> {
     })
 }
 
-/// Splices that make `local` (made against `base`) apply to `current`, which is `base`
-/// with someone else's edit. Apply them in the order given. Where both deleted the same
-/// text it stays deleted once; where both typed at the same place, the other's text comes
-/// first and this one's after it, so nobody's words are lost.
-pub fn rebase(base: &str, current: &str, local: &Splice) -> Vec<Splice> {
-    let Some(remote) = splice_between(base, current) else {
-        return vec![local.clone()];
+/// Longest changed stretch (code points, on each side) that is diffed region by region;
+/// past it, someone else's edit counts as one region (bounded work for a big paste).
+const MAX_DIFFED: usize = 4_000;
+
+/// Someone else's edit of `base` into `current` as the regions that changed, in `base`'s
+/// positions, left to right, none touching the next. Typing in two places is two
+/// regions, so an edit made between them stays where it was made.
+fn remote_regions(base: &str, current: &str) -> Vec<Splice> {
+    let Some(whole) = splice_between(base, current) else {
+        return Vec::new();
     };
+    let old: Vec<char> = base.chars().skip(whole.pos).take(whole.delete).collect();
+    let new: Vec<char> = whole.insert.chars().collect();
+    if old.is_empty() || new.is_empty() || old.len() > MAX_DIFFED || new.len() > MAX_DIFFED {
+        return vec![whole];
+    }
+    let mut out: Vec<Splice> = Vec::new();
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old, &new) {
+        let (at, deleted, from, inserted) = match op {
+            similar::DiffOp::Equal { .. } => continue,
+            similar::DiffOp::Delete {
+                old_index,
+                old_len,
+                new_index,
+            } => (old_index, old_len, new_index, 0),
+            similar::DiffOp::Insert {
+                old_index,
+                new_index,
+                new_len,
+            } => (old_index, 0, new_index, new_len),
+            similar::DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => (old_index, old_len, new_index, new_len),
+        };
+        let insert: String = new[from..from + inserted].iter().collect();
+        let pos = whole.pos + at;
+        match out.last_mut() {
+            Some(last) if last.pos + last.delete == pos => {
+                last.delete += deleted;
+                last.insert.push_str(&insert);
+            }
+            _ => out.push(Splice {
+                pos,
+                delete: deleted,
+                insert,
+            }),
+        }
+    }
+    out
+}
+
+/// How `local` stands to a remote region `remote` (both in `base`'s positions).
+#[derive(PartialEq)]
+enum Side {
+    /// Wholly before it: the region changes nothing for it.
+    Before,
+    /// Wholly after it: it moves by what the region grew.
+    After,
+    /// They overlap, or both typed at one place.
+    Touching,
+}
+
+fn side(local: &Splice, remote: &Splice) -> Side {
+    let (p, d, rp, rd) = (local.pos, local.delete, remote.pos, remote.delete);
+    if p == rp && d == 0 {
+        Side::Touching
+    } else if p + d <= rp {
+        Side::Before
+    } else if p >= rp + rd {
+        Side::After
+    } else {
+        Side::Touching
+    }
+}
+
+fn growth(s: &Splice) -> isize {
+    s.insert.chars().count() as isize - s.delete as isize
+}
+
+/// Splices that make `local` (made against `base`) apply to `current`, which is `base`
+/// with others' edits. Apply them in the order given. Others' edits are found region by
+/// region: `local` moves past those before it and is untouched by those after it. Where
+/// it meets one — both deleted the same text, it stays deleted once; both typed at the
+/// same place, the other's text comes first and this one's after it — nobody's words are
+/// lost.
+pub fn rebase(base: &str, current: &str, local: &Splice) -> Vec<Splice> {
+    let regions = remote_regions(base, current);
+    let sides: Vec<Side> = regions.iter().map(|r| side(local, r)).collect();
+    let shift: isize = regions
+        .iter()
+        .zip(&sides)
+        .filter(|(_, s)| **s == Side::After)
+        .map(|(r, _)| growth(r))
+        .sum();
+    let moved = |s: Splice| Splice {
+        pos: (s.pos as isize + shift).max(0) as usize,
+        ..s
+    };
+    let touching: Vec<&Splice> = regions
+        .iter()
+        .zip(&sides)
+        .filter(|(_, s)| **s == Side::Touching)
+        .map(|(r, _)| r)
+        .collect();
+    let (Some(first), Some(last)) = (touching.first(), touching.last()) else {
+        return vec![moved(local.clone())];
+    };
+    // The regions it meets (next to each other: anything between them meets it too), as
+    // one region of `current`.
+    let start = first.pos;
+    let end = last.pos + last.delete;
+    let grown: isize = touching.iter().map(|r| growth(r)).sum();
+    let from = (start as isize + shift) as usize;
+    let len = ((end - start) as isize + grown) as usize;
+    let remote = Splice {
+        pos: start,
+        delete: end - start,
+        insert: current.chars().skip(from).take(len).collect(),
+    };
+    rebase_one(&remote, local).into_iter().map(moved).collect()
+}
+
+/// [`rebase`] against one remote region that `local` meets.
+fn rebase_one(remote: &Splice, local: &Splice) -> Vec<Splice> {
     let (p, d) = (local.pos, local.delete);
     let (rp, rd) = (remote.pos, remote.delete);
     let grown = remote.insert.chars().count();
@@ -155,6 +274,30 @@ mod tests {
             "one 2 two three 3"
         );
         assert_eq!(merge("é to ü", "é to ü!", "¡é to ü"), "¡é to ü!");
+    }
+
+    /// Found by reading the old rebase: others typing in two places were one region, so
+    /// an edit made between them landed after the second.
+    #[test]
+    fn an_edit_between_two_of_theirs_stays_where_it_was_made() {
+        let base = "Agenda: check-in. Readings. Close.";
+        let theirs = "Agenda: check-in (Kim). Readings. Close (Sam).";
+        let mine = "Agenda: check-in. Readings: step 3. Close.";
+        assert_eq!(
+            merge(base, mine, theirs),
+            "Agenda: check-in (Kim). Readings: step 3. Close (Sam)."
+        );
+        // And with my edit before or after both of theirs.
+        assert_eq!(
+            merge(base, "Our agenda: check-in. Readings. Close.", theirs),
+            "Our agenda: check-in (Kim). Readings. Close (Sam)."
+        );
+        assert_eq!(
+            merge(base, "Agenda: check-in. Readings. Close. End.", theirs),
+            "Agenda: check-in (Kim). Readings. Close (Sam). End."
+        );
+        // My deletion spanning one of theirs deletes only what I saw: their words stay.
+        assert_eq!(merge(base, "Agenda: Close.", theirs), "Agenda:  (Kim)Close (Sam).");
     }
 
     #[test]
