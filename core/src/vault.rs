@@ -448,7 +448,7 @@ impl Vault {
     /// Off unless switched on; never shared with the group.
     pub fn meeting_mode(&mut self, group: &GroupId) -> Result<bool, VaultError> {
         self.ensure_loaded(group)?;
-        let raw = self.store.get(Kind::Meta, &Key::in_group(*group, b"meeting-mode"))?;
+        let raw = self.group_setting(group, b"meeting-mode")?;
         Ok(raw.is_some_and(|v| v.as_slice() == [1]))
     }
 
@@ -456,9 +456,7 @@ impl Vault {
     /// stops discovery at once).
     pub fn set_meeting_mode(&mut self, group: &GroupId, on: bool) -> Result<(), VaultError> {
         self.ensure_loaded(group)?;
-        let mut batch = Batch::new();
-        batch.put(Kind::Meta, Key::in_group(*group, b"meeting-mode"), vec![u8::from(on)]);
-        self.store.commit(batch)?;
+        self.set_group_setting(group, b"meeting-mode", vec![u8::from(on)])?;
         self.committed.push(Committed::LocalSettings(*group));
         Ok(())
     }

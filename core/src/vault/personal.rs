@@ -154,7 +154,7 @@ impl Vault {
     /// shown here; they are not told).
     pub fn muted(&mut self, group: &GroupId) -> Result<BTreeSet<MemberId>, VaultError> {
         self.ensure_loaded(group)?;
-        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, MUTED_KEY))? else {
+        let Some(raw) = self.group_setting(group, MUTED_KEY)? else {
             return Ok(BTreeSet::new());
         };
         let mut r = Reader::new(&raw);
@@ -183,17 +183,14 @@ impl Vault {
         for m in &all {
             w.bytes(&m.0);
         }
-        let mut batch = Batch::new();
-        batch.put(Kind::Meta, Key::in_group(*group, MUTED_KEY), w.finish());
-        self.store.commit(batch)?;
-        Ok(())
+        self.set_group_setting(group, MUTED_KEY, w.finish())
     }
 
     /// When this member last looked at `group` on this device (Unix ms), if ever: what
     /// came after it counts as new.
     pub fn seen_at(&mut self, group: &GroupId) -> Result<Option<i64>, VaultError> {
         self.ensure_loaded(group)?;
-        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, SEEN_KEY))? else {
+        let Some(raw) = self.group_setting(group, SEEN_KEY)? else {
             return Ok(None);
         };
         let mut r = Reader::new(&raw);
@@ -207,16 +204,13 @@ impl Vault {
         self.ensure_loaded(group)?;
         let mut w = Writer::new();
         w.i64(now_ms);
-        let mut batch = Batch::new();
-        batch.put(Kind::Meta, Key::in_group(*group, SEEN_KEY), w.finish());
-        self.store.commit(batch)?;
-        Ok(())
+        self.set_group_setting(group, SEEN_KEY, w.finish())
     }
 
     /// What this device knows of its last sync round with each member of `group` (see
     /// [`SyncMark`]). Reads only the marks, not the group's documents.
     pub fn sync_marks(&self, group: &GroupId) -> Result<BTreeMap<MemberId, SyncMark>, VaultError> {
-        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, SYNC_KEY))? else {
+        let Some(raw) = self.group_setting(group, SYNC_KEY)? else {
             return Ok(BTreeMap::new());
         };
         let mut r = Reader::new(&raw);
@@ -261,16 +255,13 @@ impl Vault {
         for (m, mark) in &marks {
             w.bytes(&m.0).i64(mark.last_sync_ms).i64(mark.covered_ms);
         }
-        let mut batch = Batch::new();
-        batch.put(Kind::Meta, Key::in_group(*group, SYNC_KEY), w.finish());
-        self.store.commit(batch)?;
-        Ok(())
+        self.set_group_setting(group, SYNC_KEY, w.finish())
     }
 
     /// How many changes the window counted as written in `group` while nobody was
     /// reachable, not yet taken by anyone (0 if none). Reads only that count.
     pub fn waiting(&self, group: &GroupId) -> Result<u64, VaultError> {
-        let Some(raw) = self.store.get(Kind::Meta, &Key::in_group(*group, WAITING_KEY))? else {
+        let Some(raw) = self.group_setting(group, WAITING_KEY)? else {
             return Ok(0);
         };
         let mut r = Reader::new(&raw);
@@ -283,8 +274,22 @@ impl Vault {
     pub fn set_waiting(&mut self, group: &GroupId, n: u64) -> Result<(), VaultError> {
         let mut w = Writer::new();
         w.u64(n);
+        self.set_group_setting(group, WAITING_KEY, w.finish())
+    }
+
+    /// The raw value this device keeps for `group` under `key` (sealed; never shared).
+    pub(super) fn group_setting(
+        &self,
+        group: &GroupId,
+        key: &[u8],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, VaultError> {
+        Ok(self.store.get(Kind::Meta, &Key::in_group(*group, key))?)
+    }
+
+    /// Keeps `value` for `group` under `key` on this device (durable).
+    pub(super) fn set_group_setting(&mut self, group: &GroupId, key: &[u8], value: Vec<u8>) -> Result<(), VaultError> {
         let mut batch = Batch::new();
-        batch.put(Kind::Meta, Key::in_group(*group, WAITING_KEY), w.finish());
+        batch.put(Kind::Meta, Key::in_group(*group, key), value);
         self.store.commit(batch)?;
         Ok(())
     }
