@@ -98,25 +98,27 @@ pub(crate) async fn converse(
             }
             frame = frames.recv() => match frame {
                 Some(Ok(frame)) => {
-                    let (step, parting);
+                    let (step, parting, kept);
                     let floor = round_floor;
                     let mark_due = mark_due(shared, marked);
                     // (The frame counts against the read-ahead until it is handled.)
-                    (sync, (step, parting)) = drive(shared, Some(member), sync, move |sync, v| {
+                    (sync, (step, parting, kept)) = drive(shared, Some(member), sync, move |sync, v| {
                         let step = v.edit(&group, |s| sync.handle_frame(s, &frame.body))?;
-                        if mark_due && step.events.iter().any(|e| matches!(e, Event::CaughtUp)) {
+                        let kept = (mark_due && step.events.iter().any(|e| matches!(e, Event::CaughtUp)))
+                            .then(crate::node::now_ms);
+                        if let Some(at) = kept {
                             // Kept so "last synced" and delivery survive a restart; a
                             // failure here costs only that.
-                            if let Err(e) = v.record_sync(&group, &member, crate::node::now_ms(), floor) {
+                            if let Err(e) = v.record_sync(&group, &member, at, floor) {
                                 tracing::debug!(error = %e, "could not keep the sync mark");
                             }
                         }
                         let parting = farewell(sync, v, group, member, &step)?;
-                        Ok((step, parting))
+                        Ok((step, parting, kept))
                     })
                     .await?;
-                    if mark_due && step.events.iter().any(|e| matches!(e, Event::CaughtUp)) {
-                        marked = Some((floor, crate::node::now_ms()));
+                    if let Some(at) = kept {
+                        marked = Some((floor, at));
                     }
                     report(shared, peer, &sync, &step, &mut round_floor);
                     if let Some(parting) = parting {
