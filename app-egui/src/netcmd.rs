@@ -135,10 +135,8 @@ async fn in_node(node: &Node, command: Command, o: &mut Out<'_>) -> Result<()> {
             let g = node.with_vault(move |v| v.resolve_group(&group)).await?;
             let ticket = node.invite(g, now_ms() + ttl.as_millis() as i64).await?;
             // (The text holds the invite key: wiped once printed.)
-            let text = zeroize::Zeroizing::new(ticket.to_text());
-            let _ = writeln!(o.out, "{}", *text);
-            let upper = zeroize::Zeroizing::new(text.to_ascii_uppercase());
-            if let Ok(code) = qrcode::QrCode::new(upper.as_bytes()) {
+            let _ = writeln!(o.out, "{}", ticket.to_text().as_str());
+            if let Ok(code) = qrcode::QrCode::new(ticket.to_qr_text().as_bytes()) {
                 let _ = writeln!(o.out, "{}", code.render::<qrcode::render::unicode::Dense1x2>().build());
             }
             let _ = writeln!(

@@ -273,7 +273,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         invite_secret: [6; 32],
         expires_at_ms: 1_800_000_000_000,
     };
-    out.push(("ticket", ticket.to_text().into_bytes()));
+    out.push(("ticket", ticket.to_text().as_bytes().to_vec()));
     let record = |which: u8, bytes: Vec<u8>| ("store_record", [vec![which], bytes].concat());
     out.push(record(0, crate::vault::encode_record(&ana)));
     for entry in ana.digest_for(&ana.me()) {

@@ -78,8 +78,9 @@ impl Ticket {
         SigningSecret::from_seed(&self.invite_secret).public()
     }
 
-    /// The ticket as text: the prefix and lowercase base32.
-    pub fn to_text(&self) -> String {
+    /// The ticket as text: the prefix and lowercase base32. It holds the invite key, so
+    /// it is wiped when dropped.
+    pub fn to_text(&self) -> Zeroizing<String> {
         let mut w = Writer::new();
         w.u8(TICKET_VERSION).bytes(&self.group.0).bytes(&self.inviter);
         w.count(self.addrs.len());
@@ -93,10 +94,17 @@ impl Ticket {
         w.var_bytes(self.relay.as_deref().unwrap_or("").as_bytes());
         w.bytes(&self.invite_secret).i64(self.expires_at_ms);
         let bytes = Zeroizing::new(w.finish());
-        format!(
-            "{TICKET_PREFIX}{}",
-            data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
-        )
+        let mut body = Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&bytes));
+        body.make_ascii_lowercase();
+        Zeroizing::new(format!("{TICKET_PREFIX}{}", body.as_str()))
+    }
+
+    /// The ticket's text in upper case, for a QR code: it fits QR's compact alphanumeric
+    /// mode, and [`Ticket::from_text`] reads either case. Wiped when dropped.
+    pub fn to_qr_text(&self) -> Zeroizing<String> {
+        let mut text = self.to_text();
+        text.make_ascii_uppercase();
+        text
     }
 
     /// Parses ticket text (surrounding whitespace is ignored).
@@ -249,7 +257,7 @@ mod tests {
         let text = t.to_text();
         assert!(text.starts_with(TICKET_PREFIX));
         assert!(text.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_eq!(Ticket::from_text(&format!("  {text}\n")).unwrap(), t);
+        assert_eq!(Ticket::from_text(&format!("  {}\n", text.as_str())).unwrap(), t);
         let mut direct = t.clone();
         direct.relay = None;
         assert_eq!(Ticket::from_text(&direct.to_text()).unwrap(), direct);

@@ -460,16 +460,13 @@ fn join_failed_message(err: &NetError) -> String {
 }
 
 fn invite_view(group: GroupId, ticket: &Ticket, valid_for: Duration) -> InviteView {
-    let text = Zeroizing::new(ticket.to_text());
-    // Upper case fits QR's compact alphanumeric mode; the ticket reads either way.
-    let upper = Zeroizing::new(text.to_ascii_uppercase());
-    let qr = qrcode::QrCode::new(upper.as_bytes()).ok().map(|code| {
+    let qr = qrcode::QrCode::new(ticket.to_qr_text().as_bytes()).ok().map(|code| {
         let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
         (code.width(), dark)
     });
     InviteView {
         group,
-        ticket: text,
+        ticket: ticket.to_text(),
         qr,
         valid_for,
     }
