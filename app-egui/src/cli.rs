@@ -88,6 +88,9 @@ pub(crate) enum Command {
         #[command(flatten)]
         group: GroupArg,
     },
+    /// See and withdraw the invitations you made.
+    #[command(subcommand)]
+    Invitations(InvitationsCommand),
     /// Invite someone: prints a ticket (like a key to the group's history) and a QR code.
     Invite {
         /// The group (id prefix or name).
@@ -192,6 +195,12 @@ pub(crate) enum GroupCommand {
         /// Whether new members see history from before they joined.
         #[arg(long, value_enum)]
         history: HistoryMode,
+    },
+    /// Repair a group whose data on this device is damaged: what cannot be read is set
+    /// aside and comes back from this device's own copies or from members at the next sync.
+    Repair {
+        #[command(flatten)]
+        group: GroupArg,
     },
 }
 
@@ -437,6 +446,10 @@ pub(crate) enum MemberCommand {
         group: GroupArg,
         /// The member (id prefix or display name).
         member: String,
+        /// Also withdraw every invitation to the group that is still open (they may have
+        /// seen one).
+        #[arg(long)]
+        revoke_invitations: bool,
     },
     /// Give a member a role (facilitators).
     Role {
@@ -447,6 +460,29 @@ pub(crate) enum MemberCommand {
         /// The new role.
         #[arg(value_enum)]
         role: RoleArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InvitationsCommand {
+    /// List the invitations you made to a group, and whether each can still be used.
+    List {
+        #[command(flatten)]
+        group: GroupArg,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an invitation (or every open one): its ticket no longer works.
+    Revoke {
+        #[command(flatten)]
+        group: GroupArg,
+        /// The invitation's id (as `invitations list` shows it).
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Withdraw every invitation that is still open.
+        #[arg(long)]
+        all: bool,
     },
 }
 

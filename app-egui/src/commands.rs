@@ -25,8 +25,8 @@ macro_rules! note {
 use zeroize::Zeroizing;
 
 use crate::cli::{
-    AgreementCommand, Command, ExportFormat, GoalCommand, GroupCommand, HistoryMode, ListArgs, MeetingCommand,
-    MemberCommand, OnOff, ReachOutArgs, ReachOutCommand, RoleArg, StoryCommand,
+    AgreementCommand, Command, ExportFormat, GoalCommand, GroupCommand, HistoryMode, InvitationsCommand, ListArgs,
+    MeetingCommand, MemberCommand, OnOff, ReachOutArgs, ReachOutCommand, RoleArg, StoryCommand,
 };
 use alongside_app::export;
 
@@ -52,7 +52,11 @@ fn member(v: &mut Vault, c: MemberCommand, o: &mut Out<'_>) -> Result<()> {
                 )
             })?;
         }
-        MemberCommand::Remove { group, member } => {
+        MemberCommand::Remove {
+            group,
+            member,
+            revoke_invitations,
+        } => {
             let g = v.resolve_group(&group.group)?;
             let session = v.session(&g)?;
             let who = session.find_member(&member)?;
@@ -62,6 +66,22 @@ fn member(v: &mut Vault, c: MemberCommand, o: &mut Out<'_>) -> Result<()> {
                 o,
                 "{name} is no longer a member. They will not be able to read anything written from now on, and the group's devices will refuse to sync with them; they keep what they had already synced. Other members' devices apply this when they next sync with a device that knows."
             );
+            if revoke_invitations {
+                match v.revoke_invitations(&g, None, now_ms())? {
+                    0 => {}
+                    1 => note!(o, "The one open invitation was withdrawn too."),
+                    n => note!(o, "The {n} open invitations were withdrawn too."),
+                }
+            } else {
+                let open = v.invitations(&g)?.iter().filter(|r| r.is_open(now_ms())).count();
+                if open > 0 {
+                    note!(
+                        o,
+                        "{open} invitation(s) to this group can still be used. If {name} may have seen one, withdraw them: `alongside invitations revoke --group {} --all`.",
+                        short(&g.to_hex())
+                    );
+                }
+            }
         }
         MemberCommand::Role { group, member, role } => {
             let g = v.resolve_group(&group.group)?;
@@ -152,6 +172,7 @@ pub(crate) fn execute(v: &mut Vault, command: Command, o: &mut Out<'_>) -> Resul
         Command::ReachOut(a) => reach_out(v, a, o),
         Command::Agreement(c) => agreement(v, c, o),
         Command::Member(c) => member(v, c, o),
+        Command::Invitations(c) => invitations(v, c, o),
         Command::Leave { group } => {
             let g = v.resolve_group(&group.group)?;
             let name = v.session(&g)?.name();
@@ -264,6 +285,15 @@ fn group(v: &mut Vault, c: GroupCommand, o: &mut Out<'_>) -> Result<()> {
                 );
             } else {
                 for g in groups {
+                    if g.damaged {
+                        say!(
+                            o,
+                            "{}  (what this device keeps of this group is damaged; `alongside group repair --group {}` mends it)",
+                            short(&g.id),
+                            short(&g.id)
+                        );
+                        continue;
+                    }
                     say!(
                         o,
                         "{}  {}  ({} members; you are {}, {})",
@@ -287,6 +317,76 @@ fn group(v: &mut Vault, c: GroupCommand, o: &mut Out<'_>) -> Result<()> {
                 );
             } else {
                 note!(o, "From now on, people you add will see the group's whole history.");
+            }
+        }
+        GroupCommand::Repair { group } => {
+            let g = v.resolve_group(&group.group)?;
+            let repaired = v.repair_group(&g)?;
+            let name = v.session(&g)?.name();
+            match repaired.set_aside {
+                0 => note!(o, "Nothing in \"{name}\" needed repair."),
+                n => note!(
+                    o,
+                    "Repaired \"{name}\": {n} damaged record(s) set aside, {} document(s) rebuilt from this device's own copies. Anything still missing comes back from members the next time you sync.",
+                    repaired.rebuilt
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A moment as this device's local date and time.
+fn date_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn invitations(v: &mut Vault, c: InvitationsCommand, o: &mut Out<'_>) -> Result<()> {
+    match c {
+        InvitationsCommand::List { group, json } => {
+            let g = v.resolve_group(&group.group)?;
+            let now = now_ms();
+            let list = v.invitations(&g)?;
+            let state = |r: &alongside_core::invite::InviteRecord| match () {
+                _ if r.used => "used",
+                _ if r.revoked => "withdrawn",
+                _ if !r.is_open(now) => "expired",
+                _ => "open",
+            };
+            if json {
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.short_id(),
+                            "expires_at_ms": r.expires_at_ms,
+                            "state": state(r),
+                        })
+                    })
+                    .collect();
+                say!(o, "{}", serde_json::to_string_pretty(&rows)?);
+            } else if list.is_empty() {
+                note!(o, "You have not invited anyone to this group from this device.");
+            } else {
+                for r in &list {
+                    say!(
+                        o,
+                        "{}  {}  (until {})",
+                        r.short_id(),
+                        state(r),
+                        date_time(r.expires_at_ms)
+                    );
+                }
+            }
+        }
+        InvitationsCommand::Revoke { group, id, all: _ } => {
+            let g = v.resolve_group(&group.group)?;
+            match v.revoke_invitations(&g, id.as_deref(), now_ms())? {
+                0 => note!(o, "No open invitation was left to withdraw; nothing changed."),
+                1 => note!(o, "Withdrawn: that ticket no longer works."),
+                n => note!(o, "Withdrawn: those {n} tickets no longer work."),
             }
         }
     }

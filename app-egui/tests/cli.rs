@@ -691,3 +691,62 @@ fn a_damaged_or_foreign_profile_is_reported_and_left_untouched() {
         b"#!/bin/sh\necho not a profile\n"
     );
 }
+
+#[test]
+fn a_damaged_group_is_listed_as_such_the_others_work_and_repair_mends_it() {
+    let p = Profile::new();
+    p.ok(&["init", "--name", "laptop"]);
+    let hurt = p.ok(&["group", "create", "Tuesday Circle", "--as", "Sam"]);
+    p.ok(&["group", "create", "Friday Circle", "--as", "Sam"]);
+    p.ok(&[
+        "story",
+        "add",
+        "--group",
+        &hurt,
+        "--title",
+        "Day one",
+        "--body",
+        "In my own words.",
+    ]);
+    // The disk damages Sam's own document in Tuesday Circle.
+    {
+        use alongside_core::ids::{DocId, GroupId};
+        let mut v = alongside_core::vault::Vault::unlock(&p.dir, p.pass.as_bytes()).unwrap();
+        let g = GroupId::from_hex(&hurt).unwrap();
+        let me = v.session(&g).unwrap().me();
+        v.spoil_snapshot_for_tests(&g, &DocId::member_doc(&me)).unwrap();
+    }
+    // The list says which group is damaged and how to mend it; the other group works.
+    let list = p.ok(&["group", "list"]);
+    assert!(list.contains("is damaged") && list.contains("group repair"), "{list}");
+    assert!(list.contains("Friday Circle"), "{list}");
+    p.ok(&[
+        "story",
+        "add",
+        "--group",
+        "Friday Circle",
+        "--title",
+        "Still here",
+        "--body",
+        "Yes.",
+    ]);
+    let groups = p.json(&["group", "list", "--json"]);
+    let damaged: Vec<&Value> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["damaged"] == true)
+        .collect();
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0]["id"], hurt.as_str());
+    // The damaged group itself refuses plainly, then repair brings back the story from
+    // this device's own copy.
+    let err = p.fails(&["story", "list", "--group", &hurt]);
+    assert!(err.contains("damaged"), "{err}");
+    let said = p.run(&["group", "repair", "--group", &hurt[..8]]);
+    assert!(said.status.success());
+    let said = String::from_utf8(said.stderr).unwrap();
+    assert!(said.contains("Repaired \"Tuesday Circle\""), "{said}");
+    let stories = p.ok(&["story", "list", "--group", &hurt]);
+    assert!(stories.contains("Day one"), "{stories}");
+}

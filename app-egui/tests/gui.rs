@@ -305,3 +305,37 @@ fn after_an_unlock_a_group_shows_as_last_seen_and_then_as_it_is_now() {
         "the page kept is the newest shown"
     );
 }
+
+#[test]
+fn a_damaged_group_is_shown_plainly_the_others_open_and_repair_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut app = sam_with_a_group(dir.path());
+        create_group(&mut app, "Friday Circle", "Sam");
+    }
+    // The disk damages what Sam's device keeps of Tuesday Circle.
+    {
+        use alongside_core::ids::DocId;
+        let mut v = alongside_core::vault::Vault::unlock(dir.path(), PASSPHRASE.as_bytes()).unwrap();
+        let g = v.resolve_group("Tuesday Circle").unwrap();
+        let me = v.session(&g).unwrap().me();
+        v.spoil_snapshot_for_tests(&g, &DocId::member_doc(&me)).unwrap();
+    }
+    let mut app = unlock_profile(dir.path());
+    wait_until(&mut app, "the damaged group to be named as such", |a| {
+        shows(a, "A group this device could not read")
+    });
+    assert!(
+        app.query_by_label("Friday Circle").is_some(),
+        "the other group opens as usual"
+    );
+    assert!(shows(&app, "Your other groups are fine"));
+
+    click(&mut app, "Repair this group");
+    wait_until(&mut app, "the repair to be reported", |a| {
+        shows(a, "Tuesday Circle is open again")
+    });
+    wait_until(&mut app, "the group to be listed again", |a| {
+        a.query_by_label("Tuesday Circle").is_some() && !shows(a, "A group this device could not read")
+    });
+}

@@ -4,6 +4,7 @@
 
 mod support;
 
+use egui_kittest::kittest::{NodeT as _, Queryable};
 use support::*;
 
 #[test]
@@ -110,4 +111,41 @@ fn leaving_says_what_it_means_and_the_group_sees_the_member_go() {
     wait_until(&mut alex, "having left", |a| shows(a, "You have left Tuesday Circle"));
     assert!(shows(&alex, "Your groups"), "Alex is back at the list of groups");
     wait_until(&mut sam, "Alex gone from Sam's list", |a| !shows(a, "Alex · Member"));
+}
+
+#[test]
+fn open_invitations_are_listed_can_be_withdrawn_and_a_removal_offers_to_withdraw_them() {
+    let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sam, _alex) = sam_and_alex(dir_sam.path(), dir_alex.path());
+    // The ticket Alex used no longer shows; a new one does, and can be withdrawn.
+    click(&mut sam, "Members");
+    assert!(
+        !shows(&sam, "Invitations that still work"),
+        "a used ticket is not offered"
+    );
+    click(&mut sam, "Create invitation");
+    wait_until(&mut sam, "the new invitation listed", |a| {
+        shows(a, "Invitations that still work")
+    });
+    let withdraw = sam
+        .query_all_by_label_contains("Withdraw ticket")
+        .next()
+        .and_then(|n| n.accesskit_node().label())
+        .expect("a withdraw button");
+    click(&mut sam, &withdraw);
+    wait_until(&mut sam, "the withdrawal", |a| shows(a, "that ticket no longer works"));
+    assert!(!shows(&sam, "Invitations that still work"));
+
+    // Another one, then Alex is removed: the removal offers to withdraw it, ticked.
+    click(&mut sam, "Create invitation");
+    wait_until(&mut sam, "the new invitation listed", |a| {
+        shows(a, "Invitations that still work")
+    });
+    click(&mut sam, "Remove Alex…");
+    assert!(shows(&sam, "Also withdraw the open invitation"));
+    click(&mut sam, "Remove Alex");
+    wait_until(&mut sam, "the removal", |a| {
+        shows(a, "The open invitation was withdrawn too")
+    });
+    assert!(!shows(&sam, "Invitations that still work"));
 }

@@ -320,3 +320,46 @@ fn in_a_group_that_keeps_history_closed_a_newcomer_reads_only_what_came_after_jo
     }
     stop(server);
 }
+
+#[test]
+fn a_removed_member_cannot_rejoin_with_a_ticket_made_before_and_invitations_can_be_seen_and_withdrawn() {
+    let root = tempfile::tempdir().unwrap();
+    let [alice, bob] = ["alice", "bob"].map(|n| Member::new(root.path(), n));
+    let g = alice.ok(&["group", "create", "Tuesday Circle", "--as", "Alice"]);
+    let server = alice.serve();
+    let first = alice.ok(&["invite", "--group", &g]).lines().next().unwrap().to_string();
+    assert_eq!(bob.ok(&["join", &first, "--as", "Bob"]), g);
+    // Alice makes a week-long ticket for someone else, and Bob sees it.
+    let spare = alice
+        .ok(&["invite", "--group", &g, "--expires", "7d"])
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let listed = alice.json(&["invitations", "list", "--group", &g, "--json"]);
+    let states: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["used", "open"]);
+
+    // Removing Bob says that an invitation is still open and how to withdraw it.
+    let said = String::from_utf8(alice.run(&["member", "remove", "--group", &g, "Bob"]).stderr).unwrap();
+    assert!(
+        said.contains("can still be used") && said.contains("invitations revoke"),
+        "{said}"
+    );
+    let said = String::from_utf8(alice.run(&["invitations", "revoke", "--group", &g, "--all"]).stderr).unwrap();
+    assert!(said.contains("no longer work"), "{said}");
+    let listed = alice.json(&["invitations", "list", "--group", &g, "--json"]);
+    assert_eq!(listed[1]["state"], "withdrawn");
+
+    // Bob, removed, tries the spare ticket from a fresh profile: refused, and not added.
+    let again = Member::new(root.path(), "bob-again");
+    let err = again.fails(&["join", &spare, "--as", "Bob"]);
+    assert!(err.contains("withdrawn"), "{err}");
+    assert_eq!(alice.member_names(&g), ["Alice"]);
+    stop(server);
+}

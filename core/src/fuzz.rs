@@ -288,6 +288,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         public: [8; 32],
         expires_at_ms: 1_800_000_000_000,
         used: false,
+        revoked: false,
     };
     out.push(record(2, invite.encode()));
     out.push(record(3, crate::profile::ProfileHeader::fuzz_seed()));

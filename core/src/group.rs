@@ -30,6 +30,22 @@ pub const MAX_PENDING_UNITS: usize = 4096;
 pub const MAX_PENDING_PER_SENDER: usize = 512;
 /// Most bytes that may wait for their dependencies, per group.
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
+/// Most bytes one sender may have waiting: an eighth of the group's room, so one member's
+/// units (or one huge one) never take the room honest members' out-of-order units need.
+/// Units wait only when they arrive before what they build on, which live pushes of
+/// single changes do; a larger one is skipped and comes again in the next round.
+pub const MAX_PENDING_BYTES_PER_SENDER: usize = MAX_PENDING_BYTES / 8;
+/// Most documents one group may hold (members', meetings, audience documents and the
+/// group's own): a meeting a week for decades, and every list the protocol sends of them
+/// stays far within its format.
+pub const MAX_DOCS: usize = 16_384;
+/// Most audience grants one group may hold.
+pub const MAX_GRANTS: usize = 16_384;
+/// Most grants one member may have made in a group.
+pub const MAX_GRANTS_PER_OWNER: usize = 2_048;
+/// Most bytes of grants one member may have made in a group (a grant to ten members is
+/// about 1.5 KiB).
+pub const MAX_GRANT_BYTES_PER_OWNER: usize = crate::membership::MAX_GRANT_BYTES / 8;
 
 /// The secrets of one group membership.
 #[derive(Debug, Clone)]
@@ -135,6 +151,9 @@ pub enum ReceiveError {
     /// The queue of units waiting for dependencies is full.
     #[error("too many units are waiting for their dependencies")]
     QueueFull,
+    /// The group holds as many documents, or grants, as its budget allows.
+    #[error("the group holds as many documents or grants as allowed")]
+    OverBudget,
 }
 
 /// What became of a received unit.
@@ -510,6 +529,12 @@ impl GroupSession {
         std::mem::take(&mut self.record_changed)
     }
 
+    /// Whether anything made or received since the last persist is still unsaved (units,
+    /// changed documents, keys).
+    pub(crate) fn has_unsaved(&self) -> bool {
+        !self.outbox.is_empty() || !self.accepted.is_empty() || !self.dirty.is_empty() || self.record_changed
+    }
+
     /// Documents changed since the last call (to re-snapshot).
     pub fn take_dirty(&mut self) -> Vec<DocId> {
         std::mem::take(&mut self.dirty).into_iter().collect()
@@ -522,8 +547,25 @@ impl GroupSession {
 
     /// Adds membership operations (in any order; unknown parents wait for each other).
     pub fn receive_ops(&mut self, ops: &[SignedOp]) -> Result<usize, GroupError> {
+        self.add_ops(ops, true)
+    }
+
+    /// [`GroupSession::receive_ops`] for operations read back from this device's store
+    /// (admitted once: the log's budget is not applied again).
+    pub(crate) fn restore_ops(&mut self, ops: &[SignedOp]) -> Result<usize, GroupError> {
+        self.add_ops(ops, false)
+    }
+
+    fn add_ops(&mut self, ops: &[SignedOp], budget: bool) -> Result<usize, GroupError> {
         // Whatever was stored counts, even if a later operation was refused.
-        let (added, waiting) = self.change_log(|log| log.insert_all(ops))?;
+        let insert = |log: &mut MembershipLog| {
+            if budget {
+                log.insert_all(ops)
+            } else {
+                log.restore_all(ops)
+            }
+        };
+        let (added, waiting) = self.change_log(insert)?;
         if !waiting.is_empty() {
             return Err(OpError::MissingParent.into());
         }
@@ -606,9 +648,29 @@ impl GroupSession {
         if self.audiences.contains_key(&grant.doc) {
             return Ok(());
         }
+        self.check_grant_budget(&grant)?;
         let key = grant.open(&self.me.member(), &self.me.boxed);
         self.audiences.insert(grant.doc, Audience { grant, key });
         Ok(())
+    }
+
+    /// Whether the group has room for `grant` (see [`MAX_GRANTS`] and the per-owner
+    /// limits): judged on what the group and the grant's owner already hold.
+    fn check_grant_budget(&self, grant: &AudienceGrant) -> Result<(), ReceiveError> {
+        let size = grant.bytes().len();
+        let (mut total, mut owner_count, mut owner_bytes) = (0, 0, 0);
+        for a in self.audiences.values() {
+            total += a.grant.bytes().len();
+            if a.grant.owner == grant.owner {
+                owner_count += 1;
+                owner_bytes += a.grant.bytes().len();
+            }
+        }
+        let fits = self.audiences.len() < MAX_GRANTS
+            && total + size <= crate::membership::MAX_GRANT_BYTES
+            && owner_count < MAX_GRANTS_PER_OWNER
+            && owner_bytes + size <= MAX_GRANT_BYTES_PER_OWNER;
+        if fits { Ok(()) } else { Err(ReceiveError::OverBudget) }
     }
 
     pub(crate) fn current_epoch_key(&self) -> Result<(KeyId, &SymmetricKey), GroupError> {
@@ -636,6 +698,11 @@ impl GroupSession {
         if !self.log.state().is_member(&self.me()) {
             return Err(GroupError::NotAllowed(
                 "You are no longer a member of this group.".into(),
+            ));
+        }
+        if !self.docs.contains_key(&doc) && self.docs.len() >= MAX_DOCS {
+            return Err(GroupError::NotAllowed(
+                "This group holds as many meetings and shared items as it can.".into(),
             ));
         }
         self.rotate_before_writing()?;
@@ -756,6 +823,11 @@ impl GroupSession {
             now_ms,
         )
         .map_err(|_| GroupError::Seal)?;
+        if self.check_grant_budget(&grant).is_err() {
+            return Err(GroupError::NotAllowed(
+                "You have shared as many items with chosen members in this group as it can hold.".into(),
+            ));
+        }
         let doc = grant.doc;
         self.audiences.insert(doc, Audience { grant, key: Some(key) });
         Ok(doc)
@@ -790,9 +862,14 @@ impl GroupSession {
                 if self.pending.contains_key(&unit.id()) {
                     return Ok(Received::Queued);
                 }
-                let from_sender = self.pending.values().filter(|w| w.header().sender == h.sender).count();
+                let (from_sender, sender_bytes) = self
+                    .pending
+                    .values()
+                    .filter(|w| w.header().sender == h.sender)
+                    .fold((0, 0), |(n, b), w| (n + 1, b + w.bytes().len()));
                 if self.pending.len() >= MAX_PENDING_UNITS
                     || from_sender >= MAX_PENDING_PER_SENDER
+                    || sender_bytes + bytes.len() > MAX_PENDING_BYTES_PER_SENDER
                     || self.pending_bytes + bytes.len() > MAX_PENDING_BYTES
                 {
                     return Err(ReceiveError::QueueFull);
@@ -829,6 +906,9 @@ impl GroupSession {
             audience: self.audiences.get(&h.doc).map(|a| a.grant.members.as_slice()),
             owner: self.places.get(&h.doc).and_then(|p| p.owner),
         };
+        if !self.docs.contains_key(&h.doc) && self.docs.len() >= MAX_DOCS {
+            return Err(ReceiveError::OverBudget);
+        }
         let group = self.group;
         let replica = self.docs.entry(h.doc).or_insert_with(|| Replica::new(group, h.doc));
         let result = replica.ingest(&payload, &policy);

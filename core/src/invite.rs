@@ -202,16 +202,19 @@ pub struct InviteRecord {
     pub expires_at_ms: i64,
     /// Whether it was used.
     pub used: bool,
+    /// Whether the inviter withdrew it before it was used.
+    pub revoked: bool,
 }
 
 impl InviteRecord {
-    /// Encoded record.
+    /// Encoded record (version 2 added `revoked`; version 1 records are still read).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(1)
+        w.u8(2)
             .bytes(&self.public)
             .i64(self.expires_at_ms)
-            .u8(u8::from(self.used));
+            .u8(u8::from(self.used))
+            .u8(u8::from(self.revoked));
         w.finish()
     }
 
@@ -219,20 +222,32 @@ impl InviteRecord {
     pub fn decode(bytes: &[u8]) -> Result<InviteRecord, DecodeError> {
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
-        if version != 1 {
+        if version != 1 && version != 2 {
             return Err(DecodeError::Version(version));
         }
+        let flag = |r: &mut Reader<'_>, what| match r.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            tag => Err(DecodeError::UnknownTag { what, tag }),
+        };
         let rec = InviteRecord {
             public: r.array()?,
             expires_at_ms: r.i64()?,
-            used: match r.u8()? {
-                0 => false,
-                1 => true,
-                tag => return Err(DecodeError::UnknownTag { what: "used flag", tag }),
-            },
+            used: flag(&mut r, "used flag")?,
+            revoked: version == 2 && flag(&mut r, "revoked flag")?,
         };
         r.finish()?;
         Ok(rec)
+    }
+
+    /// Whether it can still be used at `now_ms`.
+    pub fn is_open(&self, now_ms: i64) -> bool {
+        !self.used && !self.revoked && self.expires_at_ms > now_ms
+    }
+
+    /// A short id to name it by (the start of the invite key's public half, in hex).
+    pub fn short_id(&self) -> String {
+        crate::ids::short_hex(&self.public)
     }
 }
 

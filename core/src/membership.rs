@@ -34,13 +34,34 @@ const MAX_PREVIOUS_LEN: usize = 4096;
 /// Most members a group may have (every rotation seals the key to each; the format
 /// allows 1,024 seals).
 pub const MAX_MEMBERS: usize = 1000;
-/// Most operations one author may have in a group's log, so one member cannot fill it.
+/// Most operations one account may have in a group's log, so one member cannot fill it.
+/// A member's account holds their own operations and those of everyone they named in an
+/// add that did not make a member (see [`MembershipLog`], "Budgets").
 pub const MAX_OPS_PER_AUTHOR: usize = 512;
+/// Most bytes of operations one account may have in a group's log.
+pub const MAX_BYTES_PER_AUTHOR: usize = 4 * 1024 * 1024;
 /// Most parents an operation names (the format's limit).
 pub const MAX_OP_PARENTS: usize = MAX_PARENTS;
-/// Most operations one group's log may hold. Resolution is quadratic in the worst case;
-/// groups of tens of people make hundreds of operations.
+/// Most operations one group's log may hold, for the group's whole life. Resolution is
+/// quadratic in the worst case; a group of 50 over ten years makes about a thousand
+/// (adds, departures, a rotation or two after each, role changes), and device, keeper and
+/// approval operations still to come fit beside them.
 pub const MAX_OPS: usize = 4096;
+/// Most bytes one group's log may hold: with every grant ([`MAX_GRANT_BYTES`]) it still
+/// fits one frame, so a whole log is never too large to send.
+pub const MAX_LOG_BYTES: usize = 40 * 1024 * 1024;
+/// The part of [`MAX_OPS`] only current facilitators' operations, and current members'
+/// rotations and leaves, may use: room kept so that nobody can fill the log to the point
+/// where a member can no longer be removed.
+pub const RESERVED_OPS: usize = 1024;
+/// The part of [`MAX_LOG_BYTES`] kept the same way.
+pub const RESERVED_BYTES: usize = 8 * 1024 * 1024;
+/// Most operations one account may place in the reserved room.
+pub const RESERVED_OPS_PER_AUTHOR: usize = 64;
+/// Most bytes one account may place in the reserved room.
+pub const RESERVED_BYTES_PER_AUTHOR: usize = 512 * 1024;
+/// Most bytes of audience grants one group may hold (see [`MAX_LOG_BYTES`]).
+pub const MAX_GRANT_BYTES: usize = 16 * 1024 * 1024;
 /// Most documents one removal records heads for.
 pub const MAX_HEAD_DOCS: usize = 4096;
 const MAX_HEADS: usize = 256;
@@ -552,16 +573,85 @@ impl PreviousKeys {
 }
 
 /// A group's membership DAG: every operation received, and the state it resolves to.
+///
+/// # Budgets
+///
+/// Everyone some stored add names may author operations, valid or not: an add that is void
+/// today may become valid when the removal that voided it turns out void itself, so what
+/// its newcomer wrote cannot simply be forgotten. So operations are stored against an
+/// *account*: a member who stands in the group (its creator, or anyone resolution found a
+/// member, now or before) is their own account; anyone else is charged to whoever first
+/// named them in an add, up the chain to someone who stands. An account holds at most
+/// [`MAX_OPS_PER_AUTHOR`] operations and [`MAX_BYTES_PER_AUTHOR`] bytes, so fresh keys
+/// named by void adds cannot multiply one member's share. The log as a whole holds at most
+/// [`MAX_OPS`] operations and [`MAX_LOG_BYTES`] bytes, of which the last
+/// [`RESERVED_OPS`] / [`RESERVED_BYTES`] take only what honest members need to remove
+/// someone: operations by current facilitators, and rotations and leaves by current
+/// members, each account at most [`RESERVED_OPS_PER_AUTHOR`] /
+/// [`RESERVED_BYTES_PER_AUTHOR`] there. Which of an over-budget account's operations a
+/// device keeps may depend on arrival order; nobody else's are ever refused for it.
+/// Operations read back from this device's own store skip the budget (they were admitted
+/// once, and a different order must not lose them).
 #[derive(Debug, Clone)]
 pub struct MembershipLog {
     group: GroupId,
     genesis: OpHash,
+    /// Who founded the group.
+    creator: MemberId,
     ops: BTreeMap<OpHash, SignedOp>,
     /// Everyone some stored create or add names (valid or not): only they may author.
     known: BTreeSet<MemberId>,
-    /// Operations stored per author.
-    per_author: BTreeMap<MemberId, usize>,
+    /// Who first named each known key in an add (the creator has no sponsor).
+    sponsor: BTreeMap<MemberId, MemberId>,
+    /// Operations and bytes stored per author.
+    per_author: BTreeMap<MemberId, Usage>,
+    /// What each account holds (recomputed whenever resolution changes who stands).
+    accounts: BTreeMap<MemberId, Usage>,
+    /// What each account placed in the reserved room.
+    reserved: BTreeMap<MemberId, Usage>,
+    /// Bytes of every stored operation.
+    bytes: usize,
     state: MembershipState,
+}
+
+/// The parents of `op` that were left out over budget.
+fn left_out_parents(op: &SignedOp, over: &BTreeMap<OpHash, &SignedOp>) -> Vec<OpHash> {
+    op.op
+        .parents
+        .iter()
+        .filter(|p| over.contains_key(*p))
+        .copied()
+        .collect()
+}
+
+/// How an operation offered to the log is judged against the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    /// From a peer: every budget applies.
+    Budget,
+    /// From a peer, built on by a current facilitator's operation: only the log's whole
+    /// size applies.
+    Vouched,
+    /// Read back from this device's own store: admitted once already.
+    Restore,
+}
+
+/// Operations and bytes held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    ops: usize,
+    bytes: usize,
+}
+
+impl Usage {
+    fn add(&mut self, bytes: usize) {
+        self.ops += 1;
+        self.bytes += bytes;
+    }
+
+    fn fits(&self, bytes: usize, max_ops: usize, max_bytes: usize) -> bool {
+        self.ops < max_ops && self.bytes + bytes <= max_bytes
+    }
 }
 
 impl MembershipLog {
@@ -573,11 +663,20 @@ impl MembershipLog {
         let mut log = MembershipLog {
             group: create.op.group,
             genesis: create.hash,
+            creator: create.op.author,
             ops: BTreeMap::new(),
             known: BTreeSet::from([create.op.author]),
-            per_author: BTreeMap::from([(create.op.author, 1)]),
+            sponsor: BTreeMap::new(),
+            per_author: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            reserved: BTreeMap::new(),
+            bytes: create.bytes.len(),
             state: MembershipState::default(),
         };
+        log.per_author
+            .entry(create.op.author)
+            .or_default()
+            .add(create.bytes.len());
         log.ops.insert(create.hash, create);
         log.resolve();
         Ok(log)
@@ -634,7 +733,7 @@ impl MembershipLog {
 
     /// Adds a verified operation and re-resolves. Returns `false` if it was already known.
     pub fn insert(&mut self, op: SignedOp) -> Result<bool, OpError> {
-        let added = self.insert_unresolved(op)?;
+        let added = self.insert_unresolved(op, Charge::Budget)?;
         if added {
             self.resolve();
         }
@@ -645,10 +744,35 @@ impl MembershipLog {
     /// once. Returns how many were new, and the operations whose parents are still
     /// missing. Any other refusal is an error (and nothing after it is stored).
     pub fn insert_all(&mut self, ops: &[SignedOp]) -> Result<(usize, Vec<SignedOp>), OpError> {
-        // Everyone an add in the batch names may author too, whichever comes first.
-        for o in ops {
-            if let OpKind::Add { keys, .. } = &o.op.kind {
-                self.known.insert(keys.member);
+        self.insert_batch(ops, Charge::Budget)
+    }
+
+    /// [`MembershipLog::insert_all`] for operations read back from this device's own
+    /// store: they were admitted once, so the budget is not applied again (in another
+    /// order it might refuse a different one, and the group would not open).
+    pub fn restore_all(&mut self, ops: &[SignedOp]) -> Result<(usize, Vec<SignedOp>), OpError> {
+        self.insert_batch(ops, Charge::Restore)
+    }
+
+    fn insert_batch(&mut self, ops: &[SignedOp], charge: Charge) -> Result<(usize, Vec<SignedOp>), OpError> {
+        // Everyone an add in the batch names may author too, whichever comes first — if
+        // the add's author may (so the batch is read until nobody new is named).
+        let adds: Vec<(MemberId, MemberId)> = ops
+            .iter()
+            .filter_map(|o| match &o.op.kind {
+                OpKind::Add { keys, .. } => Some((keys.member, o.op.author)),
+                _ => None,
+            })
+            .collect();
+        loop {
+            let before = self.known.len();
+            for (key, by) in &adds {
+                if self.known.contains(by) {
+                    self.name(*key, *by);
+                }
+            }
+            if self.known.len() == before {
+                break;
             }
         }
         // Parents first (Kahn's algorithm over the batch), so one pass stores everything
@@ -671,14 +795,33 @@ impl MembershipLog {
         let mut added = 0;
         let mut refused = None;
         let mut missing = Vec::new();
+        // Operations over their account's budget: not stored, unless a current
+        // facilitator's operation later in the batch builds on them.
+        let mut over: BTreeMap<OpHash, &SignedOp> = BTreeMap::new();
         while let Some(h) = ready.pop() {
-            match self.insert_unresolved(batch[&h].clone()) {
+            let op = batch[&h];
+            let held = left_out_parents(op, &over);
+            let outcome = if held.is_empty() {
+                self.insert_unresolved(op.clone(), charge)
+            } else if charge == Charge::Budget && self.vouches(&op.op) {
+                self.admit_vouched(&held, &mut over).and_then(|n| {
+                    added += n;
+                    self.insert_unresolved(op.clone(), charge)
+                })
+            } else {
+                Err(OpError::TooMany)
+            };
+            match outcome {
                 Ok(true) => added += 1,
                 Ok(false) => {}
                 // A parent neither stored nor in the batch: it and its descendants wait.
                 Err(OpError::MissingParent) => {
-                    missing.push(batch[&h].clone());
+                    missing.push(op.clone());
                     continue;
+                }
+                // Over budget: left out, and so is whatever builds on it (unless vouched).
+                Err(OpError::TooMany) => {
+                    over.insert(h, op);
                 }
                 Err(e) => {
                     refused = Some(e);
@@ -699,17 +842,126 @@ impl MembershipLog {
         if let Some(e) = refused {
             return Err(e);
         }
+        if !over.is_empty() {
+            tracing::debug!(
+                operations = over.len(),
+                "membership operations over their author's budget were left out"
+            );
+        }
         // Whatever never became ready waits on a missing parent too.
         for (h, o) in &batch {
-            if !self.ops.contains_key(h) && !missing.iter().any(|m| m.hash == *h) {
+            if !self.ops.contains_key(h) && !over.contains_key(h) && !missing.iter().any(|m| m.hash == *h) {
                 missing.push((*o).clone());
             }
         }
         Ok((added, missing))
     }
 
-    /// Stores one operation without resolving.
-    fn insert_unresolved(&mut self, op: SignedOp) -> Result<bool, OpError> {
+    /// Whether `op`'s author may vouch for operations left out over budget that it builds
+    /// on: a current facilitator. Honest facilitators build only on what their own device
+    /// admitted, so a removal still reaches a device that left out some of what the
+    /// removed member wrote.
+    fn vouches(&self, op: &Op) -> bool {
+        self.state
+            .members
+            .get(&op.author)
+            .is_some_and(|m| m.role == Role::Facilitator)
+    }
+
+    /// Stores the operations `hashes` left out over budget, ancestors first, within the
+    /// log's whole size only. Returns how many were stored.
+    fn admit_vouched(&mut self, hashes: &[OpHash], over: &mut BTreeMap<OpHash, &SignedOp>) -> Result<usize, OpError> {
+        let mut stored = 0;
+        let mut stack: Vec<OpHash> = hashes.to_vec();
+        while let Some(h) = stack.last().copied() {
+            let Some(op) = over.get(&h).copied() else {
+                stack.pop();
+                continue;
+            };
+            let first = left_out_parents(op, over);
+            if !first.is_empty() {
+                stack.extend(first);
+                continue;
+            }
+            stack.pop();
+            over.remove(&h);
+            if self.insert_unresolved(op.clone(), Charge::Vouched)? {
+                stored += 1;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Records that `by` named `key` in an add (the first such add sponsors the key).
+    fn name(&mut self, key: MemberId, by: MemberId) {
+        if self.known.insert(key) {
+            self.sponsor.insert(key, by);
+        }
+    }
+
+    /// Whether `who` stands in the group on their own: its creator, or someone resolution
+    /// found a member (now or before).
+    fn stands(&self, who: &MemberId) -> bool {
+        *who == self.creator || self.state.members.contains_key(who) || self.state.departed.contains_key(who)
+    }
+
+    /// The account `author`'s operations are charged to: up the chain of sponsors to the
+    /// first who stands (a chain that loops is charged to where it loops).
+    fn account(&self, author: &MemberId) -> MemberId {
+        let mut who = *author;
+        let mut seen = BTreeSet::new();
+        while !self.stands(&who) && seen.insert(who) {
+            match self.sponsor.get(&who) {
+                Some(s) => who = *s,
+                None => break,
+            }
+        }
+        who
+    }
+
+    /// Whether `op` may use the reserved room: an operation of a current facilitator, or a
+    /// current member's rotation or leave.
+    fn may_use_reserve(&self, op: &Op) -> bool {
+        let Some(info) = self.state.members.get(&op.author) else {
+            return false;
+        };
+        info.role == Role::Facilitator || matches!(op.kind, OpKind::Rotate { .. } | OpKind::Leave { .. })
+    }
+
+    /// Checks `op` against the budgets (see [`MembershipLog`]) and books it.
+    fn charge(&mut self, op: &SignedOp) -> Result<(), OpError> {
+        let size = op.bytes.len();
+        let account = self.account(&op.op.author);
+        let held = self.accounts.get(&account).copied().unwrap_or_default();
+        if !held.fits(size, MAX_OPS_PER_AUTHOR, MAX_BYTES_PER_AUTHOR) {
+            return Err(OpError::TooMany);
+        }
+        let ordinary = Usage {
+            ops: self.ops.len(),
+            bytes: self.bytes,
+        }
+        .fits(size, MAX_OPS - RESERVED_OPS, MAX_LOG_BYTES - RESERVED_BYTES);
+        if !ordinary {
+            let whole = Usage {
+                ops: self.ops.len(),
+                bytes: self.bytes,
+            }
+            .fits(size, MAX_OPS, MAX_LOG_BYTES);
+            let share = self.reserved.get(&account).copied().unwrap_or_default();
+            if !whole
+                || !self.may_use_reserve(&op.op)
+                || !share.fits(size, RESERVED_OPS_PER_AUTHOR, RESERVED_BYTES_PER_AUTHOR)
+            {
+                return Err(OpError::TooMany);
+            }
+            self.reserved.entry(account).or_default().add(size);
+        }
+        self.accounts.entry(account).or_default().add(size);
+        Ok(())
+    }
+
+    /// Stores one operation without resolving, judged as `charge` says.
+    fn insert_unresolved(&mut self, op: SignedOp, charge: Charge) -> Result<bool, OpError> {
         if op.op.group != self.group {
             return Err(OpError::WrongGroup);
         }
@@ -727,13 +979,25 @@ impl MembershipLog {
         if !self.known.contains(&op.op.author) {
             return Err(OpError::NotAMember);
         }
-        let by_author = self.per_author.entry(op.op.author).or_default();
-        if self.ops.len() >= MAX_OPS || *by_author >= MAX_OPS_PER_AUTHOR {
-            return Err(OpError::TooMany);
+        match charge {
+            Charge::Budget => self.charge(&op)?,
+            Charge::Vouched | Charge::Restore => {
+                let whole = Usage {
+                    ops: self.ops.len(),
+                    bytes: self.bytes,
+                };
+                if charge == Charge::Vouched && !whole.fits(op.bytes.len(), MAX_OPS, MAX_LOG_BYTES) {
+                    return Err(OpError::TooMany);
+                }
+                // Still booked, so later operations are judged on everything held.
+                let account = self.account(&op.op.author);
+                self.accounts.entry(account).or_default().add(op.bytes.len());
+            }
         }
-        *by_author += 1;
+        self.per_author.entry(op.op.author).or_default().add(op.bytes.len());
+        self.bytes += op.bytes.len();
         if let OpKind::Add { keys, .. } = &op.op.kind {
-            self.known.insert(keys.member);
+            self.name(keys.member, op.op.author);
         }
         self.ops.insert(op.hash, op);
         Ok(true)
@@ -741,5 +1005,13 @@ impl MembershipLog {
 
     fn resolve(&mut self) {
         self.state = resolve::resolve(&self.group, self.genesis, &self.ops);
+        // Who stands may have changed, and with it whose account each operation is in.
+        let mut accounts: BTreeMap<MemberId, Usage> = BTreeMap::new();
+        for (author, usage) in &self.per_author {
+            let a = accounts.entry(self.account(author)).or_default();
+            a.ops += usage.ops;
+            a.bytes += usage.bytes;
+        }
+        self.accounts = accounts;
     }
 }

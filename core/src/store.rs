@@ -96,7 +96,19 @@ pub enum StoreError {
     /// Reading or writing the database failed.
     #[error("the data file could not be read or written: {0}")]
     Io(String),
+    /// A record would be larger than the store reads back ([`MAX_RECORD_LEN`]): nothing
+    /// of the batch was written.
+    #[error("a record is too large to keep")]
+    TooLarge,
 }
+
+/// One record as read: its bytes, or why it could not be opened.
+pub type RecordRead = Result<Zeroizing<Vec<u8>>, StoreError>;
+
+/// The largest record the store writes, and so the largest it ever needs to read back.
+/// Budgets keep every legitimate record far below it (`SECURITY.md`, "Budgets"); a batch
+/// holding a larger one is refused whole, so nothing is ever written that cannot be read.
+pub const MAX_RECORD_LEN: usize = 256 * 1024 * 1024;
 
 impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> Self {
@@ -358,20 +370,17 @@ impl Store {
 
     /// Every record of `kind`, decrypted (for groups: every group record).
     pub fn all(&self, kind: Kind) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
-        guarded(|| {
-            let txn = self.read_txn()?;
-            let table = txn.open_table(kind.table())?;
-            let mut out = Vec::new();
-            for entry in table.iter()? {
-                let (k, v) = entry?;
-                out.push(self.open_value(kind, k.value(), v.value())?);
-            }
-            Ok(out)
-        })
+        self.all_each(kind)?.into_iter().collect()
     }
 
     /// Every record of `kind` in `group`, in key order (units: arrival order).
     pub fn scan_group(&self, kind: Kind, group: &GroupId) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
+        self.scan_group_each(kind, group)?.into_iter().collect()
+    }
+
+    /// [`Store::scan_group`], record by record: one that cannot be opened (damaged) is an
+    /// error in its place, and the others are still read.
+    pub fn scan_group_each(&self, kind: Kind, group: &GroupId) -> Result<Vec<RecordRead>, StoreError> {
         let prefix = self.group_prefix(group);
         guarded(|| {
             let txn = self.read_txn()?;
@@ -382,10 +391,23 @@ impl Store {
                 if !k.value().starts_with(&prefix) {
                     break;
                 }
-                if k.value().len() == prefix.len() {
-                    continue; // the group's own record, not one of its items
+                if k.value().len() > prefix.len() {
+                    out.push(self.open_value(kind, k.value(), v.value()));
                 }
-                out.push(self.open_value(kind, k.value(), v.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// [`Store::all`], record by record (see [`Store::scan_group_each`]).
+    pub fn all_each(&self, kind: Kind) -> Result<Vec<RecordRead>, StoreError> {
+        guarded(|| {
+            let txn = self.read_txn()?;
+            let table = txn.open_table(kind.table())?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                out.push(self.open_value(kind, k.value(), v.value()));
             }
             Ok(out)
         })
@@ -400,6 +422,16 @@ impl Store {
     pub fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        let largest = batch
+            .puts
+            .iter()
+            .map(|(_, _, v)| v.len())
+            .chain(batch.appends.iter().map(|(_, u)| u.len()))
+            .max()
+            .unwrap_or(0);
+        if largest > MAX_RECORD_LEN {
+            return Err(StoreError::TooLarge);
         }
         self.ensure_writable()?;
         guarded(|| self.commit_inner(&batch))

@@ -70,6 +70,10 @@ pub enum VaultError {
     /// What was asked for is not valid (the message says why, in plain words).
     #[error("{0}")]
     Invalid(String),
+    /// The command failed unexpectedly (a bug); nothing of it was kept, and the group is
+    /// read again from disk.
+    #[error("something went wrong and nothing was changed; please try again")]
+    Failed,
 }
 
 /// Why an invitation was refused.
@@ -85,6 +89,9 @@ pub enum InviteError {
     /// It expired.
     #[error("that invitation has expired")]
     Expired,
+    /// The inviter withdrew it.
+    #[error("that invitation was withdrawn")]
+    Revoked,
 }
 
 impl From<DecodeError> for VaultError {
@@ -125,6 +132,30 @@ pub struct GroupSummary {
     pub role: String,
     /// Number of current members.
     pub members: usize,
+    /// Whether what this device keeps of the group is damaged (then only `id` is known).
+    pub damaged: bool,
+}
+
+impl GroupSummary {
+    fn damaged(id: GroupId) -> GroupSummary {
+        GroupSummary {
+            id: id.to_hex(),
+            name: String::new(),
+            me: String::new(),
+            role: String::new(),
+            members: 0,
+            damaged: true,
+        }
+    }
+}
+
+/// What [`Vault::repair_group`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repaired {
+    /// Damaged records set aside.
+    pub set_aside: usize,
+    /// Documents rebuilt from the units this device had kept.
+    pub rebuilt: usize,
 }
 
 /// An unlocked profile.
@@ -209,25 +240,42 @@ impl Vault {
         Ok(String::from_utf8_lossy(&raw).into_owned())
     }
 
-    /// Every group this profile is a member of.
+    /// Every group this profile is a member of. A group whose own record cannot be read at
+    /// all (its keys are in it) is left out, with a warning in the log: nothing of it can be
+    /// shown or repaired, and it must not keep the other groups from opening.
     pub fn group_ids(&self) -> Result<Vec<GroupId>, VaultError> {
         let mut out = Vec::new();
-        for raw in self.store.all(Kind::Group)? {
-            let mut r = Reader::new(&raw);
-            r.u8()?;
-            out.push(GroupId(r.array()?));
+        for raw in self.store.all_each(Kind::Group)? {
+            let id = raw.map_err(VaultError::from).and_then(|raw| {
+                let mut r = Reader::new(&raw);
+                r.u8()?;
+                Ok(GroupId(r.array()?))
+            });
+            match id {
+                Ok(id) => out.push(id),
+                Err(e) => tracing::warn!(error = %e, "a group's record could not be read; it is left out"),
+            }
         }
         out.sort();
         Ok(out)
     }
 
-    /// Summaries of every group.
+    /// Summaries of every group. A group whose data on this device is damaged is listed as
+    /// such (see [`Vault::repair_group`]) while the others open as usual.
     pub fn groups(&mut self) -> Result<Vec<GroupSummary>, VaultError> {
         let mut out = Vec::new();
         for id in self.group_ids()? {
-            let s = self.session(&id)?;
+            let s = match self.session(&id) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(group = %crate::ids::short_hex(&id.0), error = %e, "a group could not be read");
+                    out.push(GroupSummary::damaged(id));
+                    continue;
+                }
+            };
             let me = s.me();
             out.push(GroupSummary {
+                damaged: false,
                 id: id.to_hex(),
                 name: s.name(),
                 me: s.display_name(&me),
@@ -250,7 +298,11 @@ impl Vault {
         let ids = self.group_ids()?;
         let mut by_name = Vec::new();
         for id in &ids {
-            if self.session(id)?.name().eq_ignore_ascii_case(query.trim()) {
+            // (A damaged group has no name to match; its id still finds it.)
+            if self
+                .session(id)
+                .is_ok_and(|s| s.name().eq_ignore_ascii_case(query.trim()))
+            {
                 by_name.push(*id);
             }
         }
@@ -305,12 +357,22 @@ impl Vault {
     {
         self.ensure_loaded(group)?;
         let session = self.sessions.get_mut(group).expect("loaded above");
-        let result = f(session);
-        let value = match result {
-            Ok(v) => v,
-            Err(e) => {
-                self.sessions.remove(group);
+        // A panic in the operation leaves the session half-changed: it is thrown away and
+        // reloaded from disk on next use, and nothing of it was persisted.
+        let value = match crate::guard::catch(|| f(session)) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                // An ordinary refusal that changed nothing keeps the group loaded; one that
+                // changed something before refusing is undone by reloading.
+                if self.has_unsaved(group) {
+                    self.sessions.remove(group);
+                }
                 return Err(e.into());
+            }
+            Err(()) => {
+                self.sessions.remove(group);
+                tracing::error!(group = %crate::ids::short_hex(&group.0), "a command failed unexpectedly; the group is reloaded from disk");
+                return Err(VaultError::Failed);
             }
         };
         if let Err(e) = self.persist(group) {
@@ -320,13 +382,29 @@ impl Vault {
         Ok(value)
     }
 
+    /// Whether `group`'s loaded session holds anything not yet persisted.
+    fn has_unsaved(&self, group: &GroupId) -> bool {
+        self.sessions
+            .get(group)
+            .is_some_and(|s| s.has_unsaved() || self.membership_sizes.get(group) != Some(&Self::sizes(s)))
+    }
+
+    fn sizes(session: &GroupSession) -> (usize, usize, usize) {
+        (session.ops().len(), session.grants().len(), session.pending_count())
+    }
+
+    /// Forgets every loaded group, so each is reloaded from disk on next use. For a driver
+    /// that caught a panic while the vault was in use: whatever was half-done in memory is
+    /// dropped, and nothing of it was persisted.
+    pub fn forget_loaded(&mut self) {
+        self.sessions.clear();
+        self.membership_sizes.clear();
+    }
+
     fn ensure_loaded(&mut self, group: &GroupId) -> Result<(), VaultError> {
         if !self.sessions.contains_key(group) {
             let session = self.load(group)?;
-            self.membership_sizes.insert(
-                *group,
-                (session.ops().len(), session.grants().len(), session.pending_count()),
-            );
+            self.membership_sizes.insert(*group, Self::sizes(&session));
             self.sessions.insert(*group, session);
         }
         Ok(())
@@ -341,7 +419,7 @@ impl Vault {
             .collect();
         let dirty = session.take_dirty();
         let record_changed = session.take_record_changed();
-        let sizes = (session.ops().len(), session.grants().len(), session.pending_count());
+        let sizes = Self::sizes(session);
         let before = self.membership_sizes.get(group).copied();
         if units.is_empty() && dirty.is_empty() && !record_changed && before == Some(sizes) {
             // Nothing new (a sync frame that only talked): no write, no fsync.
@@ -419,7 +497,7 @@ impl Vault {
             .ok_or_else(|| VaultError::Record("the group has no create operation".into()))?;
         let log = MembershipLog::new(create).map_err(|e| VaultError::Record(e.to_string()))?;
         let mut session = GroupSession::from_parts(*group, rec.secrets, log, child_rng(&mut self.rng));
-        session.receive_ops(&ops)?;
+        session.restore_ops(&ops)?;
         session.epoch_keys.extend(rec.epoch_keys);
         session.undone = rec.undone;
         for raw in self.store.scan_group(Kind::Grant, group)? {
@@ -437,6 +515,74 @@ impl Vault {
             session.restore_pending(unit);
         }
         Ok(session)
+    }
+
+    /// Repairs what this device keeps of `group`: every record that cannot be read is set
+    /// aside (membership operations, grants, documents, waiting units), documents set aside
+    /// are rebuilt from the units this device kept, and whatever is still missing comes
+    /// back from members at the next sync. The group's own record holds its keys: if that
+    /// is damaged nothing can be done here, and the person must be invited again.
+    pub fn repair_group(&mut self, group: &GroupId) -> Result<Repaired, VaultError> {
+        self.sessions.remove(group);
+        self.membership_sizes.remove(group);
+        let record = self
+            .store
+            .get(Kind::Group, &Key::in_group(*group, b""))?
+            .ok_or_else(|| VaultError::NoGroup(group.to_hex()))?;
+        decode_record(&record)?;
+        let mut set_aside = 0;
+        let mut batch = Batch::new();
+        for kind in [Kind::Op, Kind::Grant, Kind::Snapshot, Kind::Pending] {
+            batch.clear(kind, *group);
+            for raw in self.store.scan_group_each(kind, group)? {
+                match raw
+                    .map_err(VaultError::from)
+                    .and_then(|raw| readable(kind, *group, &raw))
+                {
+                    Ok((key, raw)) => batch.put(kind, Key::in_group(*group, &key), raw),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a damaged record was set aside");
+                        set_aside += 1;
+                    }
+                }
+            }
+        }
+        self.store.commit(batch)?;
+        // The documents left are known; rebuild the others from the units kept here.
+        self.ensure_loaded(group)?;
+        let held: std::collections::BTreeSet<DocId> = self.sessions[group].docs.keys().copied().collect();
+        let units: Vec<Vec<u8>> = self
+            .store
+            .scan_group_each(Kind::Unit, group)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|u| u.to_vec())
+            .collect();
+        let rebuilt = self.edit(group, |s| -> Result<usize, VaultError> {
+            for unit in &units {
+                let doc = SealedUnit::decode(unit).map(|u| u.header().doc);
+                if doc.is_ok_and(|d| !held.contains(&d)) {
+                    let _ = s.receive_unit(unit);
+                }
+            }
+            Ok(s.docs.keys().filter(|d| !held.contains(d)).count())
+        })?;
+        Ok(Repaired { set_aside, rebuilt })
+    }
+
+    /// **Tests only**: overwrites the stored snapshot of `doc` in `group` with bytes that do
+    /// not read, as a damaged disk would, to show that the damage stays where it is.
+    #[doc(hidden)]
+    pub fn spoil_snapshot_for_tests(&mut self, group: &GroupId, doc: &DocId) -> Result<(), VaultError> {
+        let mut batch = Batch::new();
+        batch.put(
+            Kind::Snapshot,
+            Key::in_group(*group, &doc.to_bytes()),
+            vec![1, 0xff, 0xff],
+        );
+        self.store.commit(batch)?;
+        self.sessions.remove(group);
+        Ok(())
     }
 
     /// **Benchmarks only**: commits stop waiting for the disk (see `Store::set_durable`).
@@ -475,6 +621,7 @@ impl Vault {
             public,
             expires_at_ms,
             used: false,
+            revoked: false,
         };
         let mut batch = Batch::new();
         batch.put(Kind::Invite, Key::in_group(*group, &public), record.encode());
@@ -491,6 +638,9 @@ impl Vault {
         if record.used {
             return Err(InviteError::Used.into());
         }
+        if record.revoked {
+            return Err(InviteError::Revoked.into());
+        }
         if record.expires_at_ms <= now_ms {
             return Err(InviteError::Expired.into());
         }
@@ -499,6 +649,43 @@ impl Vault {
         batch.put(Kind::Invite, key, record.encode());
         self.store.commit(batch)?;
         Ok(())
+    }
+
+    /// Every invitation this device made to `group`, soonest to expire first.
+    pub fn invitations(&self, group: &GroupId) -> Result<Vec<InviteRecord>, VaultError> {
+        let mut out = self
+            .store
+            .scan_group(Kind::Invite, group)?
+            .iter()
+            .map(|raw| InviteRecord::decode(raw))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|r| (r.expires_at_ms, r.public));
+        Ok(out)
+    }
+
+    /// Withdraws the invitations to `group` that can still be used at `now_ms`: the one
+    /// whose short id starts with `id`, or every one if `id` is `None`. Returns how many
+    /// were withdrawn; a ticket for one of them is refused from now on.
+    pub fn revoke_invitations(&mut self, group: &GroupId, id: Option<&str>, now_ms: i64) -> Result<usize, VaultError> {
+        let matching: Vec<InviteRecord> = self
+            .invitations(group)?
+            .into_iter()
+            .filter(|r| id.is_none_or(|p| crate::ids::hex(&r.public).starts_with(&p.trim().to_ascii_lowercase())))
+            .collect();
+        if let Some(p) = id
+            && matching.is_empty()
+        {
+            return Err(VaultError::Invalid(format!("No invitation's id starts with '{p}'.")));
+        }
+        let mut batch = Batch::new();
+        let mut revoked = 0;
+        for mut record in matching.into_iter().filter(|r| r.is_open(now_ms)) {
+            record.revoked = true;
+            batch.put(Kind::Invite, Key::in_group(*group, &record.public), record.encode());
+            revoked += 1;
+        }
+        self.store.commit(batch)?;
+        Ok(revoked)
     }
 
     /// Remembers that the endpoint `endpoint` of `group` was reachable at `addrs`, and
@@ -738,6 +925,31 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     })
 }
 
+/// Whether a stored record of `kind` in `group` reads; if so, its logical key (after the
+/// group) and its bytes, to write back as they were.
+fn readable(kind: Kind, group: GroupId, raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
+    let key = match kind {
+        Kind::Op => SignedOp::decode(raw)
+            .map_err(|e| VaultError::Record(e.to_string()))?
+            .hash()
+            .0
+            .to_vec(),
+        Kind::Grant => AudienceGrant::decode(raw)
+            .map_err(|e| VaultError::Record(e.to_string()))?
+            .doc
+            .to_bytes()
+            .to_vec(),
+        Kind::Snapshot => decode_snapshot(group, raw)?.0.to_bytes().to_vec(),
+        Kind::Pending => SealedUnit::decode(raw)
+            .map_err(|e| VaultError::Record(e.to_string()))?
+            .id()
+            .0
+            .to_vec(),
+        _ => return Err(VaultError::Record("not a group item".into())),
+    };
+    Ok((key, raw.to_vec()))
+}
+
 /// A snapshot: document id, the saved document, and the author-head signatures.
 pub(crate) fn encode_snapshot(replica: &Replica) -> Vec<u8> {
     let payload = replica.document_payload();
@@ -758,7 +970,8 @@ pub(crate) fn decode_snapshot(group: GroupId, bytes: &[u8]) -> Result<(DocId, Re
         return Err(DecodeError::Version(version).into());
     }
     let doc = DocId::decode(&mut r)?;
-    let saved = r.var_bytes(crate::unit::MAX_UNIT_LEN)?;
+    // (Whatever the store wrote, it reads back: a snapshot may be larger than one unit.)
+    let saved = r.var_bytes(crate::store::MAX_RECORD_LEN)?;
     let n = r.count(crate::unit::MAX_SIGNATURES, crate::unit::CHANGE_SIGNATURE_LEN)?;
     let mut sigs = Vec::with_capacity(n);
     for _ in 0..n {
@@ -790,5 +1003,87 @@ mod tests {
         );
         record[0] = 1;
         assert_eq!(decode_record(&record).unwrap().undone, 0);
+    }
+
+    /// An ordinary refusal keeps the group loaded; a panic in the middle of a command drops
+    /// what it half did, and the group is read again from disk.
+    #[test]
+    fn a_refusal_keeps_the_group_loaded_and_a_panic_reloads_it_from_disk() {
+        use crate::model::edits::NewStory;
+        let story = |title: &str| NewStory {
+            title: title.into(),
+            body: "In my own words.".into(),
+            ..Default::default()
+        };
+        let titles = |v: &mut Vault, g: &GroupId| -> Vec<String> {
+            v.session(g).unwrap().stories().into_iter().map(|s| s.title).collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Circle", "Sam", 1_795_953_600_000).unwrap();
+        vault
+            .edit(&group, |s| s.add_story(&story("Kept"), 1_795_953_600_000))
+            .unwrap();
+
+        let refused = vault.edit(&group, |s| s.add_story(&story(""), 1_795_953_600_000));
+        assert!(matches!(refused, Err(VaultError::Group(_))), "{refused:?}");
+        assert!(
+            vault.sessions.contains_key(&group),
+            "a refusal that changed nothing keeps the group loaded"
+        );
+
+        let failed = vault.edit(&group, |s| -> Result<(), GroupError> {
+            s.add_story(&story("Half"), 1_795_953_600_000)?;
+            panic!("a bug in the middle of a command");
+        });
+        assert!(matches!(failed, Err(VaultError::Failed)), "{failed:?}");
+        assert!(!vault.sessions.contains_key(&group), "a panic drops what was half done");
+        assert_eq!(titles(&mut vault, &group), ["Kept"]);
+    }
+
+    /// One damaged document keeps only its own group from opening; that group is listed
+    /// as damaged, the others open and are found by name, and a repair rebuilds the
+    /// document from the units this device kept.
+    #[test]
+    fn damage_stays_in_its_group_and_a_repair_rebuilds_it_from_the_units_kept_here() {
+        use crate::model::edits::NewStory;
+        let now = 1_795_953_600_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let hurt = vault.create_group("Tuesday Circle", "Sam", now).unwrap();
+        let fine = vault.create_group("Friday Circle", "Sam", now).unwrap();
+        let story = NewStory {
+            title: "Day one".into(),
+            body: "In my own words.".into(),
+            ..Default::default()
+        };
+        vault.edit(&hurt, |s| s.add_story(&story, now)).unwrap();
+        let me = vault.session(&hurt).unwrap().me();
+        vault.spoil_snapshot_for_tests(&hurt, &DocId::member_doc(&me)).unwrap();
+        drop(vault);
+
+        let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        let list = vault.groups().unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|g| g.id == hurt.to_hex() && g.damaged));
+        assert!(list.iter().any(|g| g.name == "Friday Circle" && !g.damaged));
+        assert_eq!(vault.resolve_group("Friday Circle").unwrap(), fine);
+        assert!(vault.session(&hurt).is_err(), "the damaged group says so");
+        vault.edit(&fine, |s| s.add_story(&story, now)).unwrap();
+
+        let repaired = vault.repair_group(&hurt).unwrap();
+        assert_eq!(repaired.set_aside, 1);
+        assert_eq!(repaired.rebuilt, 1);
+        let titles: Vec<String> = vault
+            .session(&hurt)
+            .unwrap()
+            .stories()
+            .into_iter()
+            .map(|s| s.title)
+            .collect();
+        assert_eq!(titles, ["Day one"]);
+        drop(vault);
+        let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        assert!(vault.groups().unwrap().iter().all(|g| !g.damaged));
     }
 }

@@ -97,6 +97,7 @@ impl Handler {
             NetError::Vault(VaultError::Invite(InviteError::Used)) => (close_code::INVITE_USED, e.to_string()),
             NetError::Vault(VaultError::Invite(InviteError::Expired)) => (close_code::INVITE_EXPIRED, e.to_string()),
             NetError::Vault(VaultError::Invite(InviteError::Unknown)) => (close_code::INVITE_UNKNOWN, e.to_string()),
+            NetError::Vault(VaultError::Invite(InviteError::Revoked)) => (close_code::INVITE_REVOKED, e.to_string()),
             other => protocol(other),
         })?;
         framed

@@ -91,14 +91,29 @@ pub(crate) async fn with_vault_from<T: Send + 'static>(
 ) -> Result<T, NetError> {
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
-        let mut guard = shared
-            .vault
-            .lock()
-            .map_err(|_| NetError::Internal("the vault lock was poisoned".into()))?;
+        // A panic never leaves the lock poisoned (it is caught below); should one have
+        // slipped through anyway, what it left in memory is forgotten.
+        let mut guard = shared.vault.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            if let Some(v) = guard.as_mut() {
+                v.forget_loaded();
+            }
+            guard
+        });
         let v = guard
             .as_mut()
             .ok_or_else(|| NetError::Internal("the node has shut down".into()))?;
-        let result = f(v);
+        // A panic in one command must not disable the node: what it half-did in memory
+        // is dropped (every group is read again from disk), nothing of it was persisted,
+        // and the next command runs as usual.
+        let result = match alongside_core::guard::catch(|| f(v)) {
+            Ok(result) => result,
+            Err(()) => {
+                tracing::error!("a vault command panicked; every group is reloaded from disk");
+                v.forget_loaded();
+                Err(VaultError::Failed)
+            }
+        };
         let committed = v.take_committed();
         drop(guard);
         if !committed.is_empty() {

@@ -113,6 +113,9 @@ async fn refusal(conn: &Connection) -> NetError {
     match code {
         c if c == u64::from(close_code::INVITE_USED) => NetError::Refused("that invitation was already used"),
         c if c == u64::from(close_code::INVITE_EXPIRED) => NetError::Refused("that invitation has expired"),
+        c if c == u64::from(close_code::INVITE_REVOKED) => {
+            NetError::Refused("that invitation was withdrawn by the person who made it")
+        }
         c if c == u64::from(close_code::INVITE_UNKNOWN) => {
             NetError::Refused("that invitation is not known to the inviter")
         }

@@ -50,4 +50,6 @@ pub mod close_code {
     pub const INVITE_UNKNOWN: u32 = 5;
     /// Both devices called each other at once; this call gave way to the other.
     pub const CROSSED: u32 = 6;
+    /// The inviter withdrew the invitation.
+    pub const INVITE_REVOKED: u32 = 7;
 }

@@ -614,7 +614,15 @@ impl Node {
             }),
         };
         for g in groups {
-            node.serve_group(g).await?;
+            // One group that cannot be read (damaged on this device) must not keep the
+            // others from being served; the person is told where the group is listed.
+            match node.serve_group(g).await {
+                Ok(()) => {}
+                Err(NetError::Vault(e)) => {
+                    tracing::warn!(group = %alongside_core::ids::short_hex(&g.0), error = %e, "a group could not be read, so it is not served");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(node)
     }

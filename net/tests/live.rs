@@ -6,7 +6,7 @@ mod common;
 
 use alongside_core::vault::Vault;
 use alongside_net::{Node, NodeEvent};
-use common::{LIMIT, NOW, in_an_hour, join_all, node, on, story};
+use common::{LIMIT, NOW, in_an_hour, join_all, node, on, story, titles};
 use tokio::sync::broadcast::Receiver;
 
 async fn live_node(dir: &std::path::Path, label: &str) -> Node {
@@ -49,18 +49,6 @@ async fn event(events: &mut Receiver<NodeEvent>, what: &str, pred: impl Fn(&Node
     tokio::time::timeout(LIMIT, wait)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-fn titles(v: &mut Vault, group: alongside_core::ids::GroupId) -> Vec<String> {
-    let mut t: Vec<String> = v
-        .session(&group)
-        .unwrap()
-        .stories()
-        .into_iter()
-        .map(|s| s.title)
-        .collect();
-    t.sort();
-    t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,8 @@ pub(crate) enum Command {
     },
     /// Load one group's home (and keep it up to date while it is open).
     OpenGroup(GroupId),
+    /// Repair a group whose data on this device is damaged.
+    RepairGroup(GroupId),
     /// The group's home was left: stop sending its updates.
     CloseGroup,
     /// Show another page of older stories in the open group.
@@ -119,6 +121,15 @@ pub(crate) enum Command {
         group: GroupId,
         /// Who.
         member: MemberId,
+        /// Also withdraw every invitation that can still be used.
+        revoke_invitations: bool,
+    },
+    /// Withdraw an invitation (by its short id), or every open one (`None`).
+    RevokeInvitations {
+        /// The group.
+        group: GroupId,
+        /// Which one.
+        id: Option<String>,
     },
     /// Make a member a facilitator, or a facilitator a member (facilitators).
     SetRole {
@@ -209,6 +220,9 @@ pub(crate) struct GroupCard {
     pub(crate) reachable: usize,
     /// Stories and reach-outs by others since this member last opened the group here.
     pub(crate) new: usize,
+    /// What this device keeps of the group is damaged (only `id` is known).
+    #[serde(default)]
+    pub(crate) damaged: bool,
 }
 
 /// What a group's home shows.
@@ -249,6 +263,19 @@ pub(crate) struct GroupPage {
     /// every device undid (their role no longer allowed them), not yet acknowledged.
     #[serde(default)]
     pub(crate) undone: u32,
+    /// The invitations this device made to the group that can still be used (for a
+    /// facilitator to see and withdraw).
+    #[serde(default)]
+    pub(crate) open_invitations: Vec<OpenInvitation>,
+}
+
+/// An invitation that can still be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OpenInvitation {
+    /// Its short id.
+    pub(crate) id: String,
+    /// Until when it works, as this computer's local date and time.
+    pub(crate) until: String,
 }
 
 impl GroupPage {
@@ -622,10 +649,16 @@ impl Backend {
                 return None;
             }
             Command::AddStory { group, story } => self.handle_add_story(group, story),
+            Command::RepairGroup(group) => self.handle_repair(group),
             Command::JoinGroup { ticket, display_name } => return self.handle_join(&ticket, &display_name),
             Command::ReachOut { group, message, to } => self.handle_reach_out(group, message, to),
             Command::Respond { group, reach_out, text } => self.handle_respond(group, reach_out, text),
-            Command::RemoveMember { group, member } => self.handle_remove(group, member),
+            Command::RemoveMember {
+                group,
+                member,
+                revoke_invitations,
+            } => self.handle_remove(group, member, revoke_invitations),
+            Command::RevokeInvitations { group, id } => self.handle_revoke(group, id),
             Command::SetRole {
                 group,
                 member,
@@ -863,7 +896,7 @@ impl Backend {
             let mut out = Vec::new();
             for g in v.groups()? {
                 let Some(id) = GroupId::from_hex(&g.id) else { continue };
-                let new = new_since_seen(v, &id)?;
+                let new = if g.damaged { 0 } else { new_since_seen(v, &id)? };
                 out.push((id, g, new));
             }
             Ok(out)
@@ -878,8 +911,29 @@ impl Backend {
                 role: g.role,
                 members: g.members,
                 new,
+                damaged: g.damaged,
             })
             .collect())
+    }
+
+    /// Repairs a damaged group and says what came of it.
+    fn handle_repair(&mut self, group: GroupId) -> Event {
+        let repaired = self.with_vault(move |v| {
+            let repaired = v.repair_group(&group)?;
+            Ok((repaired, v.session(&group)?.name()))
+        });
+        self.dirty.groups = true;
+        match repaired {
+            Ok((r, name)) => Event::Notice(match r.rebuilt {
+                0 => format!(
+                    "{name} is open again. What was damaged was set aside; it comes back from the members the next time this device reaches them."
+                ),
+                _ => format!(
+                    "{name} is open again. What was damaged was rebuilt from this device's own copies; anything still missing comes back from the members."
+                ),
+            }),
+            Err(err) => failed("The group could not be repaired", &err),
+        }
     }
 
     /// The page of `group` after something was saved there, with `notice`.

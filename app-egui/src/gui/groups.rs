@@ -58,6 +58,10 @@ pub(crate) fn groups_screen(
         ui.label("You are not in a group yet. You can start one below.");
     }
     for group in groups {
+        if group.damaged {
+            action = damaged_card(ui, group).or(action);
+            continue;
+        }
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
             if ui.button(egui::RichText::new(&group.name).strong()).clicked() {
@@ -91,6 +95,25 @@ pub(crate) fn groups_screen(
     let started = new_group(ui, form);
     ui.add_space(16.0);
     action.or(started).or(join_group(ui, join))
+}
+
+/// A group this device could not read: said plainly, with the way to mend it.
+#[must_use]
+fn damaged_card(ui: &mut egui::Ui, group: &GroupCard) -> Option<Action> {
+    let mut action = None;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.label(egui::RichText::new("A group this device could not read").strong());
+        ui.label(
+            "Part of what this device keeps for this group is damaged. Your other groups are fine. \
+             Repairing sets the damaged part aside and rebuilds it from this device's own copies; \
+             anything still missing comes back from the members.",
+        );
+        if ui.button("Repair this group").clicked() {
+            action = Some(Action::Send(Command::RepairGroup(group.id)));
+        }
+    });
+    action
 }
 
 #[must_use]

@@ -10,7 +10,7 @@ use alongside_core::model::edits::{CheckInKind, NewCheckIn, NewMeeting};
 use alongside_core::model::views::StoryQuery;
 use alongside_core::vault::{Vault, VaultError};
 
-use super::backend::{Event, GroupPage, NetState, failed, reach_out_cards};
+use super::backend::{Event, GroupPage, NetState, OpenInvitation, failed, reach_out_cards};
 
 /// How many of each goal's latest check-ins a page carries. The streak is computed from
 /// all of them in the core; the screen lists only the last few.
@@ -311,6 +311,12 @@ pub(crate) fn group_page(
     let members = session.members();
     let me = session.me().to_hex();
     let facilitator = members.iter().any(|m| m.me && m.role == "facilitator");
+    let open_invitations = if facilitator {
+        open_invitations(vault, group, now_ms)?
+    } else {
+        Vec::new()
+    };
+    let session = vault.session(group)?;
     let stories = session.story_page(&StoryQuery {
         limit: context.stories,
         rest_warned: on_break,
@@ -332,7 +338,27 @@ pub(crate) fn group_page(
         muted: muted.iter().map(MemberId::to_hex).collect(),
         today,
         undone: session.undone_changes(),
+        open_invitations,
     })
+}
+
+/// The invitations to `group` this device made that can still be used, soonest to expire
+/// first.
+fn open_invitations(vault: &Vault, group: &GroupId, now_ms: i64) -> Result<Vec<OpenInvitation>, VaultError> {
+    use chrono::TimeZone as _;
+    Ok(vault
+        .invitations(group)?
+        .into_iter()
+        .filter(|r| r.is_open(now_ms))
+        .map(|r| OpenInvitation {
+            id: r.short_id(),
+            until: chrono::Local
+                .timestamp_millis_opt(r.expires_at_ms)
+                .single()
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// The local calendar day (`YYYY-MM-DD`) at `now_ms` on this computer.

@@ -9,7 +9,7 @@ use alongside_core::ids::{GroupId, MemberId};
 use eframe::egui;
 
 use super::action::Action;
-use super::backend::{Command, InviteView, MemberStatus, now_ms};
+use super::backend::{Command, InviteView, MemberStatus, OpenInvitation, now_ms};
 use super::home::GroupHome;
 use super::widgets::{message, primary_button, quiet, text_area, text_line};
 
@@ -41,6 +41,9 @@ pub(crate) struct InviteForm {
     pub(crate) confirm: Option<Confirm>,
     /// A new display name for this member, being typed.
     pub(crate) my_name: String,
+    /// Whether removing someone also withdraws the open invitations (they may have seen
+    /// one): asked with the removal, yes unless unticked.
+    pub(crate) withdraw_on_remove: bool,
 }
 
 impl Default for InviteForm {
@@ -51,6 +54,7 @@ impl Default for InviteForm {
             made: None,
             confirm: None,
             my_name: String::new(),
+            withdraw_on_remove: true,
         }
     }
 }
@@ -72,8 +76,13 @@ pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
                     return my_name(ui, group, &mut home.invite.my_name);
                 }
                 let muting = mute_button(ui, group, member, muted);
+                let removal = Removal {
+                    group,
+                    open_invitations: home.page.open_invitations.len(),
+                    withdraw: &mut home.invite.withdraw_on_remove,
+                };
                 let managed = facilitator
-                    .then(|| facilitator_controls(ui, group, member, &mut home.invite.confirm))
+                    .then(|| facilitator_controls(ui, removal, member, &mut home.invite.confirm))
                     .flatten();
                 muting.or(managed)
             })
@@ -90,14 +99,25 @@ pub(crate) fn members_tab(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Act
     action.or(leave(ui, group, &home.page.name, &mut home.invite.confirm))
 }
 
-/// Role and removal buttons for one member; removal asks once more, saying what it means.
+/// What a removal in a group needs to know besides who.
+struct Removal<'a> {
+    group: GroupId,
+    /// Invitations to the group that can still be used.
+    open_invitations: usize,
+    /// Whether to withdraw them with the removal.
+    withdraw: &'a mut bool,
+}
+
+/// Role and removal buttons for one member; removal asks once more, saying what it means
+/// (and offering to withdraw open invitations the person may have seen).
 #[must_use]
 fn facilitator_controls(
     ui: &mut egui::Ui,
-    group: GroupId,
+    removal: Removal<'_>,
     member: &MemberStatus,
     confirm: &mut Option<Confirm>,
 ) -> Option<Action> {
+    let group = removal.group;
     let id = MemberId::from_hex(&member.id)?;
     let name = &member.name;
     let asking = *confirm == Some(Confirm::Remove(member.id.clone(), name.clone()));
@@ -110,11 +130,24 @@ fn facilitator_controls(
                  to have them back, invite them again."
             ),
         );
+        let open = removal.open_invitations;
+        if open > 0 {
+            let label = match open {
+                1 => "Also withdraw the open invitation (they may have seen it)".to_string(),
+                n => format!("Also withdraw the {n} open invitations (they may have seen one)"),
+            };
+            ui.checkbox(removal.withdraw, label);
+        }
+        let revoke_invitations = open > 0 && *removal.withdraw;
         let mut action = None;
         ui.horizontal(|ui| {
             if ui.button(format!("Remove {name}")).clicked() {
                 *confirm = None;
-                action = Some(Action::Send(Command::RemoveMember { group, member: id }));
+                action = Some(Action::Send(Command::RemoveMember {
+                    group,
+                    member: id,
+                    revoke_invitations,
+                }));
             }
             if ui.button(format!("Keep {name}")).clicked() {
                 *confirm = None;
@@ -285,6 +318,29 @@ fn invite(ui: &mut egui::Ui, home: &mut GroupHome) -> Option<Action> {
     }
     if let Some(made) = form.made.as_ref().filter(|m| m.group == home.page.id) {
         action = action.or(show_invitation(ui, made));
+    }
+    action.or(open_invitations(ui, home.page.id, &home.page.open_invitations))
+}
+
+/// The invitations that can still be used, each with a way to withdraw it.
+#[must_use]
+fn open_invitations(ui: &mut egui::Ui, group: GroupId, open: &[OpenInvitation]) -> Option<Action> {
+    if open.is_empty() {
+        return None;
+    }
+    ui.add_space(8.0);
+    ui.label(egui::RichText::new("Invitations that still work").strong());
+    let mut action = None;
+    for invitation in open {
+        ui.horizontal(|ui| {
+            ui.label(format!("Ticket {} works until {}", invitation.id, invitation.until));
+            if ui.button(format!("Withdraw ticket {}", invitation.id)).clicked() {
+                action = Some(Action::Send(Command::RevokeInvitations {
+                    group,
+                    id: Some(invitation.id.clone()),
+                }));
+            }
+        });
     }
     action
 }

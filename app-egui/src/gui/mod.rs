@@ -549,7 +549,9 @@ impl AlongsideApp {
                 | Command::SetMeetingMode { .. }
                 | Command::RemoveMember { .. }
                 | Command::SetRole { .. }
-                | Command::Leave(_),
+                | Command::Leave(_)
+                | Command::RevokeInvitations { .. }
+                | Command::RepairGroup(_),
                 Screen::Open(session),
             ) => session.notice = None,
             (Command::Home(home_command), Screen::Open(session)) => {

@@ -482,7 +482,12 @@ impl PeerSync {
         self.peer_ops.extend(ops.iter().map(|o| o.hash()));
         for g in grants {
             let grant = AudienceGrant::decode(g).map_err(|_| ProtocolError::BadMembership)?;
-            session.receive_grant(grant).map_err(|_| ProtocolError::BadMembership)?;
+            match session.receive_grant(grant) {
+                // Over the group's or its owner's budget: left out, not a protocol error
+                // (which grants fit may depend on the order they arrived in).
+                Ok(()) | Err(crate::group::ReceiveError::OverBudget) => {}
+                Err(_) => return Err(ProtocolError::BadMembership),
+            }
         }
         Ok(())
     }
@@ -702,6 +707,7 @@ impl PeerSync {
                 ReceiveError::NoKey
                 | ReceiveError::NotAMember
                 | ReceiveError::QueueFull
+                | ReceiveError::OverBudget
                 | ReceiveError::Rejected(Rejection::AfterRemoval | Rejection::NotAllowed),
             ) => {
                 self.stats.units_skipped += 1;

@@ -62,3 +62,16 @@ pub(crate) fn story(title: &str) -> NewStory {
         ..Default::default()
     }
 }
+
+/// The titles of the stories `v` holds in `group`, sorted.
+pub(crate) fn titles(v: &mut Vault, group: alongside_core::ids::GroupId) -> Vec<String> {
+    let mut t: Vec<String> = v
+        .session(&group)
+        .unwrap()
+        .stories()
+        .into_iter()
+        .map(|s| s.title)
+        .collect();
+    t.sort();
+    t
+}

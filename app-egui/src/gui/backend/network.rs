@@ -327,7 +327,11 @@ impl Backend {
                 valid_for,
                 result,
             } => Some(match result {
-                Ok(ticket) => Event::Invitation(invite_view(group, &ticket, valid_for)),
+                Ok(ticket) => {
+                    // (The page lists it among the invitations that still work.)
+                    self.dirty.page |= self.open == Some(group);
+                    Event::Invitation(invite_view(group, &ticket, valid_for))
+                }
                 Err(err) => failed("Could not make an invitation", &BackendError::Net(err)),
             }),
         }

@@ -170,6 +170,7 @@ mod tests {
             members: 3,
             reachable: 2,
             new: 4,
+            damaged: false,
         }
     }
 
