@@ -278,18 +278,36 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
             .map(|der| rustls_pki_types::CertificateDer::from(der.clone()));
         builder = builder.ca_tls_config(iroh::tls::CaTlsConfig::custom_roots(roots));
     }
-    builder
+    let builder = builder
         .transport_config(transport_limits())
         .relay_mode(relay)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
         .secret_key(SecretKey::from_bytes(seed))
-        .alpns(vec![ALPN.to_vec()])
-        .bind_addr(SocketAddr::new(config.bind_ip, port))
-        .map_err(|e| NetError::Bind(e.to_string()))?
+        .alpns(vec![ALPN.to_vec()]);
+    bind_only(builder, SocketAddr::new(config.bind_ip, port))?
         .bind()
         .await
         .map_err(|e| NetError::Bind(e.to_string()))
+}
+
+/// Asks `builder` to bind exactly `addr`. iroh's builder comes with a socket on `0.0.0.0`
+/// and one on `[::]`, and `bind_addr` replaces only the one of its own family: bound to
+/// `127.0.0.1`, an endpoint would still listen on every IPv6 address. So a specific
+/// address clears both first. An unspecified one (`0.0.0.0` or `::`, "every interface")
+/// keeps the other family's socket too, as asked.
+fn bind_only(builder: iroh::endpoint::Builder, addr: SocketAddr) -> Result<iroh::endpoint::Builder, NetError> {
+    let builder = match addr.ip().is_unspecified() {
+        true => builder,
+        false => builder.clear_ip_transports(),
+    };
+    builder.bind_addr(addr).map_err(|e| NetError::Bind(e.to_string()))
+}
+
+/// Whether `addr` can be dialed by someone else: not an unspecified address (`0.0.0.0`,
+/// `[::]`: "every interface" to a listener, this very machine to a dialer) nor port 0.
+fn is_dialable(addr: &SocketAddr) -> bool {
+    !addr.ip().is_unspecified() && addr.port() != 0
 }
 
 /// A bare endpoint on loopback with `seed` as its key and everything outside off (no
@@ -297,13 +315,12 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
 /// foreign or misbehaving peer by hand; it is not part of the node's API.
 #[doc(hidden)]
 pub async fn loopback_endpoint(seed: &[u8; 32]) -> Result<Endpoint, NetError> {
-    Endpoint::builder(presets::Minimal)
+    let builder = Endpoint::builder(presets::Minimal)
         .relay_mode(RelayMode::Disabled)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
-        .secret_key(SecretKey::from_bytes(seed))
-        .bind_addr(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|e| NetError::Bind(e.to_string()))?
+        .secret_key(SecretKey::from_bytes(seed));
+    bind_only(builder, SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?
         .bind()
         .await
         .map_err(|e| NetError::Bind(e.to_string()))
@@ -649,18 +666,28 @@ impl Node {
     }
 
     /// Where `group`'s endpoint can be reached: its id and socket addresses (the bound
-    /// address, or each interface's address when bound to all of them).
+    /// address, or each interface's address when bound to all of them). Never an
+    /// unspecified address such as `[::]:port`, which no one else can dial.
     pub fn address(&self, group: &GroupId) -> Option<([u8; 32], Vec<SocketAddr>)> {
         let served = self.inner.served(group)?;
         let bound = served.endpoint.bound_sockets();
-        let addrs = if self.inner.config.bind_ip.is_unspecified() {
+        let mut addrs = if self.inner.config.bind_ip.is_unspecified() {
             let mut direct: Vec<SocketAddr> = served.endpoint.addr().ip_addrs().copied().collect();
             direct.sort_by_key(|a| (a.is_ipv6(), a.ip().is_loopback()));
             if direct.is_empty() { bound } else { direct }
         } else {
             bound
         };
+        addrs.retain(is_dialable);
         Some((*served.endpoint.id().as_bytes(), addrs))
+    }
+
+    /// The local sockets `group`'s endpoint listens on (what `ss -lun` would show for it).
+    pub fn bound_sockets(&self, group: &GroupId) -> Vec<SocketAddr> {
+        self.inner
+            .served(group)
+            .map(|s| s.endpoint.bound_sockets())
+            .unwrap_or_default()
     }
 
     /// The relay `group`'s endpoint is reachable through, if relays are on. Waits up to
@@ -850,5 +877,24 @@ pub(crate) fn close_dialer<T>(conn: &Connection, result: &Result<T, NetError>) {
         Err(NetError::Departed) => conn.close(close_code::REFUSED.into(), b"not a member"),
         Err(NetError::Crossed) => conn.close(close_code::CROSSED.into(), b"calls crossed"),
         Err(_) => conn.close(close_code::PROTOCOL.into(), b"sync failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_addresses_and_port_zero_are_never_handed_out() {
+        for (addr, dialable) in [
+            ("127.0.0.1:7000", true),
+            ("[::1]:7000", true),
+            ("192.168.1.20:7000", true),
+            ("0.0.0.0:7000", false),
+            ("[::]:7000", false),
+            ("127.0.0.1:0", false),
+        ] {
+            assert_eq!(is_dialable(&addr.parse().unwrap()), dialable, "{addr}");
+        }
     }
 }
