@@ -22,6 +22,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::accept::Handler;
 use crate::conn::{Framed, Shared, SharedVault, with_vault};
+use crate::gate::Gate;
 use crate::live::{Mode, Peer, converse};
 use crate::presence::{Call, Conversation, admit};
 use crate::{ALPN, close_code, supervisor};
@@ -225,6 +226,10 @@ pub(crate) struct Inner {
     pub(crate) discovered: Mutex<Vec<(GroupId, [u8; 32])>>,
     /// Set by shutdown: no endpoint is bound after it.
     closing: std::sync::atomic::AtomicBool,
+    /// Who may connect to each group's endpoints (`gate.rs`), kept across epochs.
+    gates: Arc<Mutex<HashMap<GroupId, Arc<Gate>>>>,
+    /// Keeps the gates' known endpoint ids up to date (`gate::keep_known`).
+    keeping_known: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The network side of an unlocked profile. Clones are handles to the same node (for
@@ -418,6 +423,15 @@ impl Inner {
         })
     }
 
+    /// The gate of `group`'s endpoints (created on first use; kept across epochs, so an
+    /// endpoint that is retired shares it with the new one).
+    fn gate(&self, group: GroupId) -> Arc<Gate> {
+        match self.gates.lock() {
+            Ok(mut gates) => gates.entry(group).or_default().clone(),
+            Err(_) => Arc::new(Gate::default()),
+        }
+    }
+
     pub(crate) fn is_connected(&self, group: GroupId, member: MemberId) -> bool {
         self.connected.lock().is_ok_and(|c| c.contains_key(&(group, member)))
     }
@@ -464,7 +478,9 @@ impl Inner {
             .filter(|a| a.is_ipv4() == self.config.bind_ip.is_ipv4())
             .collect();
         with_vault(&self.shared, move |v| v.remember_address(&group, &me, &bound)).await?;
-        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes(), member);
+        let gate = self.gate(group);
+        crate::gate::refresh(&self.shared, &gate, group).await;
+        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes(), member, gate);
         let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
         let served = Arc::new(Served { endpoint, router, seed });
         self.groups
@@ -628,8 +644,19 @@ impl Node {
                 lan: crate::meeting::Lan::default(),
                 discovered: Mutex::new(Vec::new()),
                 closing: std::sync::atomic::AtomicBool::new(false),
+                gates: Arc::new(Mutex::new(HashMap::new())),
+                keeping_known: Mutex::new(None),
             }),
         };
+        let inner = &node.inner;
+        let keeping = tokio::spawn(crate::gate::keep_known(
+            Arc::downgrade(&inner.shared),
+            inner.gates.clone(),
+            inner.shared.fresh.subscribe(),
+        ));
+        if let Ok(mut slot) = inner.keeping_known.lock() {
+            *slot = Some(keeping);
+        }
         for g in groups {
             node.serve_group(g).await?;
         }
@@ -805,6 +832,9 @@ impl Node {
         // Wait for any bind in progress, so nothing is bound after the drain below.
         drop(self.inner.serving.lock().await);
         if let Some(task) = self.inner.supervisor.lock().ok().and_then(|mut s| s.take()) {
+            task.abort();
+        }
+        if let Some(task) = self.inner.keeping_known.lock().ok().and_then(|mut s| s.take()) {
             task.abort();
         }
         self.inner.lan.stop_all();
