@@ -45,9 +45,10 @@ pub(crate) const MAX_STRANGERS: usize = 64;
 /// Most connections one stranger endpoint id may have opening at once.
 pub(crate) const MAX_OPENING_PER_STRANGER: usize = 2;
 
-/// Most connections one known endpoint id may have opening at once (a member's device
-/// opens one at a time; a device that restarted may leave one behind).
-pub(crate) const MAX_OPENING_PER_KNOWN: usize = 4;
+/// Most connections one known endpoint id may have opening at once: more than the four
+/// conversations a member may hold (`presence.rs`), so a device that lost its network and
+/// redials is never turned away here (a fifth conversation closes its oldest instead).
+pub(crate) const MAX_OPENING_PER_KNOWN: usize = 8;
 
 /// How long a stranger may take to open its stream and send its first frame (a join
 /// request is sent right after the handshake: milliseconds, a relay's round trip at worst).
