@@ -119,7 +119,8 @@ async fn refusal(conn: &Connection) -> NetError {
         c if c == u64::from(close_code::INVITE_UNKNOWN) => {
             NetError::Refused("that invitation is not known to the inviter")
         }
-        c if c == u64::from(close_code::REFUSED) => NetError::Refused("the invitation proof was not accepted"),
+        // (An invitation the inviter does not know is refused so too: see `accept.rs`.)
+        c if c == u64::from(close_code::REFUSED) => NetError::Refused("the inviter did not accept that invitation"),
         _ => NetError::Connection(reason.to_string()),
     }
 }

@@ -20,6 +20,7 @@
 
 mod accept;
 mod conn;
+mod gate;
 mod join;
 mod live;
 mod meeting;
@@ -46,7 +47,9 @@ pub mod close_code {
     pub const INVITE_USED: u32 = 3;
     /// The invitation expired.
     pub const INVITE_EXPIRED: u32 = 4;
-    /// The invitation is not known to this node.
+    /// The invitation is not known to this node. (No longer sent: an invite key this node
+    /// never issued is refused with [`REFUSED`], like a wrong group id, so that an outsider
+    /// cannot tell which group an endpoint serves. Still understood from older nodes.)
     pub const INVITE_UNKNOWN: u32 = 5;
     /// Both devices called each other at once; this call gave way to the other.
     pub const CROSSED: u32 = 6;

@@ -232,11 +232,19 @@ async fn part(out: Outbox, step: Step) -> Result<SyncStats, NetError> {
 /// How long a departed member who dialed us may take to say which operations it holds.
 const HEAR_OUT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most frames a departed member may send while heard out: a parting needs two (their
+/// hello and their membership operations); anything else they send is ignored, so more
+/// than a few is not a member who does not know yet, but a flood.
+const HEAR_OUT_FRAMES: usize = 4;
+
 /// The last conversation with someone who left or was removed here but dialed us, not
 /// knowing yet: their membership operations are heard (one of them may remove someone at
 /// the same moment: strong removal needs every such operation to arrive somewhere), they
 /// are told the operations they lack (which say they are gone), and the connection closes
 /// as refused. They are never sent a grant or content ([`PeerSync::start_parting`]).
+/// It lasts at most [`HEAR_OUT_TIMEOUT`] (then the last frames linger for the peer) and
+/// reads at most [`HEAR_OUT_FRAMES`]; how many run at once is the gate's
+/// (`gate.rs`, [`crate::gate::MAX_HEARINGS_PER_MEMBER`]).
 pub(crate) async fn hear_out(shared: &SharedVault, group: GroupId, member: MemberId, framed: Framed) -> NetError {
     let (send, mut frames) = framed.into_split();
     let out = Outbox::spawn(send);
@@ -244,11 +252,16 @@ pub(crate) async fn hear_out(shared: &SharedVault, group: GroupId, member: Membe
         let (mut sync, first) =
             with_vault(shared, move |v| Ok(PeerSync::start_parting(v.session(&group)?, member))).await?;
         out.send(first.frames)?;
+        let mut heard = 0;
         while !sync.is_parted() {
             let Some(frame) = frames.recv().await else {
                 break;
             };
             let frame = frame?;
+            heard += 1;
+            if heard > HEAR_OUT_FRAMES {
+                return Err(NetError::Protocol("a departed member sent too many frames".into()));
+            }
             let step;
             (sync, step) = drive(shared, Some(member), sync, move |sync, v| {
                 v.edit(&group, |s| sync.handle_frame(s, &frame.body))

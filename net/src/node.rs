@@ -22,6 +22,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::accept::Handler;
 use crate::conn::{Framed, Shared, SharedVault, with_vault};
+use crate::gate::Gate;
 use crate::live::{Mode, Peer, converse};
 use crate::presence::{Call, Conversation, admit};
 use crate::{ALPN, close_code, supervisor};
@@ -225,6 +226,10 @@ pub(crate) struct Inner {
     pub(crate) discovered: Mutex<Vec<(GroupId, [u8; 32])>>,
     /// Set by shutdown: no endpoint is bound after it.
     closing: std::sync::atomic::AtomicBool,
+    /// Who may connect to each group's endpoints (`gate.rs`), kept across epochs.
+    gates: Arc<Mutex<HashMap<GroupId, Arc<Gate>>>>,
+    /// Keeps the gates' known endpoint ids up to date (`gate::keep_known`).
+    keeping_known: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The network side of an unlocked profile. Clones are handles to the same node (for
@@ -278,18 +283,36 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
             .map(|der| rustls_pki_types::CertificateDer::from(der.clone()));
         builder = builder.ca_tls_config(iroh::tls::CaTlsConfig::custom_roots(roots));
     }
-    builder
+    let builder = builder
         .transport_config(transport_limits())
         .relay_mode(relay)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
         .secret_key(SecretKey::from_bytes(seed))
-        .alpns(vec![ALPN.to_vec()])
-        .bind_addr(SocketAddr::new(config.bind_ip, port))
-        .map_err(|e| NetError::Bind(e.to_string()))?
+        .alpns(vec![ALPN.to_vec()]);
+    bind_only(builder, SocketAddr::new(config.bind_ip, port))?
         .bind()
         .await
         .map_err(|e| NetError::Bind(e.to_string()))
+}
+
+/// Asks `builder` to bind exactly `addr`. iroh's builder comes with a socket on `0.0.0.0`
+/// and one on `[::]`, and `bind_addr` replaces only the one of its own family: bound to
+/// `127.0.0.1`, an endpoint would still listen on every IPv6 address. So a specific
+/// address clears both first. An unspecified one (`0.0.0.0` or `::`, "every interface")
+/// keeps the other family's socket too, as asked.
+fn bind_only(builder: iroh::endpoint::Builder, addr: SocketAddr) -> Result<iroh::endpoint::Builder, NetError> {
+    let builder = match addr.ip().is_unspecified() {
+        true => builder,
+        false => builder.clear_ip_transports(),
+    };
+    builder.bind_addr(addr).map_err(|e| NetError::Bind(e.to_string()))
+}
+
+/// Whether `addr` can be dialed by someone else: not an unspecified address (`0.0.0.0`,
+/// `[::]`: "every interface" to a listener, this very machine to a dialer) nor port 0.
+fn is_dialable(addr: &SocketAddr) -> bool {
+    !addr.ip().is_unspecified() && addr.port() != 0
 }
 
 /// A bare endpoint on loopback with `seed` as its key and everything outside off (no
@@ -297,13 +320,12 @@ pub(crate) async fn bind_endpoint(seed: &[u8; 32], config: &NetConfig, port: u16
 /// foreign or misbehaving peer by hand; it is not part of the node's API.
 #[doc(hidden)]
 pub async fn loopback_endpoint(seed: &[u8; 32]) -> Result<Endpoint, NetError> {
-    Endpoint::builder(presets::Minimal)
+    let builder = Endpoint::builder(presets::Minimal)
         .relay_mode(RelayMode::Disabled)
         .clear_address_lookup()
         .portmapper_config(PortmapperConfig::Disabled)
-        .secret_key(SecretKey::from_bytes(seed))
-        .bind_addr(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|e| NetError::Bind(e.to_string()))?
+        .secret_key(SecretKey::from_bytes(seed));
+    bind_only(builder, SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?
         .bind()
         .await
         .map_err(|e| NetError::Bind(e.to_string()))
@@ -401,6 +423,15 @@ impl Inner {
         })
     }
 
+    /// The gate of `group`'s endpoints (created on first use; kept across epochs, so an
+    /// endpoint that is retired shares it with the new one).
+    fn gate(&self, group: GroupId) -> Arc<Gate> {
+        match self.gates.lock() {
+            Ok(mut gates) => gates.entry(group).or_default().clone(),
+            Err(_) => Arc::new(Gate::default()),
+        }
+    }
+
     pub(crate) fn is_connected(&self, group: GroupId, member: MemberId) -> bool {
         self.connected.lock().is_ok_and(|c| c.contains_key(&(group, member)))
     }
@@ -447,7 +478,9 @@ impl Inner {
             .filter(|a| a.is_ipv4() == self.config.bind_ip.is_ipv4())
             .collect();
         with_vault(&self.shared, move |v| v.remember_address(&group, &me, &bound)).await?;
-        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes(), member);
+        let gate = self.gate(group);
+        crate::gate::refresh(&self.shared, &gate, group).await;
+        let handler = Handler::new(group, self.clone(), *endpoint.id().as_bytes(), member, gate);
         let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
         let served = Arc::new(Served { endpoint, router, seed });
         self.groups
@@ -611,8 +644,19 @@ impl Node {
                 lan: crate::meeting::Lan::default(),
                 discovered: Mutex::new(Vec::new()),
                 closing: std::sync::atomic::AtomicBool::new(false),
+                gates: Arc::new(Mutex::new(HashMap::new())),
+                keeping_known: Mutex::new(None),
             }),
         };
+        let inner = &node.inner;
+        let keeping = tokio::spawn(crate::gate::keep_known(
+            Arc::downgrade(&inner.shared),
+            inner.gates.clone(),
+            inner.shared.fresh.subscribe(),
+        ));
+        if let Ok(mut slot) = inner.keeping_known.lock() {
+            *slot = Some(keeping);
+        }
         for g in groups {
             // One group that cannot be read (damaged on this device) must not keep the
             // others from being served; the person is told where the group is listed.
@@ -657,18 +701,28 @@ impl Node {
     }
 
     /// Where `group`'s endpoint can be reached: its id and socket addresses (the bound
-    /// address, or each interface's address when bound to all of them).
+    /// address, or each interface's address when bound to all of them). Never an
+    /// unspecified address such as `[::]:port`, which no one else can dial.
     pub fn address(&self, group: &GroupId) -> Option<([u8; 32], Vec<SocketAddr>)> {
         let served = self.inner.served(group)?;
         let bound = served.endpoint.bound_sockets();
-        let addrs = if self.inner.config.bind_ip.is_unspecified() {
+        let mut addrs = if self.inner.config.bind_ip.is_unspecified() {
             let mut direct: Vec<SocketAddr> = served.endpoint.addr().ip_addrs().copied().collect();
             direct.sort_by_key(|a| (a.is_ipv6(), a.ip().is_loopback()));
             if direct.is_empty() { bound } else { direct }
         } else {
             bound
         };
+        addrs.retain(is_dialable);
         Some((*served.endpoint.id().as_bytes(), addrs))
+    }
+
+    /// The local sockets `group`'s endpoint listens on (what `ss -lun` would show for it).
+    pub fn bound_sockets(&self, group: &GroupId) -> Vec<SocketAddr> {
+        self.inner
+            .served(group)
+            .map(|s| s.endpoint.bound_sockets())
+            .unwrap_or_default()
     }
 
     /// The relay `group`'s endpoint is reachable through, if relays are on. Waits up to
@@ -788,6 +842,9 @@ impl Node {
         if let Some(task) = self.inner.supervisor.lock().ok().and_then(|mut s| s.take()) {
             task.abort();
         }
+        if let Some(task) = self.inner.keeping_known.lock().ok().and_then(|mut s| s.take()) {
+            task.abort();
+        }
         self.inner.lan.stop_all();
         let served: Vec<Arc<Served>> = self
             .inner
@@ -858,5 +915,24 @@ pub(crate) fn close_dialer<T>(conn: &Connection, result: &Result<T, NetError>) {
         Err(NetError::Departed) => conn.close(close_code::REFUSED.into(), b"not a member"),
         Err(NetError::Crossed) => conn.close(close_code::CROSSED.into(), b"calls crossed"),
         Err(_) => conn.close(close_code::PROTOCOL.into(), b"sync failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_addresses_and_port_zero_are_never_handed_out() {
+        for (addr, dialable) in [
+            ("127.0.0.1:7000", true),
+            ("[::1]:7000", true),
+            ("192.168.1.20:7000", true),
+            ("0.0.0.0:7000", false),
+            ("[::]:7000", false),
+            ("127.0.0.1:0", false),
+        ] {
+            assert_eq!(is_dialable(&addr.parse().unwrap()), dialable, "{addr}");
+        }
     }
 }
