@@ -69,9 +69,53 @@ impl AudienceGrant {
         key: &SymmetricKey,
         created_at_ms: i64,
     ) -> Result<AudienceGrant, crypto::CryptoError> {
-        let owner_id = MemberId(owner.public());
         let mut salt = [0u8; 32];
         rng.fill_bytes(&mut salt);
+        Self::make(rng, group, owner, owner_box, members, key, salt, created_at_ms)
+    }
+
+    /// Makes the grant that follows `previous` for the same document: a fresh `key`,
+    /// sealed to `members` only (the audience as it is now; the owner is kept). Whoever
+    /// was left out cannot open what is sealed under it. It is newer than `previous`.
+    pub fn renew<R: CryptoRng>(
+        rng: &mut R,
+        previous: &AudienceGrant,
+        owner: &SigningSecret,
+        owner_box: [u8; 32],
+        members: &[(MemberId, [u8; 32])],
+        key: &SymmetricKey,
+    ) -> Result<AudienceGrant, crypto::CryptoError> {
+        let created_at_ms = previous.created_at_ms.saturating_add(1);
+        Self::make(
+            rng,
+            previous.group,
+            owner,
+            owner_box,
+            members,
+            key,
+            previous.salt,
+            created_at_ms,
+        )
+    }
+
+    /// Whether this grant replaces `other` for the same document (the later one does;
+    /// equal times are ordered by key id, so every device picks the same).
+    pub fn is_newer_than(&self, other: &AudienceGrant) -> bool {
+        (self.created_at_ms, self.key_id()) > (other.created_at_ms, other.key_id())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make<R: CryptoRng>(
+        rng: &mut R,
+        group: GroupId,
+        owner: &SigningSecret,
+        owner_box: [u8; 32],
+        members: &[(MemberId, [u8; 32])],
+        key: &SymmetricKey,
+        salt: [u8; 32],
+        created_at_ms: i64,
+    ) -> Result<AudienceGrant, crypto::CryptoError> {
+        let owner_id = MemberId(owner.public());
         let doc = audience_doc(&owner_id, &salt);
         let mut all: Vec<(MemberId, [u8; 32])> = members.to_vec();
         if !all.iter().any(|(m, _)| *m == owner_id) {

@@ -15,6 +15,7 @@ use rand::{CryptoRng, Rng};
 use thiserror::Error;
 
 use crate::audience::AudienceGrant;
+pub(crate) use crate::audiences::Audience;
 use crate::crypto::{BoxSecret, SigningSecret, SymmetricKey};
 use crate::ids::{DocId, DocKind, GroupId, ItemId, KeyId, MemberId, UnitId};
 use crate::membership::{
@@ -208,13 +209,6 @@ pub enum GroupError {
     /// Sealing a key to a member failed.
     #[error("a key could not be sealed to a member")]
     Seal,
-}
-
-/// An audience document this device knows of.
-#[derive(Debug, Clone)]
-pub(crate) struct Audience {
-    pub(crate) grant: AudienceGrant,
-    pub(crate) key: Option<SymmetricKey>,
 }
 
 /// One group membership on this device.
@@ -474,7 +468,7 @@ impl GroupSession {
 
     /// Every audience grant known.
     pub fn grants(&self) -> Vec<AudienceGrant> {
-        self.audiences.values().map(|a| a.grant.clone()).collect()
+        self.audiences.values().flat_map(|a| a.grants()).cloned().collect()
     }
 
     /// Units rejected so far (bad signatures, forbidden writers, forks, ...).
@@ -610,7 +604,7 @@ impl GroupSession {
                 policy: Policy {
                     state: self.log.state(),
                     doc,
-                    audience: self.audiences.get(&doc).map(|a| a.grant.members.as_slice()),
+                    audience: self.audiences.get(&doc).map(|a| a.writers()),
                     owner: self.places.get(&doc).and_then(|p| p.owner),
                 },
                 me,
@@ -634,43 +628,6 @@ impl GroupSession {
                 Err(e) => tracing::warn!(error = %e, "could not drop a departed member's late changes"),
             }
         }
-    }
-
-    /// Records an audience grant; opens its key if this member is in the audience.
-    pub fn receive_grant(&mut self, grant: AudienceGrant) -> Result<(), ReceiveError> {
-        if grant.group != self.group {
-            return Err(ReceiveError::WrongGroup);
-        }
-        let state = self.log.state();
-        if !state.members.contains_key(&grant.owner) && !state.departed.contains_key(&grant.owner) {
-            return Err(ReceiveError::NotAMember);
-        }
-        if self.audiences.contains_key(&grant.doc) {
-            return Ok(());
-        }
-        self.check_grant_budget(&grant)?;
-        let key = grant.open(&self.me.member(), &self.me.boxed);
-        self.audiences.insert(grant.doc, Audience { grant, key });
-        Ok(())
-    }
-
-    /// Whether the group has room for `grant` (see [`MAX_GRANTS`] and the per-owner
-    /// limits): judged on what the group and the grant's owner already hold.
-    fn check_grant_budget(&self, grant: &AudienceGrant) -> Result<(), ReceiveError> {
-        let size = grant.bytes().len();
-        let (mut total, mut owner_count, mut owner_bytes) = (0, 0, 0);
-        for a in self.audiences.values() {
-            total += a.grant.bytes().len();
-            if a.grant.owner == grant.owner {
-                owner_count += 1;
-                owner_bytes += a.grant.bytes().len();
-            }
-        }
-        let fits = self.audiences.len() < MAX_GRANTS
-            && total + size <= crate::membership::MAX_GRANT_BYTES
-            && owner_count < MAX_GRANTS_PER_OWNER
-            && owner_bytes + size <= MAX_GRANT_BYTES_PER_OWNER;
-        if fits { Ok(()) } else { Err(ReceiveError::OverBudget) }
     }
 
     pub(crate) fn current_epoch_key(&self) -> Result<(KeyId, &SymmetricKey), GroupError> {
@@ -706,6 +663,7 @@ impl GroupSession {
             ));
         }
         self.rotate_before_writing()?;
+        self.renew_audience_before_writing(&doc)?;
         let (key_id, key) = self.doc_key(&doc)?;
         let actor = actor_for(&self.me(), &self.me.actor_suffix);
         let group = self.group;
@@ -829,7 +787,7 @@ impl GroupSession {
             ));
         }
         let doc = grant.doc;
-        self.audiences.insert(doc, Audience { grant, key: Some(key) });
+        self.audiences.insert(doc, Audience::new(grant, Some(key)));
         Ok(doc)
     }
 
@@ -892,10 +850,7 @@ impl GroupSession {
         let h = unit.header();
         let key = if h.doc.kind == DocKind::Audience {
             let a = self.audiences.get(&h.doc).ok_or(ReceiveError::NoKey)?;
-            if a.grant.key_id() != h.key_id {
-                return Err(ReceiveError::NoKey);
-            }
-            a.key.clone().ok_or(ReceiveError::NoKey)?
+            a.key_for(&h.key_id).cloned().ok_or(ReceiveError::NoKey)?
         } else {
             self.epoch_keys.get(&h.key_id).cloned().ok_or(ReceiveError::NoKey)?
         };
@@ -903,7 +858,7 @@ impl GroupSession {
         let policy = Policy {
             state: self.log.state(),
             doc: h.doc,
-            audience: self.audiences.get(&h.doc).map(|a| a.grant.members.as_slice()),
+            audience: self.audiences.get(&h.doc).map(|a| a.writers()),
             owner: self.places.get(&h.doc).and_then(|p| p.owner),
         };
         if !self.docs.contains_key(&h.doc) && self.docs.len() >= MAX_DOCS {
@@ -1010,7 +965,7 @@ impl GroupSession {
 
     fn seal_payload(&mut self, doc: &DocId, payload: &Payload) -> Option<SealedUnit> {
         // Never re-seal content under a key someone who departed holds.
-        if self.rotate_before_writing().is_err() {
+        if self.rotate_before_writing().is_err() || self.renew_audience_before_writing(doc).is_err() {
             return None;
         }
         let (key_id, key) = self.doc_key(doc).ok()?;

@@ -18,6 +18,7 @@
 //! - [`vault`]: the unlocked profile, the API the app uses.
 
 pub mod audience;
+mod audiences;
 pub mod content;
 pub mod crypto;
 #[cfg(feature = "fuzzing")]

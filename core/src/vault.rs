@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::audience::AudienceGrant;
 use crate::content::resolve_prefix;
 use crate::crypto::{BoxSecret, PassphraseKdf, SigningSecret, SymmetricKey};
-use crate::group::{Audience, GroupError, GroupSession, MembershipSecrets};
+use crate::group::{GroupError, GroupSession, MembershipSecrets};
 use crate::ids::{DocId, GroupId, KeyId, MemberId};
 use crate::invite::InviteRecord;
 use crate::membership::{MembershipLog, SignedOp};
@@ -35,9 +35,9 @@ use crate::unit::{ChangeSignature, SealedUnit};
 use crate::wire::{DecodeError, Reader, Writer};
 
 const RECORD_VERSION: u8 = 1;
-/// The group record's version: 2 added the count of undone changes (version 1 records,
-/// written before, are still read).
-const GROUP_RECORD_VERSION: u8 = 2;
+/// The group record's version: 2 added the count of undone changes, 3 names each audience
+/// key by its grant's key id (a document may have several). Earlier records are still read.
+const GROUP_RECORD_VERSION: u8 = 3;
 
 /// A vault operation failed.
 #[derive(Debug, Error)]
@@ -433,7 +433,7 @@ impl Vault {
         for grant in session.grants() {
             batch.put(
                 Kind::Grant,
-                Key::in_group(*group, &grant.doc.to_bytes()),
+                Key::in_group(*group, &grant_key(&grant)),
                 grant.bytes().to_vec(),
             );
         }
@@ -502,8 +502,12 @@ impl Vault {
         session.undone = rec.undone;
         for raw in self.store.scan_group(Kind::Grant, group)? {
             let grant = AudienceGrant::decode(&raw).map_err(|e| VaultError::Record(e.to_string()))?;
-            let key = rec.audience_keys.get(&grant.doc).cloned();
-            session.audiences.insert(grant.doc, Audience { grant, key });
+            let key = rec
+                .audience_keys
+                .get(&(grant.doc, Some(grant.key_id())))
+                .or_else(|| rec.audience_keys.get(&(grant.doc, None)))
+                .cloned();
+            session.hold_grant(grant, key);
         }
         for raw in self.store.scan_group(Kind::Snapshot, group)? {
             let (doc, replica) = decode_snapshot(*group, &raw)?;
@@ -860,7 +864,9 @@ fn child_rng(rng: &mut StdRng) -> StdRng {
 pub(crate) struct Record {
     secrets: MembershipSecrets,
     epoch_keys: BTreeMap<KeyId, SymmetricKey>,
-    audience_keys: BTreeMap<DocId, SymmetricKey>,
+    /// Audience keys by document and grant key id (`None`: a record from before version 3,
+    /// when a document had one grant).
+    audience_keys: BTreeMap<(DocId, Option<KeyId>), SymmetricKey>,
     undone: u32,
 }
 
@@ -880,15 +886,11 @@ pub(crate) fn encode_record(s: &GroupSession) -> Vec<u8> {
     for (id, key) in &s.epoch_keys {
         w.bytes(&id.0).bytes(key.expose());
     }
-    let keyed: Vec<_> = s
-        .audiences
-        .iter()
-        .filter_map(|(d, a)| Some((d, a.key.as_ref()?)))
-        .collect();
+    let keyed: Vec<_> = s.audiences.values().flat_map(|a| a.keys()).collect();
     w.count(keyed.len());
-    for (doc, key) in keyed {
-        doc.encode(&mut w);
-        w.bytes(key.expose());
+    for (grant, key) in keyed {
+        grant.doc.encode(&mut w);
+        w.bytes(&grant.key_id().0).bytes(key.expose());
     }
     w.u32(s.undone);
     w.finish()
@@ -897,7 +899,7 @@ pub(crate) fn encode_record(s: &GroupSession) -> Vec<u8> {
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     let mut r = Reader::new(bytes);
     let version = r.u8()?;
-    if version != 1 && version != GROUP_RECORD_VERSION {
+    if !(1..=GROUP_RECORD_VERSION).contains(&version) {
         return Err(DecodeError::Version(version).into());
     }
     let _group: [u8; 32] = r.array()?;
@@ -913,7 +915,10 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     }
     let mut audience_keys = BTreeMap::new();
     for _ in 0..r.count(u16::MAX as usize, 65)? {
-        audience_keys.insert(DocId::decode(&mut r)?, SymmetricKey::from_bytes(r.array()?));
+        let doc = DocId::decode(&mut r)?;
+        // (Before version 3 a document had one grant, so its key needs no id.)
+        let id = if version >= 3 { Some(KeyId(r.array()?)) } else { None };
+        audience_keys.insert((doc, id), SymmetricKey::from_bytes(r.array()?));
     }
     let undone = if version == 1 { 0 } else { r.u32()? };
     r.finish()?;
@@ -925,6 +930,12 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, VaultError> {
     })
 }
 
+/// The store key of a grant within its group: its document and key id (a document may
+/// have several grants; one stored under its document alone, before, is read all the same).
+fn grant_key(grant: &AudienceGrant) -> Vec<u8> {
+    [&grant.doc.to_bytes()[..], &grant.key_id().0].concat()
+}
+
 /// Whether a stored record of `kind` in `group` reads; if so, its logical key (after the
 /// group) and its bytes, to write back as they were.
 fn readable(kind: Kind, group: GroupId, raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
@@ -934,11 +945,7 @@ fn readable(kind: Kind, group: GroupId, raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
             .hash()
             .0
             .to_vec(),
-        Kind::Grant => AudienceGrant::decode(raw)
-            .map_err(|e| VaultError::Record(e.to_string()))?
-            .doc
-            .to_bytes()
-            .to_vec(),
+        Kind::Grant => grant_key(&AudienceGrant::decode(raw).map_err(|e| VaultError::Record(e.to_string()))?),
         Kind::Snapshot => decode_snapshot(group, raw)?.0.to_bytes().to_vec(),
         Kind::Pending => SealedUnit::decode(raw)
             .map_err(|e| VaultError::Record(e.to_string()))?

@@ -199,3 +199,85 @@ fn what_is_left_of_a_removed_members_document_after_dropping_late_changes_can_st
     assert_eq!(titles, vec!["Before".to_string()]);
     assert_eq!(g[3].replica(&doc).unwrap().heads(), g[0].replica(&doc).unwrap().heads());
 }
+
+#[test]
+fn a_goal_shared_with_a_member_who_is_then_removed_is_sealed_under_a_key_they_never_held() {
+    use alongside_core::model::edits::{CheckInKind, NewCheckIn};
+    let mut g = circle(36);
+    let (bob, carol) = (g[1].me(), g[2].me());
+    // Alice shares a goal with Bob and Carol; both read it.
+    let goal = g[0].add_goal("Ninety meetings", None, &[bob, carol], NOW_MS).unwrap();
+    let grants = g[0].grants();
+    for m in [1, 2] {
+        for grant in &grants {
+            g[m].receive_grant(grant.clone()).unwrap();
+        }
+    }
+    let units = outbox(&mut g[0]);
+    deliver(&mut g[1..3], &units);
+    assert_eq!(
+        g[2].goals(NOW_MS).len(),
+        1,
+        "Carol reads the goal while she is in its audience"
+    );
+    let old_key = g[2].grants()[0].key_id();
+    let goal = goal.to_string();
+
+    // Alice removes Carol, then checks in on the goal.
+    g[0].remove_member(&carol, NOW_MS).unwrap();
+    let checkin = NewCheckIn {
+        date: "2026-11-29".into(),
+        kind: CheckInKind::Progress,
+        mood: Some(4),
+        craving: Some(2),
+        halt: vec![],
+        note: "Day 40.".into(),
+    };
+    g[0].check_in(&goal, &checkin, NOW_MS).unwrap();
+    let after: Vec<Vec<u8>> = outbox(&mut g[0]);
+    let sealed: Vec<SealedUnit> = after.iter().map(|u| SealedUnit::decode(u).unwrap()).collect();
+    let for_goal: Vec<&SealedUnit> = sealed
+        .iter()
+        .filter(|u| u.header().doc.kind == alongside_core::ids::DocKind::Audience)
+        .collect();
+    assert!(!for_goal.is_empty());
+    assert!(
+        for_goal.iter().all(|u| u.header().key_id != old_key),
+        "nothing is sealed under the key Carol held"
+    );
+    // Carol, holding every key she ever had, opens none of it.
+    for u in &for_goal {
+        assert!(matches!(g[2].receive_unit(u.bytes()), Err(ReceiveError::NoKey)));
+    }
+    // Bob gets the renewed grant (Carol is not in it) and reads the check-in.
+    let renewed: Vec<_> = g[0]
+        .grants_for(&bob)
+        .into_iter()
+        .filter(|gr| !gr.members.contains(&carol))
+        .collect();
+    assert_eq!(renewed.len(), 1, "one renewed grant, without Carol");
+    assert!(g[0].grants_for(&carol).is_empty(), "nothing more is granted to Carol");
+    g[1].receive_grant(renewed[0].clone()).unwrap();
+    for u in &after {
+        let _ = g[1].receive_unit(u);
+    }
+    let goals = g[1].goals(NOW_MS);
+    assert_eq!(goals[0].checkins.len(), 1, "Bob reads Alice's check-in");
+    assert!(
+        matches!(g[1].receive_unit(&units[0]), Ok(Received::Duplicate)),
+        "and still holds what came before"
+    );
+    // Alice's device keeps both grants and both keys across a restart, and renews no more.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice");
+    let mut vault =
+        alongside_core::vault::Vault::init(&path, "alice", b"pw", alongside_core::crypto::PassphraseKdf::TEST).unwrap();
+    let gid = vault.adopt(g.remove(0)).unwrap();
+    drop(vault);
+    let mut vault = alongside_core::vault::Vault::unlock(&path, b"pw").unwrap();
+    assert_eq!(vault.session(&gid).unwrap().grants().len(), 2);
+    vault
+        .edit(&gid, |s| s.check_in(&goal, &checkin, NOW_MS).map(|_| ()))
+        .unwrap();
+    assert_eq!(vault.session(&gid).unwrap().grants().len(), 2, "one renewal is enough");
+}

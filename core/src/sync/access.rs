@@ -49,12 +49,17 @@ impl GroupSession {
         ops
     }
 
-    /// The audience grants `peer` should hold.
+    /// The audience grants `peer` should hold: every grant naming them (earlier ones too,
+    /// for what was sealed under them), and none at all once they left or were removed.
     pub fn grants_for(&self, peer: &MemberId) -> Vec<AudienceGrant> {
+        if !self.log.state().members.contains_key(peer) {
+            return Vec::new();
+        }
         self.audiences
             .values()
-            .filter(|a| a.grant.members.contains(peer))
-            .map(|a| a.grant.clone())
+            .flat_map(|a| a.grants())
+            .filter(|g| g.members.contains(peer))
+            .cloned()
             .collect()
     }
 
