@@ -29,6 +29,7 @@ use thiserror::Error;
 use crate::crypto::SigningSecret;
 use crate::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId};
 use crate::membership::ActorHead;
+use crate::payload_budget::{self, Refusal};
 use crate::unit::{ChangeSignature, Payload, PayloadKind};
 
 /// Bytes of an install suffix appended to the membership key in an actor id.
@@ -98,6 +99,21 @@ pub enum Rejection {
     /// current member's change depends on.
     #[error("a change was written after its author left the group")]
     AfterRemoval,
+    /// The payload would cost more than a received payload may: it inflates past
+    /// [`crate::payload_budget::MAX_INFLATED`], holds more than
+    /// [`crate::payload_budget::MAX_OPS`] operations or a value longer than
+    /// [`crate::payload_budget::MAX_VALUE_LEN`]. Refused before Automerge saw it.
+    #[error("the changes are larger than a received unit may be")]
+    TooLarge(#[source] Refusal),
+}
+
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Malformed(_) => Rejection::Malformed,
+            other => Rejection::TooLarge(other),
+        }
+    }
 }
 
 /// What happened to a unit offered to [`Replica::ingest`].
@@ -390,6 +406,14 @@ enum Parsed {
 }
 
 impl Parsed {
+    /// Parses a payload someone else sent: measured first ([`payload_budget`]), so that
+    /// Automerge never inflates or materialises more than the budget allows.
+    fn from_untrusted(kind: PayloadKind, data: &[u8]) -> Result<Parsed, Rejection> {
+        payload_budget::measure(kind, data)?;
+        Parsed::from_payload(kind, data)
+    }
+
+    /// Parses a payload without measuring it: only for what this device saved itself.
     fn from_payload(kind: PayloadKind, data: &[u8]) -> Result<Parsed, Rejection> {
         // Automerge may panic on hostile bytes: parse only into throwaway values.
         let result = crate::guard::catch(|| -> Result<Parsed, Rejection> {
@@ -788,7 +812,7 @@ impl Replica {
     /// checked without the dependencies (writers, signatures, actor limits) is checked
     /// before a unit is reported as waiting, so only plausible units occupy the queue.
     pub fn ingest(&mut self, payload: &Payload, policy: &dyn WritePolicy) -> Result<Ingest, Rejection> {
-        let parsed = Parsed::from_payload(payload.kind, &payload.data)?;
+        let parsed = Parsed::from_untrusted(payload.kind, &payload.data)?;
         let metas = parsed.metas()?;
         // Who wrote: every actor must be a member allowed to write this document.
         let mut authors = Vec::with_capacity(metas.actors.len());

@@ -7,6 +7,7 @@ use alongside_core::group::{GroupSession, MAX_PENDING_PER_SENDER, MembershipSecr
 use alongside_core::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId, OpHash};
 use alongside_core::membership::{EPOCH_SEAL_INFO, KeySeal, Op, OpKind, Role};
 use alongside_core::model::edits::NewStory;
+use alongside_core::payload_budget::{MAX_INFLATED, Refusal, deflated_zeros};
 use alongside_core::replica::{MAX_ACTORS_PER_AUTHOR, Rejection, actor_for};
 use alongside_core::unit::{ChangeSignature, Payload, PayloadKind, SealedUnit};
 use alongside_core::wire::Writer;
@@ -527,4 +528,94 @@ fn a_rotation_that_leaves_a_member_out_is_void_and_the_meeting_name_changes_only
     g[0].rotate(NOW_MS).unwrap();
     assert_ne!(g[0].membership().epoch, epoch_before);
     assert_ne!(g[0].lan_service_name().unwrap(), name_before);
+}
+
+/// Set in the child process that [`a_decompression_bomb_is_refused_before_it_is_inflated`]
+/// runs the receiving device in, so that the peak memory it reads is that device's alone.
+const BOMB_CHILD: &str = "ALONGSIDE_TEST_BOMB_CHILD";
+
+/// A field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_before_it_is_inflated() {
+    const NAME: &str = "a_decompression_bomb_is_refused_before_it_is_inflated";
+    if std::env::var_os(BOMB_CHILD).is_none() {
+        // Alice's device runs alone in a process of its own: other tests share this one.
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(BOMB_CHILD, "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&child.stdout);
+        let grew: u64 = said
+            .lines()
+            .find_map(|l| l.split("peak memory growth: ").nth(1))
+            .unwrap_or_else(|| panic!("the child reports its peak: {said}"))
+            .parse()
+            .unwrap();
+        // Automerge would have held the whole gibibyte; the bounded inflater stops at the
+        // budget (64 MiB), and nothing else of the unit comes near it.
+        assert!(grew < 2 * MAX_INFLATED, "the device grew by {grew} bytes");
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "{said}{stderr}");
+        return;
+    }
+    let mut g = group(31, &["Alice", "Bob"]);
+    let doc = DocId::member_doc(&g[1].me());
+    // Bob seals one compressed change chunk whose 6.6 MB stream inflates to 1 GiB.
+    let inflated = 1u64 << 30;
+    let mut data = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let stream = deflated_zeros(inflated);
+    let mut len = stream.len() as u64;
+    while len >= 0x80 {
+        data.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    data.push(len as u8);
+    data.extend_from_slice(&stream);
+    let (kid, key) = g[1].epoch_key().unwrap();
+    let signature = ChangeSignature::sign(&g[1].secrets().signing, &g[1].id(), &doc, ChangeHash([9; 32]), kid);
+    let payload = Payload {
+        kind: PayloadKind::Change,
+        data,
+        signatures: vec![signature],
+    };
+    let unit = SealedUnit::seal(
+        &mut rng(6),
+        g[1].id(),
+        doc,
+        kid,
+        &key,
+        &g[1].secrets().signing,
+        &payload,
+    );
+    assert!(unit.bytes().len() < 8 << 20 && inflated >= 16 * MAX_INFLATED);
+    let before = g[0].replica(&doc).unwrap().heads();
+    let rejected = g[0].rejected_count();
+
+    // Reset this process's peak resident size, receive, and read the peak again.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let resident = status_bytes("VmRSS:");
+    let got = g[0].receive_unit(unit.bytes());
+    let peak = status_bytes("VmHWM:");
+    println!("\npeak memory growth: {}", peak.saturating_sub(resident));
+
+    assert!(
+        matches!(
+            got,
+            Err(ReceiveError::Rejected(Rejection::TooLarge(Refusal::Inflated {
+                max: MAX_INFLATED
+            })))
+        ),
+        "{got:?}"
+    );
+    assert_eq!(g[0].rejected_count(), rejected + 1, "the refusal is counted");
+    assert_eq!(g[0].replica(&doc).unwrap().heads(), before, "the document is unchanged");
+    assert_eq!(g[0].display_name(&g[1].me()), "Bob");
 }
