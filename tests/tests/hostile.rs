@@ -6,9 +6,10 @@ use alongside_core::crypto::{SigningSecret, SymmetricKey};
 use alongside_core::group::{GroupSession, MAX_PENDING_PER_SENDER, MembershipSecrets, ReceiveError, Received};
 use alongside_core::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId, OpHash};
 use alongside_core::membership::{EPOCH_SEAL_INFO, KeySeal, Op, OpKind, Role};
-use alongside_core::model::edits::NewStory;
+use alongside_core::model::edits::{MAX_BODY, NewStory};
 use alongside_core::payload_budget::{MAX_INFLATED, Refusal, deflated_zeros};
 use alongside_core::replica::{MAX_ACTORS_PER_AUTHOR, Rejection, actor_for};
+use alongside_core::sync::DEFAULT_CHUNK_OPS;
 use alongside_core::unit::{ChangeSignature, Payload, PayloadKind, SealedUnit};
 use alongside_core::wire::Writer;
 use alongside_tests::{NOW_MS, group, rng};
@@ -618,4 +619,43 @@ fn a_decompression_bomb_is_refused_before_it_is_inflated() {
     assert_eq!(g[0].rejected_count(), rejected + 1, "the refusal is counted");
     assert_eq!(g[0].replica(&doc).unwrap().heads(), before, "the document is unchanged");
     assert_eq!(g[0].display_name(&g[1].me()), "Bob");
+}
+
+#[test]
+fn a_document_larger_than_a_units_budget_still_reaches_a_new_device_in_bundles() {
+    let mut g = group(32, &["Alice", "Bob"]);
+    let doc = DocId::member_doc(&g[0].me());
+    // 340 stories of the longest body a story may have: 68 MB of text, more than one
+    // payload may inflate to, though each story's own unit is small.
+    for i in 0..340 {
+        let line = format!("Story {i}: one day at a time, and then the next one. ");
+        let body: String = line.repeat(MAX_BODY / line.len() + 1).chars().take(MAX_BODY).collect();
+        let story = NewStory {
+            title: format!("Week {i}"),
+            body,
+            ..Default::default()
+        };
+        g[0].add_story(&story, NOW_MS).unwrap();
+        g[0].take_outbox();
+    }
+    let whole = g[0].document_unit(&doc).unwrap();
+    let mut fresh = group(32, &["Alice", "Bob"]).remove(1);
+    assert!(
+        matches!(
+            fresh.receive_unit(whole.bytes()),
+            Err(ReceiveError::Rejected(Rejection::TooLarge(Refusal::Inflated { .. })))
+        ),
+        "as one saved document it is over the budget"
+    );
+    let units = g[0].catch_up_units(&doc, &[], DEFAULT_CHUNK_OPS);
+    assert!(units.len() > 1, "so it goes as several bundles");
+    for unit in &units {
+        let got = fresh.receive_unit(unit.bytes());
+        assert!(matches!(got, Ok(Received::Applied { .. })), "{got:?}");
+    }
+    assert_eq!(
+        fresh.replica(&doc).unwrap().heads(),
+        g[0].replica(&doc).unwrap().heads()
+    );
+    assert_eq!(fresh.rejected_count(), 1);
 }
