@@ -12,7 +12,7 @@ each="${1:-30}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(frames sealed_unit payload ticket membership_op store_record)
+    targets=(frames sealed_unit payload ticket membership_op store_record payload_budget)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -132,6 +132,62 @@ pub fn payload(data: &[u8]) -> Result<(), String> {
     ingested
 }
 
+/// Raw Automerge bytes as [`crate::payload_budget`] measures them before Automerge sees
+/// them: the first byte picks the payload kind (document, change, bundle), the rest is
+/// measured against a budget small enough for a fuzzer (1 MiB inflated, 100,000
+/// operations). What the walker accepts is then parsed by Automerge (inside the guard),
+/// which must never find more changes or operations than the walker counted: a panic
+/// here is a walker that undercounts.
+pub fn payload_budget(data: &[u8]) -> Result<(), String> {
+    use crate::payload_budget::{Budget, MAX_VALUE_LEN, measure_within};
+    use crate::unit::PayloadKind;
+    let Some((which, bytes)) = data.split_first() else {
+        return Err(fail("empty"));
+    };
+    if bytes.is_empty() {
+        return Err(fail("an empty payload"));
+    }
+    let kind = [PayloadKind::Document, PayloadKind::Change, PayloadKind::Bundle][usize::from(*which % 3)];
+    let budget = Budget {
+        inflated: 1 << 20,
+        ops: 100_000,
+        value_len: MAX_VALUE_LEN,
+    };
+    let m = measure_within(kind, bytes, &budget).map_err(fail)?;
+    if let Ok(Some((changes, ops))) = crate::guard::catch(|| automerge_counts(kind, bytes)) {
+        assert!(
+            changes <= m.changes,
+            "Automerge found {changes} changes, the walker {m:?}"
+        );
+        assert!(
+            ops.is_none_or(|o| o <= m.ops),
+            "Automerge found {ops:?} operations, the walker {m:?}"
+        );
+    }
+    Ok(())
+}
+
+/// The changes (and, but for a document, operations) Automerge finds in `bytes`, if it
+/// parses them.
+fn automerge_counts(kind: crate::unit::PayloadKind, bytes: &[u8]) -> Option<(u64, Option<u64>)> {
+    use crate::unit::PayloadKind;
+    let ops = |changes: &[automerge::Change]| Some(changes.iter().map(|c| c.len() as u64).sum());
+    match kind {
+        PayloadKind::Change => {
+            let c = automerge::Change::from_bytes(bytes.to_vec()).ok()?;
+            Some((1, Some(c.len() as u64)))
+        }
+        PayloadKind::Bundle => {
+            let changes = automerge::Bundle::try_from(bytes).ok()?.to_changes().ok()?;
+            Some((changes.len() as u64, ops(&changes)))
+        }
+        PayloadKind::Document => {
+            let doc = automerge::Automerge::load(bytes).ok()?;
+            Some((doc.get_changes_meta(&[]).len() as u64, None))
+        }
+    }
+}
+
 /// Ticket text as pasted or scanned (bytes that are not UTF-8 are refused first).
 pub fn ticket(data: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(data).map_err(fail)?;
@@ -182,13 +238,14 @@ pub fn store_record(data: &[u8]) -> Result<(), String> {
 pub type Entry = fn(&[u8]) -> Result<(), String>;
 
 /// The fuzz targets, by name, with their entry points.
-pub const TARGETS: [(&str, Entry); 6] = [
+pub const TARGETS: [(&str, Entry); 7] = [
     ("frames", |d| frames(d).map(|_| ())),
     ("sealed_unit", sealed_unit),
     ("payload", payload),
     ("ticket", ticket),
     ("membership_op", membership_op),
     ("store_record", store_record),
+    ("payload_budget", payload_budget),
 ];
 
 /// Well-formed inputs for every target, made from a seeded group with a little of each
@@ -253,6 +310,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         out.push(("sealed_unit", unit.bytes().to_vec()));
         let payload = unit.open(&key).expect("our own unit opens");
         out.push(("payload", [doc_bytes(&unit.header().doc), payload.encode()].concat()));
+        out.push(("payload_budget", budget_seed(&payload)));
         stream.extend(
             Message::Unit {
                 bytes: unit.bytes().to_vec(),
@@ -282,6 +340,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "payload",
             [doc_bytes(&entry.doc), replica.document_payload().encode()].concat(),
         ));
+        out.push(("payload_budget", budget_seed(&replica.document_payload())));
+        out.push(("payload_budget", budget_seed(&replica.bundle_payload(&[]))));
         out.push(record(1, crate::vault::encode_snapshot(replica)));
     }
     let invite = InviteRecord {
@@ -293,6 +353,16 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     out.push(record(2, invite.encode()));
     out.push(record(3, crate::profile::ProfileHeader::fuzz_seed()));
     out
+}
+
+/// A `payload_budget` input: the kind's selector byte, then the Automerge bytes.
+fn budget_seed(payload: &Payload) -> Vec<u8> {
+    let which = match payload.kind {
+        crate::unit::PayloadKind::Document => 0,
+        crate::unit::PayloadKind::Change => 1,
+        crate::unit::PayloadKind::Bundle => 2,
+    };
+    [vec![which], payload.data.clone()].concat()
 }
 
 fn doc_bytes(doc: &DocId) -> Vec<u8> {

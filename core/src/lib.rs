@@ -11,6 +11,8 @@
 //! - [`crypto`]: keys and primitives (XChaCha20-Poly1305, Ed25519, HPKE, Argon2id);
 //! - [`membership`]: signed membership operations and the state they resolve to;
 //! - [`unit`]: sealed units, what travels and what is stored;
+//! - [`payload_budget`]: what an untrusted Automerge payload would cost, measured before
+//!   Automerge sees it;
 //! - [`replica`]: one document with the validation that guards Automerge;
 //! - [`model`]: the typed content (stories, goals, meetings, ...) and its views;
 //! - [`group`]: one membership of one group, tying the above together;
@@ -30,6 +32,7 @@ pub mod ids;
 pub mod invite;
 pub mod membership;
 pub mod model;
+pub mod payload_budget;
 pub mod profile;
 pub mod replica;
 mod roster;

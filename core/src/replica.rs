@@ -29,6 +29,7 @@ use thiserror::Error;
 use crate::crypto::SigningSecret;
 use crate::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId};
 use crate::membership::ActorHead;
+use crate::payload_budget::{self, Refusal};
 use crate::unit::{ChangeSignature, Payload, PayloadKind};
 
 /// Bytes of an install suffix appended to the membership key in an actor id.
@@ -98,6 +99,21 @@ pub enum Rejection {
     /// current member's change depends on.
     #[error("a change was written after its author left the group")]
     AfterRemoval,
+    /// The payload would cost more than a received payload may: it inflates past
+    /// [`crate::payload_budget::MAX_INFLATED`], holds more than
+    /// [`crate::payload_budget::MAX_OPS`] operations or a value longer than
+    /// [`crate::payload_budget::MAX_VALUE_LEN`]. Refused before Automerge saw it.
+    #[error("the changes are larger than a received unit may be")]
+    TooLarge(#[source] Refusal),
+}
+
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Malformed(_) => Rejection::Malformed,
+            other => Rejection::TooLarge(other),
+        }
+    }
 }
 
 /// What happened to a unit offered to [`Replica::ingest`].
@@ -390,6 +406,14 @@ enum Parsed {
 }
 
 impl Parsed {
+    /// Parses a payload someone else sent: measured first ([`payload_budget`]), so that
+    /// Automerge never inflates or materialises more than the budget allows.
+    fn from_untrusted(kind: PayloadKind, data: &[u8]) -> Result<Parsed, Rejection> {
+        payload_budget::measure(kind, data)?;
+        Parsed::from_payload(kind, data)
+    }
+
+    /// Parses a payload without measuring it: only for what this device saved itself.
     fn from_payload(kind: PayloadKind, data: &[u8]) -> Result<Parsed, Rejection> {
         // Automerge may panic on hostile bytes: parse only into throwaway values.
         let result = crate::guard::catch(|| -> Result<Parsed, Rejection> {
@@ -579,19 +603,55 @@ impl Replica {
     /// latest change of every actor in the bundle so far carries its author's signature, so
     /// each bundle validates on its own once those before it are applied. An interrupted
     /// transfer keeps every bundle that arrived; the next reconciliation sends the rest.
+    ///
+    /// Every payload is measured as its receiver will measure it ([`payload_budget`]): a
+    /// saved document over the budget is sent as bundles instead, and a bundle over it is
+    /// cut again, at covered points, into smaller ones (a piece that has no covered point
+    /// left to cut at goes as it is).
     pub fn catch_up_payloads(&self, have: &[ChangeHash], max_ops: u64) -> Vec<Payload> {
         let have: Vec<automerge::ChangeHash> = have.iter().map(|h| automerge::ChangeHash(h.0)).collect();
         let metas = self.doc.get_changes_meta(&have);
-        let ops_of = |m: &automerge::ChangeMetadata<'_>| (m.max_op + 1).saturating_sub(m.start_op);
         if have.is_empty() && metas.iter().map(ops_of).sum::<u64>() <= max_ops {
-            return vec![self.document_payload()];
+            let whole = self.document_payload();
+            if payload_budget::measure(whole.kind, &whole.data).is_ok() {
+                return vec![whole];
+            }
         }
-        let mut chunks: Vec<Vec<automerge::ChangeHash>> = Vec::new();
-        let mut current = Vec::new();
-        let mut ops = 0u64;
+        let mut out = Vec::new();
+        for piece in self.cut_at_covered_points(&metas, max_ops) {
+            self.push_bundles(piece, max_ops, &mut out);
+        }
+        out
+    }
+
+    /// Pushes a bundle of `metas`, or, if its receiver would refuse it as too large,
+    /// bundles of smaller covered pieces of it.
+    fn push_bundles(&self, metas: &[automerge::ChangeMetadata<'_>], max_ops: u64, out: &mut Vec<Payload>) {
+        let bundle = self.bundle_of(metas.iter().map(|m| m.hash).collect());
+        if metas.len() > 1 && payload_budget::measure(bundle.kind, &bundle.data).is_err() {
+            let smaller = (metas.iter().map(ops_of).sum::<u64>() / 2).clamp(1, max_ops);
+            let pieces = self.cut_at_covered_points(metas, smaller);
+            if pieces.len() > 1 {
+                for piece in pieces {
+                    self.push_bundles(piece, smaller, out);
+                }
+                return;
+            }
+        }
+        out.push(bundle);
+    }
+
+    /// Cuts `metas` (in causal order) into pieces of at least `max_ops` operations, each
+    /// ending at a covered point (the last piece wherever the changes end).
+    fn cut_at_covered_points<'m, 'a>(
+        &self,
+        metas: &'m [automerge::ChangeMetadata<'a>],
+        max_ops: u64,
+    ) -> Vec<&'m [automerge::ChangeMetadata<'a>]> {
+        let mut pieces = Vec::new();
+        let (mut start, mut ops) = (0, 0u64);
         let mut unsigned: HashSet<automerge::ActorId> = HashSet::default();
-        for m in &metas {
-            current.push(m.hash);
+        for (i, m) in metas.iter().enumerate() {
             ops += ops_of(m);
             if self.signatures.contains_key(&ChangeHash(m.hash.0)) {
                 unsigned.remove(m.actor.as_ref());
@@ -599,14 +659,14 @@ impl Replica {
                 unsigned.insert(m.actor.clone().into_owned());
             }
             if ops >= max_ops && unsigned.is_empty() {
-                chunks.push(std::mem::take(&mut current));
-                ops = 0;
+                pieces.push(&metas[start..=i]);
+                (start, ops) = (i + 1, 0);
             }
         }
-        if !current.is_empty() {
-            chunks.push(current);
+        if start < metas.len() {
+            pieces.push(&metas[start..]);
         }
-        chunks.into_iter().map(|c| self.bundle_of(c)).collect()
+        pieces
     }
 
     /// A bundle of `hashes` with the signatures of its author-heads.
@@ -788,7 +848,7 @@ impl Replica {
     /// checked without the dependencies (writers, signatures, actor limits) is checked
     /// before a unit is reported as waiting, so only plausible units occupy the queue.
     pub fn ingest(&mut self, payload: &Payload, policy: &dyn WritePolicy) -> Result<Ingest, Rejection> {
-        let parsed = Parsed::from_payload(payload.kind, &payload.data)?;
+        let parsed = Parsed::from_untrusted(payload.kind, &payload.data)?;
         let metas = parsed.metas()?;
         // Who wrote: every actor must be a member allowed to write this document.
         let mut authors = Vec::with_capacity(metas.actors.len());
@@ -1025,6 +1085,11 @@ impl Replica {
             _ => Err(Rejection::Malformed),
         }
     }
+}
+
+/// Operations a change made (its deletions included).
+fn ops_of(m: &automerge::ChangeMetadata<'_>) -> u64 {
+    (m.max_op + 1).saturating_sub(m.start_op)
 }
 
 /// The changes of each author that no other change of the same author (in `index`)

@@ -6,8 +6,10 @@ use alongside_core::crypto::{SigningSecret, SymmetricKey};
 use alongside_core::group::{GroupSession, MAX_PENDING_PER_SENDER, MembershipSecrets, ReceiveError, Received};
 use alongside_core::ids::{ChangeHash, DocId, GroupId, KeyId, MemberId, OpHash};
 use alongside_core::membership::{EPOCH_SEAL_INFO, KeySeal, Op, OpKind, Role};
-use alongside_core::model::edits::NewStory;
+use alongside_core::model::edits::{MAX_BODY, NewStory};
+use alongside_core::payload_budget::{MAX_INFLATED, Refusal, deflated_zeros};
 use alongside_core::replica::{MAX_ACTORS_PER_AUTHOR, Rejection, actor_for};
+use alongside_core::sync::DEFAULT_CHUNK_OPS;
 use alongside_core::unit::{ChangeSignature, Payload, PayloadKind, SealedUnit};
 use alongside_core::wire::Writer;
 use alongside_tests::{NOW_MS, group, rng};
@@ -527,4 +529,133 @@ fn a_rotation_that_leaves_a_member_out_is_void_and_the_meeting_name_changes_only
     g[0].rotate(NOW_MS).unwrap();
     assert_ne!(g[0].membership().epoch, epoch_before);
     assert_ne!(g[0].lan_service_name().unwrap(), name_before);
+}
+
+/// Set in the child process that [`a_decompression_bomb_is_refused_before_it_is_inflated`]
+/// runs the receiving device in, so that the peak memory it reads is that device's alone.
+const BOMB_CHILD: &str = "ALONGSIDE_TEST_BOMB_CHILD";
+
+/// A field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_before_it_is_inflated() {
+    const NAME: &str = "a_decompression_bomb_is_refused_before_it_is_inflated";
+    if std::env::var_os(BOMB_CHILD).is_none() {
+        // Alice's device runs alone in a process of its own: other tests share this one.
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(BOMB_CHILD, "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&child.stdout);
+        let grew: u64 = said
+            .lines()
+            .find_map(|l| l.split("peak memory growth: ").nth(1))
+            .unwrap_or_else(|| panic!("the child reports its peak: {said}"))
+            .parse()
+            .unwrap();
+        // Automerge would have held the whole gibibyte; the bounded inflater stops at the
+        // budget (64 MiB), and nothing else of the unit comes near it.
+        assert!(grew < 2 * MAX_INFLATED, "the device grew by {grew} bytes");
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "{said}{stderr}");
+        return;
+    }
+    let mut g = group(31, &["Alice", "Bob"]);
+    let doc = DocId::member_doc(&g[1].me());
+    // Bob seals one compressed change chunk whose 6.6 MB stream inflates to 1 GiB.
+    let inflated = 1u64 << 30;
+    let mut data = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let stream = deflated_zeros(inflated);
+    let mut len = stream.len() as u64;
+    while len >= 0x80 {
+        data.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    data.push(len as u8);
+    data.extend_from_slice(&stream);
+    let (kid, key) = g[1].epoch_key().unwrap();
+    let signature = ChangeSignature::sign(&g[1].secrets().signing, &g[1].id(), &doc, ChangeHash([9; 32]), kid);
+    let payload = Payload {
+        kind: PayloadKind::Change,
+        data,
+        signatures: vec![signature],
+    };
+    let unit = SealedUnit::seal(
+        &mut rng(6),
+        g[1].id(),
+        doc,
+        kid,
+        &key,
+        &g[1].secrets().signing,
+        &payload,
+    );
+    assert!(unit.bytes().len() < 8 << 20 && inflated >= 16 * MAX_INFLATED);
+    let before = g[0].replica(&doc).unwrap().heads();
+    let rejected = g[0].rejected_count();
+
+    // Reset this process's peak resident size, receive, and read the peak again.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let resident = status_bytes("VmRSS:");
+    let got = g[0].receive_unit(unit.bytes());
+    let peak = status_bytes("VmHWM:");
+    println!("\npeak memory growth: {}", peak.saturating_sub(resident));
+
+    assert!(
+        matches!(
+            got,
+            Err(ReceiveError::Rejected(Rejection::TooLarge(Refusal::Inflated {
+                max: MAX_INFLATED
+            })))
+        ),
+        "{got:?}"
+    );
+    assert_eq!(g[0].rejected_count(), rejected + 1, "the refusal is counted");
+    assert_eq!(g[0].replica(&doc).unwrap().heads(), before, "the document is unchanged");
+    assert_eq!(g[0].display_name(&g[1].me()), "Bob");
+}
+
+#[test]
+fn a_document_larger_than_a_units_budget_still_reaches_a_new_device_in_bundles() {
+    let mut g = group(32, &["Alice", "Bob"]);
+    let doc = DocId::member_doc(&g[0].me());
+    // 340 stories of the longest body a story may have: 68 MB of text, more than one
+    // payload may inflate to, though each story's own unit is small.
+    for i in 0..340 {
+        let line = format!("Story {i}: one day at a time, and then the next one. ");
+        let body: String = line.repeat(MAX_BODY / line.len() + 1).chars().take(MAX_BODY).collect();
+        let story = NewStory {
+            title: format!("Week {i}"),
+            body,
+            ..Default::default()
+        };
+        g[0].add_story(&story, NOW_MS).unwrap();
+        g[0].take_outbox();
+    }
+    let whole = g[0].document_unit(&doc).unwrap();
+    let mut fresh = group(32, &["Alice", "Bob"]).remove(1);
+    assert!(
+        matches!(
+            fresh.receive_unit(whole.bytes()),
+            Err(ReceiveError::Rejected(Rejection::TooLarge(Refusal::Inflated { .. })))
+        ),
+        "as one saved document it is over the budget"
+    );
+    let units = g[0].catch_up_units(&doc, &[], DEFAULT_CHUNK_OPS);
+    assert!(units.len() > 1, "so it goes as several bundles");
+    for unit in &units {
+        let got = fresh.receive_unit(unit.bytes());
+        assert!(matches!(got, Ok(Received::Applied { .. })), "{got:?}");
+    }
+    assert_eq!(
+        fresh.replica(&doc).unwrap().heads(),
+        g[0].replica(&doc).unwrap().heads()
+    );
+    assert_eq!(fresh.rejected_count(), 1);
 }

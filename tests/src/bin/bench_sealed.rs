@@ -12,12 +12,17 @@
 //!     vs plain `apply_changes` of the second half onto a plain replica of the first half;
 //! (c) bytes of the sealed forms vs the saved document, the bundle and the raw changes.
 //! Figures are medians of several runs; ratios are what the targets speak about.
+//! Also, in the same run: what the payload budget's pre-check (`core::payload_budget`)
+//! costs against `Automerge::load` of the same saved document, and how the budget measures
+//! it, for both histories and for the bench-gui shape (10,000 stories in one document).
 
 use std::time::{Duration, Instant};
 
 use alongside_core::group::GroupSession;
 use alongside_core::ids::{ChangeHash, DocKind};
 use alongside_core::model::edits::NewMeeting;
+use alongside_core::payload_budget;
+use alongside_core::unit::PayloadKind;
 use alongside_tests::{NOW_MS, group, trace};
 use automerge::Automerge;
 
@@ -199,6 +204,16 @@ fn measure(label: &str, t: &trace::Trace, per: usize, runs: usize) {
         drop(m);
     }
     let meta = median(meta);
+    // Where (a) spends its time before Automerge: the payload budget's own walk over the
+    // saved document (every deflated column inflated under its cap, every run counted).
+    let mut pre = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        std::hint::black_box(payload_budget::measure(PayloadKind::Document, &saved).unwrap());
+        pre.push(t0.elapsed());
+    }
+    let pre = median(pre);
+    let budget = payload_budget::measure(PayloadKind::Document, &saved).unwrap();
     let (pa, oa, pb, ob) = (median(plain_a), median(ours_a), median(plain_b), median(ours_b));
     let decode = median(decode);
     println!(
@@ -217,6 +232,21 @@ fn measure(label: &str, t: &trace::Trace, per: usize, runs: usize) {
     println!(
         "| (a) of which: Automerge listing the change metadata | - | {:.1} ms | - | (reported) |",
         ms(meta)
+    );
+    println!(
+        "| (a) of which: the payload budget's pre-check | load {:.1} ms | {:.2} ms | {:.3}x | (reported) |",
+        ms(pa),
+        ms(pre),
+        ms(pre) / ms(pa)
+    );
+    println!(
+        "| (a) the saved document as the budget measures it | - | {} ops, {} changes, {} inflated, longest value {} B | - | <= {} ops, {} MiB |",
+        budget.ops,
+        budget.changes,
+        kb(budget.inflated_bytes as usize),
+        budget.largest_value,
+        payload_budget::MAX_OPS,
+        payload_budget::MAX_INFLATED >> 20
     );
     println!(
         "| (b) second half as catch-up | apply_changes {:.1} ms | {:.1} ms | {:.2}x | <= 1.2x |",
@@ -267,5 +297,62 @@ fn main() -> anyhow::Result<()> {
     if !quick {
         measure("per keystroke", &t, 1, 3);
     }
+    stories(if quick { 1_000 } else { 10_000 });
     Ok(())
+}
+
+/// The bench-gui shape (N stories, every fifth with content warnings, in one member's
+/// document) as the payload budget measures its saved document, and what the pre-check
+/// costs against Automerge's load of it.
+fn stories(n: usize) {
+    let mut g = group(43, &["Sam"]);
+    let sam = &mut g[0];
+    for i in 0..n {
+        let story = alongside_core::model::edits::NewStory {
+            title: format!("Week {i}: one day at a time"),
+            body: format!(
+                "Story {i}. Some days went better than others; I called my sponsor twice and went to \
+                 the Tuesday meeting. What helped most was writing down one thing I was grateful for \
+                 each evening, even on the hard ones."
+            ),
+            warnings: if i % 5 == 0 {
+                vec!["Cravings".into(), "Grief and loss".into()]
+            } else {
+                vec![]
+            },
+            no_replies: i % 7 == 0,
+        };
+        sam.add_story(&story, NOW_MS).unwrap();
+        sam.take_outbox();
+    }
+    let doc = alongside_core::ids::DocId::member_doc(&sam.me());
+    let saved = sam.replica(&doc).unwrap().save();
+    let (mut load, mut pre) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        drop(Automerge::load(&saved).unwrap());
+        load.push(t0.elapsed());
+        let t0 = Instant::now();
+        std::hint::black_box(payload_budget::measure(PayloadKind::Document, &saved).unwrap());
+        pre.push(t0.elapsed());
+    }
+    let m = payload_budget::measure(PayloadKind::Document, &saved).unwrap();
+    let (load, pre) = (median(load), median(pre));
+    println!("\n## {n} stories in one member document (the bench-gui shape)\n");
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    println!("| saved document | {} |", kb(saved.len()));
+    println!(
+        "| as the budget measures it | {} ops, {} changes, {} inflated, longest value {} B |",
+        m.ops,
+        m.changes,
+        kb(m.inflated_bytes as usize),
+        m.largest_value
+    );
+    println!(
+        "| pre-check vs Automerge::load | {:.2} ms vs {:.1} ms ({:.3}x) |",
+        ms(pre),
+        ms(load),
+        ms(pre) / ms(load)
+    );
 }
