@@ -4,7 +4,8 @@
 //! next meeting.
 //!
 //! - **A meeting endpoint.** Each time meeting mode starts for a group (switched on, or the
-//!   node starting with it on), the node binds a second endpoint under a fresh random key
+//!   node starting with it on, and again every 12 hours however often it is renewed), the
+//!   node binds a second endpoint under a fresh random key
 //!   that is never written anywhere, and only that endpoint is announced and used in the
 //!   room. Members recognise each other on it by presenting a transport binding to that
 //!   key (the membership key signs it and it signs the membership key, as for the group
@@ -58,6 +59,9 @@ const CONNECTED_CHECK: Duration = Duration::from_secs(2);
 
 /// Meeting mode running for one group.
 struct Session {
+    /// When it started (Unix ms): a session renewed again and again still gets a new key
+    /// after [`alongside_core::meeting::LONGEST_ON_FOR_MS`].
+    started: i64,
     /// When it ends (Unix ms).
     until: i64,
     /// The service names announced and listened under.
@@ -173,7 +177,14 @@ pub(crate) async fn apply(inner: &Arc<Inner>, group: GroupId) {
     } else {
         None
     };
-    let running = inner.lan.take(&group);
+    let running = inner.lan.take(&group).and_then(|s| {
+        // Renewed past the longest stretch: start again under a fresh key.
+        if now.saturating_sub(s.started) >= alongside_core::meeting::LONGEST_ON_FOR_MS {
+            s.stop();
+            return None;
+        }
+        Some(s)
+    });
     let Some((until, names)) = wanted else {
         if let Some(s) = running {
             s.stop();
@@ -198,7 +209,11 @@ pub(crate) async fn apply(inner: &Arc<Inner>, group: GroupId) {
     if let Some(timer) = session.timer.take() {
         timer.abort();
     }
-    let wake_at = alongside_core::meeting::next_names_change_ms(now).min(until);
+    let wake_at = alongside_core::meeting::next_names_change_ms(now).min(until).min(
+        session
+            .started
+            .saturating_add(alongside_core::meeting::LONGEST_ON_FOR_MS),
+    );
     let wait = Duration::from_millis(u64::try_from(wake_at.saturating_sub(now)).unwrap_or(0));
     let timer_inner = inner.clone();
     session.timer = Some(tokio::spawn(async move {
@@ -228,6 +243,7 @@ async fn start(inner: &Arc<Inner>, group: GroupId) -> Result<Session, NetError> 
     let router = Router::builder(endpoint.clone()).accept(ALPN, handler).spawn();
     tracing::info!(group = %short_hex(&group.0), endpoint = %endpoint.id(), "meeting mode on: a meeting endpoint opened");
     Ok(Session {
+        started: now_ms(),
         until: 0,
         names: [String::new(), String::new()],
         endpoint,
