@@ -124,14 +124,19 @@ pub(crate) enum Command {
         bind: Option<std::net::IpAddr>,
     },
     /// Find members on the same Wi-Fi or local network, without the internet (this device
-    /// only; off until switched on; works while `alongside serve` or the app runs).
+    /// only; off until switched on; works while `alongside serve` or the app runs). It
+    /// switches itself off after the stated time; switching it on again renews it. Without
+    /// on or off, says whether it is on and until when.
     MeetingMode {
         /// The group (id prefix or name).
         #[arg(long)]
         group: String,
-        /// Switch it on or off.
+        /// Switch it on or off (leave out to see whether it is on).
         #[arg(value_enum)]
-        state: OnOff,
+        state: Option<OnOff>,
+        /// How long it stays on, e.g. 90m or 3h (at most 12h).
+        #[arg(long = "for", default_value = "3h")]
+        on_for: String,
     },
     /// See it work: three members on this machine (loopback only) write apart and reconcile.
     Demo,

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use alongside_app::meeting_words::until_words;
 use alongside_app::profile_setup::{self, SetupError};
 use alongside_core::group::GroupSession;
 use alongside_core::ids::{GroupId, MemberId};
@@ -187,26 +188,43 @@ pub(crate) fn execute(v: &mut Vault, command: Command, o: &mut Out<'_>) -> Resul
             let g = v.resolve_group(&group)?;
             export_group(v.session(&g)?, format, &out, o)
         }
-        Command::MeetingMode { group, state } => {
-            let g = v.resolve_group(&group)?;
-            let on = state == OnOff::On;
-            v.set_meeting_mode(&g, on)?;
-            let name = v.session(&g)?.name();
-            if on {
-                note!(
-                    o,
-                    "Meeting mode is on for {name}: while Alongside runs, members on the same Wi-Fi or local network find each other, no internet needed. Others on that network see only an unreadable name."
-                );
-            } else {
-                note!(
-                    o,
-                    "Meeting mode is off for {name}: this device no longer looks for members on the local network."
-                );
-            }
-            Ok(())
-        }
+        Command::MeetingMode { group, state, on_for } => meeting_mode(v, &group, state, &on_for, o),
         _ => bail!("that command cannot run here"),
     }
+}
+
+/// Switches meeting mode on (for `on_for`) or off, or says whether it is on.
+fn meeting_mode(v: &mut Vault, group: &str, state: Option<OnOff>, on_for: &str, o: &mut Out<'_>) -> Result<()> {
+    let g = v.resolve_group(group)?;
+    let now = now_ms();
+    let mode = match state {
+        Some(OnOff::On) => {
+            let on_for = crate::netcmd::parse_duration(on_for)?;
+            let ms = i64::try_from(on_for.as_millis()).unwrap_or(i64::MAX);
+            v.set_meeting_mode(&g, now, Some(ms))?
+        }
+        Some(OnOff::Off) => v.set_meeting_mode(&g, now, None)?,
+        None => v.meeting_mode(&g, now)?,
+    };
+    let name = v.session(&g)?.name();
+    match (mode.on_until(now), state) {
+        (Some(until), Some(_)) => note!(
+            o,
+            "Meeting mode is on for {name} {}: while Alongside runs, members on the same Wi-Fi or local network find each other, no internet needed. Others on that network see only names and keys that change and cannot be traced to the group or to you. It switches itself off then; switch it on again to keep it on longer.",
+            until_words(until, now)
+        ),
+        (Some(until), None) => {
+            let _ = writeln!(o.out, "Meeting mode is on for {name} {}.", until_words(until, now));
+        }
+        (None, Some(_)) => note!(
+            o,
+            "Meeting mode is off for {name}: this device no longer looks for members on the local network."
+        ),
+        (None, None) => {
+            let _ = writeln!(o.out, "Meeting mode is off for {name}.");
+        }
+    }
+    Ok(())
 }
 
 fn init(dir: &Path, label: &str, o: &mut Out<'_>) -> Result<()> {

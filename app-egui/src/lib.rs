@@ -10,4 +10,5 @@
 
 pub mod export;
 pub mod gui;
+pub mod meeting_words;
 pub mod profile_setup;

@@ -628,6 +628,10 @@ fn bad_input_gets_one_clear_sentence_and_a_failing_exit() {
         (vec!["reach-out", "--group", &g], "needs --group and --message"),
         (vec!["meeting-mode", "--group", &g, "maybe"], "invalid value"),
         (vec!["meeting-mode", "--group", "nope", "on"], "no group matches"),
+        (
+            vec!["meeting-mode", "--group", &g, "on", "--for", "13h"],
+            "up to 12 hours at a time",
+        ),
         (vec!["--relay", "sometimes", "sync", "--group", &g], "not a relay mode"),
         (
             vec!["member", "remove", "--group", &g, "laptop"],
@@ -650,8 +654,19 @@ fn bad_input_gets_one_clear_sentence_and_a_failing_exit() {
         assert!(err.contains(expected), "`{}` said: {err}", args.join(" "));
     }
     assert_eq!(files_with_hashes(&p.dir), before, "a failed command wrote something");
-    let on = p.ok(&["meeting-mode", "--group", &g, "on"]);
-    assert!(on.is_empty(), "the confirmation goes to stderr");
+    assert_eq!(
+        p.ok(&["meeting-mode", "--group", &g]),
+        "Meeting mode is off for Circle."
+    );
+    let on = p.run(&["meeting-mode", "--group", &g, "on", "--for", "90m"]);
+    assert!(on.stdout.is_empty(), "the confirmation goes to stderr");
+    let said = String::from_utf8_lossy(&on.stderr);
+    assert!(
+        said.contains("(in 1 hour 30 minutes)") && said.contains("switches itself off"),
+        "it says until when and that it ends by itself: {said}"
+    );
+    let status = p.ok(&["meeting-mode", "--group", &g]);
+    assert!(status.starts_with("Meeting mode is on for Circle until"), "{status}");
     let off = p.run(&["meeting-mode", "--group", &g, "off"]);
     assert!(off.status.success());
     assert!(String::from_utf8_lossy(&off.stderr).contains("Meeting mode is off for Circle"));

@@ -119,6 +119,49 @@ fn meeting_mode_is_one_switch_and_says_when_this_device_keeps_discovery_off() {
 }
 
 #[test]
+fn meeting_mode_says_until_when_it_is_on_and_shows_off_once_its_time_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sam = sam_at_group_home(dir.path());
+    click(&mut sam, "Meeting mode: find members on this Wi-Fi");
+    wait_until(&mut sam, "meeting mode on", |a| shows(a, "Meeting mode is on until"));
+    assert!(shows(&sam, "(in 3 hours)"), "it says how long it stays on");
+    assert!(shows(&sam, "switches itself off"), "and that it ends by itself");
+    assert!(
+        sam.query_by_label("Keep meeting mode on for 3 hours from now")
+            .is_some(),
+        "it can be renewed"
+    );
+
+    // Switched on for a few seconds only (as `alongside meeting-mode on --for 6s` does).
+    drop(sam);
+    let mut vault = alongside_core::vault::Vault::unlock(dir.path(), PASSPHRASE.as_bytes()).unwrap();
+    let group = vault.group_ids().unwrap()[0];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    vault.set_meeting_mode(&group, now, Some(6_000)).unwrap();
+    drop(vault);
+    let mut sam = unlock_profile(dir.path());
+    click(&mut sam, "Tuesday Circle");
+    wait_until(&mut sam, "meeting mode shown on", |a| {
+        shows(a, "Meeting mode is on until")
+    });
+    // No input from here: the window turns it off by itself when its time is up.
+    wait_until(&mut sam, "meeting mode shown off", |a| !shows(a, "Meeting mode is on"));
+    assert!(
+        sam.query_by_label("Keep meeting mode on for 3 hours from now")
+            .is_none(),
+        "nothing offers to keep on what is off"
+    );
+    // Switching it on again works as before.
+    click(&mut sam, "Meeting mode: find members on this Wi-Fi");
+    wait_until(&mut sam, "meeting mode on again", |a| {
+        shows(a, "Meeting mode is on until")
+    });
+}
+
+#[test]
 fn support_and_replies_reach_the_author_and_deleting_says_history_keeps_a_copy() {
     let (dir_sam, dir_alex) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut sam, mut alex) = sam_and_alex(dir_sam.path(), dir_alex.path());

@@ -924,20 +924,15 @@ impl GroupSession {
         self.current_epoch_key().ok().map(|(id, k)| (id, k.clone()))
     }
 
-    /// The local-network (mDNS) service name of this group in its current epoch: derived
-    /// from the epoch key, so only members holding that key can tell which group a record
-    /// on the network belongs to, and the name changes with every epoch (a removed member
-    /// learns nothing from the new one). 13 characters, within DNS-SD's limit of 15.
-    pub fn lan_service_name(&self) -> Option<String> {
+    /// The two local-network (mDNS) service names of this group at `now_ms` (see
+    /// [`crate::meeting::service_names`]): derived from the current epoch key, so only
+    /// members holding that key can tell which group a record on the network belongs to;
+    /// each name lasts half an hour, the pair moves every quarter hour, and both change
+    /// with every epoch (a removed member learns nothing from the new ones). `None`
+    /// without an epoch key.
+    pub fn lan_service_names(&self, now_ms: i64) -> Option<[String; 2]> {
         let (_, key) = self.current_epoch_key().ok()?;
-        let mut h = blake3::Hasher::new_keyed(key.expose());
-        h.update(b"alongside/lan-service/v1");
-        h.update(&self.group.0);
-        let digest = h.finalize();
-        let name = data_encoding::BASE32_NOPAD
-            .encode(&digest.as_bytes()[..10])
-            .to_ascii_lowercase();
-        Some(format!("a{}", &name[..12]))
+        Some(crate::meeting::service_names(key.expose(), &self.group, now_ms))
     }
 
     /// A unit carrying the whole of `doc` as a saved document (for a peer with nothing).

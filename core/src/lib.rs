@@ -30,6 +30,7 @@ pub mod group;
 pub mod guard;
 pub mod ids;
 pub mod invite;
+pub mod meeting;
 pub mod membership;
 pub mod model;
 pub mod payload_budget;

@@ -27,6 +27,7 @@ use crate::crypto::{BoxSecret, PassphraseKdf, SigningSecret, SymmetricKey};
 use crate::group::{GroupError, GroupSession, MembershipSecrets};
 use crate::ids::{DocId, GroupId, KeyId, MemberId};
 use crate::invite::InviteRecord;
+use crate::meeting::MeetingMode;
 use crate::membership::{MembershipLog, SignedOp};
 use crate::profile::{self, ProfileError, STORE_FILE};
 use crate::replica::Replica;
@@ -38,6 +39,8 @@ const RECORD_VERSION: u8 = 1;
 /// The group record's version: 2 added the count of undone changes, 3 names each audience
 /// key by its grant's key id (a document may have several). Earlier records are still read.
 const GROUP_RECORD_VERSION: u8 = 3;
+/// Where a group's meeting-mode setting is kept (see [`MeetingMode`]).
+const MEETING_MODE_KEY: &[u8] = b"meeting-mode";
 
 /// A vault operation failed.
 #[derive(Debug, Error)]
@@ -594,21 +597,38 @@ impl Vault {
         self.store.set_durable(durable);
     }
 
-    /// Whether meeting mode (local-network discovery) is on for `group` on this device.
-    /// Off unless switched on; never shared with the group.
-    pub fn meeting_mode(&mut self, group: &GroupId) -> Result<bool, VaultError> {
+    /// Meeting mode (local-network discovery) for `group` on this device at `now_ms`: on
+    /// until a stated time, or off (never switched on, switched off, or its time is up).
+    /// Kept sealed in the profile; never shared with the group.
+    pub fn meeting_mode(&mut self, group: &GroupId, now_ms: i64) -> Result<MeetingMode, VaultError> {
         self.ensure_loaded(group)?;
-        let raw = self.group_setting(group, b"meeting-mode")?;
-        Ok(raw.is_some_and(|v| v.as_slice() == [1]))
+        let raw = self.group_setting(group, MEETING_MODE_KEY)?;
+        Ok(raw.map_or(MeetingMode::Off, |v| MeetingMode::decode(&v)).at(now_ms))
     }
 
-    /// Switches meeting mode for `group` on this device (durable; a running node starts or
-    /// stops discovery at once).
-    pub fn set_meeting_mode(&mut self, group: &GroupId, on: bool) -> Result<(), VaultError> {
+    /// Switches meeting mode for `group` on this device: on for `on_for_ms` from `now_ms`
+    /// (renewing it if it was on; at most [`crate::meeting::LONGEST_ON_FOR_MS`]), or off
+    /// with `None`. Durable; a running node starts, moves or stops discovery at once, and
+    /// stops it by itself when the time is up.
+    pub fn set_meeting_mode(
+        &mut self,
+        group: &GroupId,
+        now_ms: i64,
+        on_for_ms: Option<i64>,
+    ) -> Result<MeetingMode, VaultError> {
         self.ensure_loaded(group)?;
-        self.set_group_setting(group, b"meeting-mode", vec![u8::from(on)])?;
+        let mode = match on_for_ms {
+            None => MeetingMode::Off,
+            Some(ms) if ms <= 0 || ms > crate::meeting::LONGEST_ON_FOR_MS => {
+                return Err(VaultError::Invalid(
+                    "Meeting mode can be switched on for up to 12 hours at a time.".into(),
+                ));
+            }
+            Some(ms) => MeetingMode::OnUntil(now_ms.saturating_add(ms)),
+        };
+        self.set_group_setting(group, MEETING_MODE_KEY, mode.encode())?;
         self.committed.push(Committed::LocalSettings(*group));
-        Ok(())
+        Ok(mode)
     }
 
     /// Records a new invitation to `group` and returns the invite key's secret half (for the
@@ -1092,5 +1112,35 @@ mod tests {
         drop(vault);
         let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
         assert!(vault.groups().unwrap().iter().all(|g| !g.damaged));
+    }
+
+    /// Meeting mode is kept with its end time, survives reopening the profile, can be
+    /// renewed, and reads as off from its end on (time is given, never read from a clock).
+    #[test]
+    fn meeting_mode_switched_on_for_a_stated_time_is_off_after_it() {
+        const NOW: i64 = 1_795_953_600_000;
+        const HOUR: i64 = 3_600_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::init(dir.path(), "laptop", b"pass phrase", PassphraseKdf::TEST).unwrap();
+        let group = vault.create_group("Tuesday Circle", "Sam", NOW).unwrap();
+        assert_eq!(vault.meeting_mode(&group, NOW).unwrap(), MeetingMode::Off);
+        let on = vault.set_meeting_mode(&group, NOW, Some(3 * HOUR)).unwrap();
+        assert_eq!(on, MeetingMode::OnUntil(NOW + 3 * HOUR));
+        drop(vault);
+        let mut vault = Vault::unlock(dir.path(), b"pass phrase").unwrap();
+        assert_eq!(vault.meeting_mode(&group, NOW + 3 * HOUR - 1).unwrap(), on);
+        assert_eq!(vault.meeting_mode(&group, NOW + 3 * HOUR).unwrap(), MeetingMode::Off);
+        // Renewed an hour before the end: three more hours from then.
+        vault.set_meeting_mode(&group, NOW + 2 * HOUR, Some(3 * HOUR)).unwrap();
+        assert_eq!(
+            vault.meeting_mode(&group, NOW + 4 * HOUR).unwrap(),
+            MeetingMode::OnUntil(NOW + 5 * HOUR)
+        );
+        // Switched off, it is off; longer than 12 hours or no time at all is refused.
+        vault.set_meeting_mode(&group, NOW, None).unwrap();
+        assert_eq!(vault.meeting_mode(&group, NOW).unwrap(), MeetingMode::Off);
+        assert!(vault.set_meeting_mode(&group, NOW, Some(13 * HOUR)).is_err());
+        assert!(vault.set_meeting_mode(&group, NOW, Some(0)).is_err());
+        assert_eq!(vault.meeting_mode(&group, NOW).unwrap(), MeetingMode::Off);
     }
 }

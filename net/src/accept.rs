@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use alongside_core::crypto::SigningSecret;
 use alongside_core::group::{Presented, TransportBinding};
 use alongside_core::ids::{GroupId, MemberId};
 use alongside_core::invite::verify_proof;
@@ -59,6 +60,10 @@ pub(crate) struct Handler {
     /// Who may open a connection, and who is being heard out (shared by the group's
     /// endpoints).
     gate: Arc<Gate>,
+    /// For a meeting endpoint (see `crate::meeting`): its key, to present ourselves back
+    /// to a member who presented first. A meeting endpoint takes no joins and remembers
+    /// no addresses.
+    meeting: Option<SigningSecret>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -108,6 +113,23 @@ impl Handler {
             endpoint,
             me,
             gate,
+            meeting: None,
+        }
+    }
+
+    /// Accepts for `group` on a meeting endpoint whose key is `secret` (behind the same
+    /// gate as the group's endpoints).
+    pub(crate) fn for_meeting(
+        group: GroupId,
+        inner: Arc<Inner>,
+        endpoint: [u8; 32],
+        me: MemberId,
+        gate: Arc<Gate>,
+        secret: SigningSecret,
+    ) -> Handler {
+        Handler {
+            meeting: Some(secret),
+            ..Handler::new(group, inner, endpoint, me, gate)
         }
     }
 
@@ -140,7 +162,7 @@ impl Handler {
                 proof,
                 keys,
                 transport,
-            }) => {
+            }) if self.meeting.is_none() => {
                 let valid = g == group
                     && verify_proof(&invite, &group, &self.endpoint, &remote, &proof)
                     && keys.verify(&group)
@@ -153,7 +175,21 @@ impl Handler {
             }
             _ => return Err(refusal(NOT_A_MEMBER)),
         };
-        if member_dialed {
+        let mut framed = framed;
+        if let Some(secret) = self.meeting.clone() {
+            // A meeting endpoint: say who we are now that they did (and remember nothing).
+            let back = with_vault(&self.vault, move |v| {
+                let s = v.session(&group)?;
+                Ok(Message::Present {
+                    group,
+                    member: s.me(),
+                    transport: TransportBinding::new(&group, &s.secrets().signing, &secret),
+                })
+            })
+            .await
+            .map_err(protocol)?;
+            framed.write_frames(&[back.to_frame()]).await.map_err(protocol)?;
+        } else if member_dialed {
             self.remember_paths(conn, remote).await;
         }
         self.converse(conn, peer, framed).await

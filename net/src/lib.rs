@@ -30,7 +30,7 @@ mod supervisor;
 
 #[doc(hidden)]
 pub use node::loopback_endpoint;
-pub use node::{NetConfig, NetError, Node, NodeEvent, RelayChoice, SyncReport};
+pub use node::{MeetingStatus, NetConfig, NetError, Node, NodeEvent, RelayChoice, SyncReport};
 
 /// The one ALPN Alongside speaks: version 1 of the sync protocol (`docs/PROTOCOL.md`).
 pub const ALPN: &[u8] = b"alongside/1";

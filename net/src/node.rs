@@ -191,6 +191,18 @@ pub enum NodeEvent {
     },
 }
 
+/// Meeting mode running for a group (see [`Node::meeting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MeetingStatus {
+    /// When it stops by itself (Unix ms) unless renewed.
+    pub until_ms: i64,
+    /// The two mDNS service names announced and listened under now.
+    pub services: [String; 2],
+    /// The id of the meeting endpoint announced in the room (a fresh key per session).
+    pub endpoint: [u8; 32],
+}
+
 /// How long a dial may take before the address counts as unreachable.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -222,8 +234,6 @@ pub(crate) struct Inner {
     serving: tokio::sync::Mutex<()>,
     /// Meeting mode (local-network discovery) per group.
     pub(crate) lan: crate::meeting::Lan,
-    /// Members just discovered nearby: the supervisor retries them at once.
-    pub(crate) discovered: Mutex<Vec<(GroupId, [u8; 32])>>,
     /// Set by shutdown: no endpoint is bound after it.
     closing: std::sync::atomic::AtomicBool,
     /// Who may connect to each group's endpoints (`gate.rs`), kept across epochs.
@@ -425,7 +435,7 @@ impl Inner {
 
     /// The gate of `group`'s endpoints (created on first use; kept across epochs, so an
     /// endpoint that is retired shares it with the new one).
-    fn gate(&self, group: GroupId) -> Arc<Gate> {
+    pub(crate) fn gate(&self, group: GroupId) -> Arc<Gate> {
         match self.gates.lock() {
             Ok(mut gates) => gates.entry(group).or_default().clone(),
             Err(_) => Arc::new(Gate::default()),
@@ -642,7 +652,6 @@ impl Node {
                 supervisor: Mutex::new(None),
                 serving: tokio::sync::Mutex::new(()),
                 lan: crate::meeting::Lan::default(),
-                discovered: Mutex::new(Vec::new()),
                 closing: std::sync::atomic::AtomicBool::new(false),
                 gates: Arc::new(Mutex::new(HashMap::new())),
                 keeping_known: Mutex::new(None),
@@ -738,9 +747,14 @@ impl Node {
         served.endpoint.addr().relay_urls().next().map(|u| u.to_string())
     }
 
-    /// The local-network service name `group` is discoverable under, if meeting mode runs.
-    pub fn meeting_service(&self, group: &GroupId) -> Option<String> {
-        self.inner.lan.service(group)
+    /// Meeting mode as it runs for `group` now, if it does.
+    pub fn meeting(&self, group: &GroupId) -> Option<MeetingStatus> {
+        let (until_ms, services, endpoint) = self.inner.lan.status(group)?;
+        Some(MeetingStatus {
+            until_ms,
+            services,
+            endpoint,
+        })
     }
 
     /// Members of `group` with an open connection now.

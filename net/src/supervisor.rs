@@ -76,13 +76,11 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     // Whether to look at the address books again (not for every unit that goes by).
     let mut look = true;
     loop {
+        // Meeting mode's names are due to change, or its time is up.
+        for group in inner.lan.take_due() {
+            crate::meeting::apply(&inner, group).await;
+        }
         if look {
-            // Someone just appeared nearby: try them now, whatever their backoff said.
-            if let Ok(mut found) = inner.discovered.lock() {
-                for key in found.drain(..) {
-                    backoff.remove(&key);
-                }
-            }
             next = dial_due(&inner, &mut backoff, &mut dialing, &done_tx).await;
         }
         look = true;

@@ -140,6 +140,17 @@ impl Member<'_> {
         Ok(String::from_utf8(out.stdout)?.trim().to_string())
     }
 
+    /// Starts `serve` (in `netns` if given) logging the network layer at info level to
+    /// `log` (appended), and waits until its control socket answers.
+    pub fn serve_logged(&self, netns: Option<&str>, log: &Path) -> Result<Served> {
+        let mut cmd = self.cmd(netns, &["serve"]);
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        cmd.stdout(Stdio::null())
+            .stderr(file)
+            .env("ALONGSIDE_LOG", "alongside_net=info");
+        self.started(cmd)
+    }
+
     /// Starts `serve` (in `netns` if given) and waits until its control socket answers.
     /// With `NETNS_LOGS=DIR` in the environment, the node logs at debug level to
     /// `DIR/<profile>.log`.
@@ -154,6 +165,10 @@ impl Member<'_> {
                 .open(Path::new(&dir).join(format!("{name}.log")))?;
             cmd.stderr(log).env("ALONGSIDE_LOG", "alongside_net=debug");
         }
+        self.started(cmd)
+    }
+
+    fn started(&self, mut cmd: Command) -> Result<Served> {
         let child = cmd.spawn()?;
         let served = Served(child);
         let socket = self.dir.join("control.sock");

@@ -497,7 +497,7 @@ fn a_rotation_that_leaves_a_member_out_is_void_and_the_meeting_name_changes_only
     let (alice, bob) = (g[0].me(), g[1].me());
     let box_of = |s: &GroupSession, m: MemberId| s.membership().members[&m].box_public;
     let (alice_box, bob_box) = (box_of(&g[0], alice), box_of(&g[0], bob));
-    let name_before = g[0].lan_service_name().unwrap();
+    let name_before = g[0].lan_service_names(NOW_MS).unwrap();
     let epoch_before = g[0].membership().epoch;
     // Bob "rotates" to a key sealed to Alice and himself only, leaving Carol out.
     let quiet = SymmetricKey::generate(&mut rng(72));
@@ -524,11 +524,11 @@ fn a_rotation_that_leaves_a_member_out_is_void_and_the_meeting_name_changes_only
         epoch_before.unwrap(),
         "its key is not taken"
     );
-    assert_eq!(g[0].lan_service_name().unwrap(), name_before);
+    assert_eq!(g[0].lan_service_names(NOW_MS).unwrap(), name_before);
     // A real rotation changes the epoch and the name members look for on the network.
     g[0].rotate(NOW_MS).unwrap();
     assert_ne!(g[0].membership().epoch, epoch_before);
-    assert_ne!(g[0].lan_service_name().unwrap(), name_before);
+    assert_ne!(g[0].lan_service_names(NOW_MS).unwrap(), name_before);
 }
 
 /// Set in the child process that [`a_decompression_bomb_is_refused_before_it_is_inflated`]

@@ -190,7 +190,7 @@ pub(crate) enum Command {
     SetMeetingMode {
         /// The group.
         group: GroupId,
-        /// On or off.
+        /// On for the next three hours (renewing it if it is on), or off.
         on: bool,
     },
     /// Make a one-time invitation to a group.
@@ -473,6 +473,7 @@ impl BackendHandle {
                     story_limit: STORIES_PER_PAGE,
                     last_page: None,
                     kept_cards: None,
+                    meeting_ends: Default::default(),
                     dirty: Dirty::default(),
                 };
                 backend.run(input_rx);
@@ -563,6 +564,9 @@ struct Backend {
     last_page: Option<GroupPage>,
     /// The group cards last kept for the next unlock (as stored), since unlock.
     kept_cards: Option<Vec<GroupCard>>,
+    /// Per group, the end of meeting mode a timer waits for (so the window shows it off
+    /// the moment it ends).
+    meeting_ends: std::cell::RefCell<std::collections::HashMap<GroupId, i64>>,
     dirty: Dirty,
 }
 
@@ -608,6 +612,18 @@ impl Backend {
     }
 
     fn emit(&self, event: Event) {
+        let status = match &event {
+            Event::Status(status) => Some(status),
+            Event::GroupOpened(page)
+            | Event::StoryAdded(page)
+            | Event::GroupUpdated(page)
+            | Event::Saved { page, .. }
+            | Event::HomeSaved { page, .. } => Some(&page.status),
+            _ => None,
+        };
+        if let Some((group, until)) = status.and_then(|s| Some((s.group, s.meeting_until?))) {
+            self.wake_when_meeting_ends(group, until);
+        }
         // A closed channel means the window is gone; there is nobody to show it to.
         let _ = self.events.send(event);
         self.ctx.request_repaint();

@@ -7,6 +7,7 @@
 //! To add a tab: a `Tab` variant, its entry in [`Tab::ALL`], and its arm in [`group_home`]
 //! (the compiler points at the arm).
 
+use crate::meeting_words::until_words;
 use std::collections::BTreeSet;
 
 use alongside_core::vault::SupportContact;
@@ -304,6 +305,8 @@ fn undone(ui: &mut egui::Ui, page: &GroupPage) -> Option<Action> {
 #[must_use]
 fn connection(ui: &mut egui::Ui, status: &GroupStatus) -> Option<Action> {
     let mut action = None;
+    let now = crate::gui::backend::now_ms();
+    let meeting_until = status.meeting_until.filter(|until| *until > now);
     let reachable = status.reachable_names();
     if reachable.is_empty() {
         quiet(
@@ -333,7 +336,7 @@ fn connection(ui: &mut egui::Ui, status: &GroupStatus) -> Option<Action> {
         if status.syncing {
             quiet(ui, "Syncing…");
         }
-        let mut on = status.meeting_mode;
+        let mut on = meeting_until.is_some();
         if ui
             .checkbox(&mut on, "Meeting mode: find members on this Wi-Fi")
             .changed()
@@ -344,17 +347,31 @@ fn connection(ui: &mut egui::Ui, status: &GroupStatus) -> Option<Action> {
             }));
         }
     });
-    if status.meeting_mode {
+    if let Some(until) = meeting_until {
+        // Shown as off the moment its time is up.
+        let left = u64::try_from(until - now).unwrap_or(0);
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(left));
+        let until = until_words(until, now);
         if status.lan_allowed {
             quiet(
                 ui,
-                "Looking for members on this network. Only members of this group can recognise what this device announces.",
+                format!(
+                    "Meeting mode is on {until}, then it switches itself off. Looking for members on this network. Others on it cannot tell which group this is, or recognise this device at another meeting."
+                ),
             );
         } else {
             quiet(
                 ui,
-                "Finding members nearby is switched off for this device as a whole, so meeting mode waits until it is allowed.",
+                format!(
+                    "Meeting mode is on {until}, then it switches itself off. Finding members nearby is switched off for this device as a whole, so it waits until that is allowed."
+                ),
             );
+        }
+        if ui.button("Keep meeting mode on for 3 hours from now").clicked() {
+            action = Some(Action::Send(Command::SetMeetingMode {
+                group: status.group,
+                on: true,
+            }));
         }
     }
     action

@@ -4,7 +4,10 @@
 //! then runs `alongside serve` in its own network namespace — two "laptops" joined by one
 //! virtual Ethernet link, no other route, no internet — where the addresses from the ticket
 //! lead nowhere. They must find each other by mDNS and sync: a story Alice writes reaches
-//! Bob's node. The namespaces and link are removed afterwards, whatever happens.
+//! Bob's node. A week later (both nodes started again) they meet the same way, and the
+//! endpoint id Alice's laptop announced differs from the first meeting's. Then Alice
+//! renews meeting mode for two seconds only: her node ends it by itself, and the command
+//! line says it is off. The namespaces and link are removed afterwards, whatever happens.
 //!
 //! Usage: `netns-lan [PATH_TO_ALONGSIDE]` (default: `target/debug/alongside`). Exits 0 when
 //! the story arrived, 1 with the reason otherwise.
@@ -84,26 +87,84 @@ fn run() -> Result<()> {
     }
     alice.ok(&["meeting-mode", "--group", &g, "on"])?;
     bob.ok(&["meeting-mode", "--group", &g, "on"])?;
+    let said = alice.ok(&["meeting-mode", "--group", &g])?;
+    ensure!(
+        said.contains("Meeting mode is on") && said.contains("until"),
+        "Alice is told until when: {said}"
+    );
 
     // The meeting room: two namespaces, one link, no route to anywhere else.
     let room = Room::new()?;
-    let _alice_node = alice.serve(Some(room.a.name()))?;
-    let _bob_node = bob.serve(Some(room.b.name()))?;
-    alice.ok(&[
-        "story",
-        "add",
-        "--group",
-        &g,
-        "--title",
-        "Found you on the Wi-Fi",
-        "--body",
-        "No internet in this room, and we still meet.",
-    ])?;
-    wait_for(LIMIT, "Alice's story reaching Bob's node", || {
-        Ok(bob
-            .ok(&["story", "list", "--group", &g])?
-            .contains("Found you on the Wi-Fi")
-            .then_some(()))
-    })?;
+    let log = tmp.path().join("alice-node.log");
+    for (week, title) in [(1, "Found you on the Wi-Fi"), (2, "Another week, same room")] {
+        // Each week both laptops start Alongside again: a new meeting-mode session.
+        let _alice_node = alice.serve_logged(Some(room.a.name()), &log)?;
+        let _bob_node = bob.serve(Some(room.b.name()))?;
+        alice.ok(&[
+            "story",
+            "add",
+            "--group",
+            &g,
+            "--title",
+            title,
+            "--body",
+            "No internet in this room, and we still meet.",
+        ])?;
+        wait_for(
+            LIMIT,
+            &format!("Alice's story of week {week} reaching Bob's node"),
+            || Ok(bob.ok(&["story", "list", "--group", &g])?.contains(title).then_some(())),
+        )?;
+        if week == 2 {
+            // What Alice's laptop announced in the room differs from one meeting to the next.
+            let announced = meeting_endpoints(&log)?;
+            ensure!(announced.len() == 2, "one meeting endpoint per meeting: {announced:?}");
+            ensure!(
+                announced[0] != announced[1],
+                "the same endpoint id was announced at both meetings: {}",
+                announced[0]
+            );
+            // The switch ends by itself: renewed for two seconds only, it is off after them.
+            alice.ok(&["meeting-mode", "--group", &g, "on", "--for", "2s"])?;
+            wait_for(LIMIT, "Alice's node ending meeting mode by itself", || {
+                Ok(read_log(&log)?.contains("meeting mode off").then_some(()))
+            })?;
+            let said = alice.ok(&["meeting-mode", "--group", &g])?;
+            ensure!(
+                said.contains("Meeting mode is off"),
+                "once its time is up it says off: {said}"
+            );
+        }
+    }
     Ok(())
+}
+
+/// The log without terminal colours.
+fn read_log(path: &std::path::Path) -> Result<String> {
+    let raw = std::fs::read_to_string(path).unwrap_or_default();
+    let mut clean = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the end of the escape sequence.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            clean.push(c);
+        }
+    }
+    Ok(clean)
+}
+
+/// The meeting endpoint ids a node logged as opened, in order.
+fn meeting_endpoints(log: &std::path::Path) -> Result<Vec<String>> {
+    Ok(read_log(log)?
+        .lines()
+        .filter(|l| l.contains("meeting endpoint opened"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("endpoint=")))
+        .map(str::to_string)
+        .collect())
 }

@@ -51,8 +51,11 @@ pub(crate) struct GroupStatus {
     pub(crate) waiting: usize,
     /// A "sync now" is under way.
     pub(crate) syncing: bool,
-    /// Meeting mode is switched on for this group.
-    pub(crate) meeting_mode: bool,
+    /// Until when meeting mode is on for this group (Unix ms; `None`: off). Shown as on
+    /// only while this time lies ahead; never restored from a kept page (the live status
+    /// says).
+    #[serde(skip)]
+    pub(crate) meeting_until: Option<i64>,
     /// Whether this device allows local-network discovery at all.
     pub(crate) lan_allowed: bool,
 }
@@ -99,6 +102,8 @@ pub(crate) enum Done {
         valid_for: Duration,
         result: Result<Ticket, NetError>,
     },
+    /// Meeting mode of a group reached the end it had when this was scheduled.
+    MeetingModeEnded { group: GroupId, until: i64 },
 }
 
 /// What the node reported since the profile was unlocked.
@@ -295,8 +300,31 @@ impl Backend {
         self.dirty.groups |= self.open.is_none();
     }
 
+    /// Has the backend look at `group`'s status again when its meeting mode ends at
+    /// `until` (once per end time).
+    pub(super) fn wake_when_meeting_ends(&self, group: GroupId, until: i64) {
+        // (Without a node there is nothing to wake; the next status asks again.)
+        if self.running().is_none() || self.meeting_ends.borrow().get(&group) == Some(&until) {
+            return;
+        }
+        self.meeting_ends.borrow_mut().insert(group, until);
+        let wait = Duration::from_millis(u64::try_from(until - now_ms()).unwrap_or(0));
+        self.spawn_work(move |_| async move {
+            tokio::time::sleep(wait).await;
+            Done::MeetingModeEnded { group, until }
+        });
+    }
+
     pub(super) fn handle_done(&mut self, done: Done) -> Option<Event> {
         match done {
+            Done::MeetingModeEnded { group, until } => {
+                let mut ends = self.meeting_ends.borrow_mut();
+                if ends.get(&group) == Some(&until) {
+                    ends.remove(&group);
+                }
+                self.dirty.status |= self.open == Some(group);
+                None
+            }
             Done::Synced { group, asked, result } => {
                 self.net.syncing.remove(&group);
                 if matches!(result, Some(Ok(_))) {
@@ -375,9 +403,12 @@ impl Backend {
         });
     }
 
+    /// Switches meeting mode on for the next three hours (again: three hours from now) or
+    /// off.
     pub(super) fn handle_meeting_mode(&mut self, group: GroupId, on: bool) -> Event {
+        let on_for = on.then_some(alongside_core::meeting::DEFAULT_ON_FOR_MS);
         match self
-            .with_vault(move |v| v.set_meeting_mode(&group, on))
+            .with_vault(move |v| v.set_meeting_mode(&group, now_ms(), on_for).map(|_| ()))
             .and_then(|()| self.group_status(group))
         {
             Ok(status) => Event::Status(status),
@@ -412,7 +443,8 @@ impl NetState {
     /// this device allows local-network discovery at all.
     pub(crate) fn status(&self, vault: &mut Vault, group: GroupId, lan: bool) -> Result<GroupStatus, VaultError> {
         let members = vault.session(&group)?.members();
-        let meeting_mode = vault.meeting_mode(&group)?;
+        let now = now_ms();
+        let meeting_until = vault.meeting_mode(&group, now)?.on_until(now);
         let connected = self.connected.get(&group);
         let mut members: Vec<MemberStatus> = members
             .into_iter()
@@ -434,7 +466,7 @@ impl NetState {
             members,
             waiting: self.waiting.get(&group).copied().unwrap_or(0),
             syncing: self.syncing.contains(&group),
-            meeting_mode,
+            meeting_until,
             lan_allowed: lan,
         })
     }

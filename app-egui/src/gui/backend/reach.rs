@@ -149,7 +149,7 @@ mod tests {
             ],
             waiting: 0,
             syncing: false,
-            meeting_mode: false,
+            meeting_until: None,
             lan_allowed: false,
         };
         let to_jo = ReachOutView {
